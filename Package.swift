@@ -1,0 +1,68 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "slicesync",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "shash", targets: ["shash"]),
+        .executable(name: "slicesync", targets: ["slicesync"]),
+        .executable(name: "syncserver", targets: ["syncserver"]),
+        .library(name: "SliceSync", targets: ["SliceSync"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CCrypto",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+        .target(
+            name: "SliceSync",
+            dependencies: [
+                "CCrypto",
+                "CZlib",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "shash",
+            dependencies: [
+                "SliceSync",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "slicesync",
+            dependencies: [
+                "SliceSync",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "syncserver",
+            dependencies: [
+                "SliceSync",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "SliceSyncTests",
+            dependencies: ["SliceSync"]
+        ),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["SliceSync", "shash"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

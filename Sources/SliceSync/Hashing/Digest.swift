@@ -1,0 +1,91 @@
+import CCrypto
+
+/// A streaming cryptographic digest backed by the system's OpenSSL libcrypto.
+///
+/// Not thread-safe: one instance belongs to one thread at a time.
+public final class StreamingDigest {
+    /// The digest algorithms the formats use.
+    public enum Algorithm: Sendable {
+        /// SHA-256 (32 bytes): whole-file hash of format 2.
+        case sha256
+        /// SHA-1 (20 bytes): whole-file hash of format 1.
+        case sha1
+        /// MD5 (16 bytes): slice hash of format 1.
+        case md5
+
+        /// The digest length in bytes.
+        public var length: Int {
+            switch self {
+            case .sha256: 32
+            case .sha1: 20
+            case .md5: 16
+            }
+        }
+
+        fileprivate var evp: OpaquePointer? {
+            switch self {
+            case .sha256: EVP_sha256()
+            case .sha1: EVP_sha1()
+            case .md5: EVP_md5()
+            }
+        }
+    }
+
+    private let context: OpaquePointer
+    /// The algorithm this digest computes.
+    public let algorithm: Algorithm
+
+    /// Starts a new digest.
+    public init(_ algorithm: Algorithm) {
+        guard let context = EVP_MD_CTX_new() else { fatalError("libcrypto could not allocate a digest context") }
+        self.context = context
+        self.algorithm = algorithm
+        reset()
+    }
+
+    deinit { EVP_MD_CTX_free(context) }
+
+    /// Starts over, forgetting everything hashed so far.
+    public func reset() {
+        guard EVP_DigestInit_ex(context, algorithm.evp, nil) == 1 else {
+            fatalError("libcrypto could not initialise \(algorithm)")
+        }
+    }
+
+    /// Adds bytes to the digest.
+    public func update(_ pointer: UnsafeRawPointer, count: Int) {
+        if count > 0 { EVP_DigestUpdate(context, pointer, count) }
+    }
+
+    /// Adds the bytes of a buffer to the digest.
+    public func update(_ buffer: UnsafeRawBufferPointer) {
+        if let base = buffer.baseAddress { update(base, count: buffer.count) }
+    }
+
+    /// Adds the bytes of an array to the digest.
+    public func update(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { update($0) }
+    }
+
+    /// Finishes the digest, returns it and starts over.
+    public func finalize() -> [UInt8] {
+        var output = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        output.withUnsafeMutableBufferPointer { _ = EVP_DigestFinal_ex(context, $0.baseAddress, &length) }
+        reset()
+        return Array(output.prefix(Int(length)))
+    }
+
+    /// The digest of one buffer.
+    public static func hash(_ algorithm: Algorithm, _ bytes: [UInt8]) -> [UInt8] {
+        let digest = StreamingDigest(algorithm)
+        digest.update(bytes)
+        return digest.finalize()
+    }
+}
+
+/// One-shot SHA-256 of a memory range into a 32-byte output; the per-block hot path.
+@inline(__always)
+func sha256(_ pointer: UnsafeRawPointer, count: Int, into output: UnsafeMutablePointer<UInt8>) {
+    _ = SHA256(pointer.assumingMemoryBound(to: UInt8.self), count, output)
+}

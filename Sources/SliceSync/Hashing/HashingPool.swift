@@ -1,0 +1,86 @@
+import Foundation
+
+/// A fixed set of threads that run CPU-bound hashing jobs.
+///
+/// Hashing blocks a thread for milliseconds at a time, so it runs here rather than on Swift's
+/// cooperative pool, where it would starve other tasks. Shared by every file a run signs.
+public final class HashingPool: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var jobs: [@Sendable () -> Void] = []
+    private var head = 0
+    private var stopping = false
+    private var threads: [Thread] = []
+    /// Number of worker threads.
+    public let threadCount: Int
+
+    /// Starts `threads` worker threads (default: one per core).
+    public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
+        threadCount = max(1, threads)
+        for index in 0..<threadCount {
+            let thread = Thread { [unowned self] in self.work() }
+            thread.name = "slicesync-hash-\(index)"
+            thread.stackSize = 1 << 20
+            self.threads.append(thread)
+            thread.start()
+        }
+    }
+
+    deinit { shutdown() }
+
+    /// Queues a job; it runs on one of the pool's threads.
+    public func submit(_ job: @escaping @Sendable () -> Void) {
+        condition.lock()
+        jobs.append(job)
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Lets queued jobs finish, then stops the threads. Further submissions are ignored.
+    public func shutdown() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    private func work() {
+        while true {
+            condition.lock()
+            while head == jobs.count && !stopping { condition.wait() }
+            if head == jobs.count {
+                condition.unlock()
+                return
+            }
+            let job = jobs[head]
+            head += 1
+            if head > 1024 && head * 2 > jobs.count {
+                jobs.removeFirst(head)
+                head = 0
+            }
+            condition.unlock()
+            job()
+        }
+    }
+}
+
+/// A one-shot countdown that a thread can wait on, for jobs submitted to a `HashingPool`.
+final class CompletionFlags: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var done: [Bool]
+
+    init(count: Int) { done = Array(repeating: false, count: count) }
+
+    func markDone(_ index: Int) {
+        condition.lock()
+        done[index] = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func waitAndReset(_ index: Int) {
+        condition.lock()
+        while !done[index] { condition.wait() }
+        done[index] = false
+        condition.unlock()
+    }
+}

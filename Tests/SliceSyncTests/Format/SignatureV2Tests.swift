@@ -1,0 +1,113 @@
+import Testing
+@testable import SliceSync
+
+@Suite("Format 2 signatures")
+struct SignatureV2Tests {
+    func sign(_ data: [UInt8], slice: Int? = nil, block: Int? = nil, pool: HashingPool? = nil, piece: Int? = nil) throws -> SignatureV2 {
+        var builder = SignatureBuilder(parameters: try SigningParameters(version: .v2, sliceSize: slice, blockSize: block), pool: pool)
+        if let piece { builder.targetPieceSize = piece }
+        guard case .v2(let signature) = try builder.signature(of: data, filename: "data.bin") else {
+            throw SignatureError(.unsupportedVersion, "expected version 2")
+        }
+        return signature
+    }
+
+    /// The record definitions of docs/FORMAT.md, computed the slow, obvious way.
+    func referenceRecords(_ data: [UInt8], slice: Int, block: Int) -> (coarse: [HashRecord], fine: [HashRecord]) {
+        var fine: [HashRecord] = []
+        var coarse: [HashRecord] = []
+        var start = 0
+        while start < data.count {
+            let sliceBytes = Array(data[start..<min(start + slice, data.count)])
+            var blockDigests: [UInt8] = []
+            var offset = 0
+            while offset < sliceBytes.count {
+                let blockBytes = Array(sliceBytes[offset..<min(offset + block, sliceBytes.count)])
+                let digest = StreamingDigest.hash(.sha256, blockBytes)
+                blockDigests += digest
+                fine.append(HashRecord(weak: RollingHash.weak(naiveRK(blockBytes)), strong: bigEndian64(digest)))
+                offset += block
+            }
+            let sliceDigest = StreamingDigest.hash(.sha256, blockDigests)
+            coarse.append(HashRecord(weak: RollingHash.weak(naiveRK(sliceBytes)), strong: bigEndian64(sliceDigest)))
+            start += slice
+        }
+        return (coarse, fine)
+    }
+
+    @Test(arguments: [0, 1, 63, 64, 65, 4096, 4097, 8192, 10_000, 70_000])
+    func recordsMatchTheReferenceDefinition(length: Int) throws {
+        let data = randomBytes(length, seed: UInt64(length))
+        let signature = try sign(data, slice: 4096, block: 512)
+        let reference = referenceRecords(data, slice: 4096, block: 512)
+        #expect(signature.coarse == reference.coarse)
+        #expect(signature.fine == reference.fine)
+        #expect(signature.header.sha256 == StreamingDigest.hash(.sha256, data))
+        #expect(signature.header.length == length)
+    }
+
+    @Test func roundTripsThroughBytes() throws {
+        let data = randomBytes(300_000, seed: 3)
+        let signature = try sign(data, slice: 65536, block: 1024)
+        let bytes = signature.serialized()
+        #expect(bytes.count == signature.header.totalLength)
+        #expect(try SignatureV2.parse(bytes) == signature)
+        #expect(try Signature.parse(bytes) == .v2(signature))
+    }
+
+    @Test func parallelPiecesGiveTheSameSignature() throws {
+        let data = randomBytes(5_000_000, seed: 11)
+        let pool = HashingPool(threads: 2)
+        defer { pool.shutdown() }
+        let sequential = try sign(data)
+        // Pieces smaller than a slice, so slices straddle pieces hashed on different threads.
+        let parallel = try sign(data, pool: pool, piece: 100 * 1024)
+        #expect(parallel == sequential)
+        #expect(try sign(data, pool: pool) == sequential)
+    }
+
+    @Test func fineTablesSitWhereTheHeaderSaysTheyDo() throws {
+        let data = randomBytes(1_000_000, seed: 5)
+        let signature = try sign(data, slice: 65536, block: 2048)
+        let bytes = signature.serialized()
+        let header = try SignatureV2Header.parse(Array(bytes.prefix(600)))
+        #expect(header.sliceCount == 16)
+        for slice in 0..<header.sliceCount {
+            let range = header.fineTableRange(ofSlice: slice)
+            let table = try SignatureV2.parseFineTable(Array(bytes[range]), ofSlice: slice, header: header)
+            #expect(table == Array(signature.fine[header.blockRange(ofSlice: slice)]))
+        }
+        #expect(header.fineTableRange(ofSlice: 15).upperBound == bytes.count)
+        let coarse = try bytes.withUnsafeBytes { try SignatureV2.parseCoarseTable($0, header: header) }
+        #expect(coarse == signature.coarse)
+    }
+
+    @Test func headerWithUnknownFieldsStillLocatesTables() throws {
+        let data = randomBytes(10_000, seed: 9)
+        let signature = try sign(data, slice: 4096, block: 1024)
+        var bytes = signature.serialized()
+        let insertAt = Array("Version: 2\n".utf8).count
+        bytes.insert(contentsOf: Array("X-Comment: produced by a future writer\n".utf8), at: insertAt)
+        let parsed = try SignatureV2.parse(bytes)
+        #expect(parsed == signature)
+        #expect(parsed.header.headerLength == signature.header.headerLength + 39)
+    }
+
+    @Test func emptyFileHasNoTables() throws {
+        let signature = try sign([])
+        #expect(signature.coarse.isEmpty)
+        #expect(signature.fine.isEmpty)
+        #expect(Encoding.hex(signature.header.sha256) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(signature.serialized() == signature.header.serialized())
+    }
+}
+
+func naiveRK(_ bytes: [UInt8]) -> UInt64 {
+    var h: UInt64 = 0
+    for byte in bytes { h = h &* RollingHash.multiplier &+ UInt64(byte) &+ 1 }
+    return h
+}
+
+func bigEndian64(_ digest: [UInt8]) -> UInt64 {
+    digest.prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
+}
