@@ -1,1 +1,3 @@
-// placeholder until written
+import CLISupport
+
+runCommand(Shash.self)

@@ -102,19 +102,12 @@ public struct SignatureV1: Sendable, Equatable {
     public static func parse(_ bytes: UnsafeRawBufferPointer) throws(SignatureError) -> SignatureV1 {
         let (filename, sliceSize, length, headerLength) = try parseHeader(bytes)
         let count = sliceCount(length: length, sliceSize: sliceSize)
-        let trailerLength = 47
-        let expected = headerLength + count * lineLength + trailerLength
-        let body = bytes.count - headerLength
-        // Check the body size before allocating the table, so a lying header cannot make us allocate.
-        if bytes.count < expected {
-            let linesPresent = body / lineLength
-            throw SignatureError(.truncated, "the header announces \(count) slice lines and a sha1 line, but the body has only \(body) bytes (about \(min(linesPresent, count)) lines)")
-        }
         var slices: [V1SliceHash] = []
-        slices.reserveCapacity(count)
+        // Reserve no more than the input could hold, so a lying header cannot make us allocate.
+        slices.reserveCapacity(min(count, (bytes.count - headerLength) / lineLength))
         var offset = headerLength
         for index in 0..<count {
-            let (line, next) = try SignatureHeader.line(in: bytes, from: offset, limit: lineLength - 1)
+            let (line, next) = try SignatureHeader.line(in: bytes, from: offset, limit: SignatureLimits.maxHeaderLine)
             guard line.count == lineLength - 1, let decoded = Encoding.decodeBase64(line), decoded.count == 20 else {
                 if line.starts(with: Array("sha1: ".utf8)) {
                     throw SignatureError(.truncated, "found the sha1 line after \(index) slice lines; the header announces \(count)")

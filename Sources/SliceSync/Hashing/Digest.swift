@@ -87,5 +87,5 @@ public final class StreamingDigest {
 /// One-shot SHA-256 of a memory range into a 32-byte output; the per-block hot path.
 @inline(__always)
 func sha256(_ pointer: UnsafeRawPointer, count: Int, into output: UnsafeMutablePointer<UInt8>) {
-    _ = SHA256(pointer.assumingMemoryBound(to: UInt8.self), count, output)
+    slicesync_sha256(pointer, count, output)
 }

@@ -5,11 +5,7 @@ import Foundation
 /// Hashing blocks a thread for milliseconds at a time, so it runs here rather than on Swift's
 /// cooperative pool, where it would starve other tasks. Shared by every file a run signs.
 public final class HashingPool: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var jobs: [@Sendable () -> Void] = []
-    private var head = 0
-    private var stopping = false
-    private var threads: [Thread] = []
+    private let queue = JobQueue()
     /// Number of worker threads.
     public let threadCount: Int
 
@@ -17,33 +13,49 @@ public final class HashingPool: @unchecked Sendable {
     public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
         threadCount = max(1, threads)
         for index in 0..<threadCount {
-            let thread = Thread { [unowned self] in self.work() }
+            // Threads hold the queue, not the pool, so they can finish after the pool is released.
+            let thread = Thread { [queue] in queue.work() }
             thread.name = "slicesync-hash-\(index)"
             thread.stackSize = 1 << 20
-            self.threads.append(thread)
             thread.start()
         }
     }
 
-    deinit { shutdown() }
+    deinit { queue.stop() }
 
     /// Queues a job; it runs on one of the pool's threads.
     public func submit(_ job: @escaping @Sendable () -> Void) {
+        queue.push(job)
+    }
+
+    /// Lets queued jobs finish, then stops the threads.
+    public func shutdown() {
+        queue.stop()
+    }
+}
+
+/// The jobs waiting for a pool thread.
+private final class JobQueue: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var jobs: [@Sendable () -> Void] = []
+    private var head = 0
+    private var stopping = false
+
+    func push(_ job: @escaping @Sendable () -> Void) {
         condition.lock()
         jobs.append(job)
         condition.signal()
         condition.unlock()
     }
 
-    /// Lets queued jobs finish, then stops the threads. Further submissions are ignored.
-    public func shutdown() {
+    func stop() {
         condition.lock()
         stopping = true
         condition.broadcast()
         condition.unlock()
     }
 
-    private func work() {
+    func work() {
         while true {
             condition.lock()
             while head == jobs.count && !stopping { condition.wait() }

@@ -43,12 +43,16 @@ public struct MemorySource: SignatureSource {
 public final class MemorySink: SignatureSink {
     /// The bytes written so far; gaps are zero.
     public private(set) var bytes: [UInt8] = []
+    /// Bytes at or past this offset are dropped, to keep only a signature's header and coarse table.
+    public let limit: Int
 
-    /// Creates an empty sink.
-    public init() {}
+    /// Creates an empty sink that keeps bytes below `limit`.
+    public init(limit: Int = .max) { self.limit = limit }
 
     /// Writes bytes at an absolute offset, growing the buffer as needed.
-    public func write(from buffer: UnsafeRawPointer, count: Int, at offset: Int) throws(FileSystemError) {
+    public func write(from buffer: UnsafeRawPointer, count total: Int, at offset: Int) throws(FileSystemError) {
+        let count = min(total, limit - offset)
+        guard count > 0 else { return }
         if bytes.count < offset + count { bytes += [UInt8](repeating: 0, count: offset + count - bytes.count) }
         bytes.withUnsafeMutableBytes { $0.baseAddress!.advanced(by: offset).copyMemory(from: buffer, byteCount: count) }
     }

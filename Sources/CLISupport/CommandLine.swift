@@ -1,0 +1,132 @@
+import ArgumentParser
+import Foundation
+import Logging
+import SliceSync
+
+/// Runs a command the way all three programs do: parse, run, and map any error to a distinct exit status.
+public func runCommand<C: ParsableCommand>(_ type: C.Type) -> Never {
+    do {
+        var command = try type.parseAsRoot()
+        try command.run()
+        exit(ExitStatus.success.rawValue)
+    } catch let error as ExitStatusProviding {
+        printError(programName(of: type), "\(error)")
+        exit(error.exitStatus.rawValue)
+    } catch let error as CommandFailure {
+        if !error.message.isEmpty { printError(programName(of: type), error.message) }
+        exit(error.status.rawValue)
+    } catch {
+        let code = type.exitCode(for: error)
+        if code == .success {
+            type.exit(withError: error)
+        }
+        if code == .validationFailure {
+            // Usage errors get our own status 2, with the parser's message and a pointer to --help.
+            FileHandle.standardError.write(Data((type.fullMessage(for: error) + "\n").utf8))
+            exit(ExitStatus.usage.rawValue)
+        }
+        printError(programName(of: type), type.fullMessage(for: error))
+        exit(ExitStatus.failure.rawValue)
+    }
+}
+
+/// An error a command reports with a chosen exit status and an optional message already worded for people.
+public struct CommandFailure: Error {
+    /// The exit status.
+    public var status: ExitStatus
+    /// What to print on stderr; empty when everything was already said.
+    public var message: String
+
+    /// Creates a failure.
+    public init(_ status: ExitStatus, _ message: String = "") {
+        self.status = status
+        self.message = message
+    }
+}
+
+/// Prints `program: error: message` on stderr.
+public func printError(_ program: String, _ message: String) {
+    FileHandle.standardError.write(Data("\(program): error: \(message)\n".utf8))
+}
+
+/// Writes a line on stdout.
+public func printLine(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+}
+
+/// Encodes a value as one line of JSON with sorted keys.
+public func jsonLine(_ value: some Encodable) -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    guard let data = try? encoder.encode(value) else { return "{}" }
+    return String(decoding: data, as: UTF8.self)
+}
+
+private func programName<C: ParsableCommand>(of type: C.Type) -> String {
+    type.configuration.commandName ?? "\(type)".lowercased()
+}
+
+/// A log handler for command-line programs: `program: message` on stderr, with the level when it matters.
+public struct TerminalLogHandler: LogHandler {
+    private let program: String
+    /// The lowest level printed.
+    public var logLevel: Logger.Level
+    /// Metadata attached to every message.
+    public var metadata: Logger.Metadata = [:]
+
+    /// A handler for `program` that prints from `level` up.
+    public init(program: String, level: Logger.Level) {
+        self.program = program
+        self.logLevel = level
+    }
+
+    /// Metadata by key.
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    /// Prints one message.
+    public func log(event: LogEvent) {
+        let prefix: String
+        switch event.level {
+        case .error, .critical: prefix = "error: "
+        case .warning: prefix = "warning: "
+        default: prefix = ""
+        }
+        FileHandle.standardError.write(Data("\(program): \(prefix)\(event.message)\n".utf8))
+    }
+
+    /// A logger for a command-line program with the verbosity flags applied.
+    public static func logger(program: String, quiet: Bool, verbose: Bool) -> Logger {
+        let level: Logger.Level = quiet ? .error : (verbose ? .info : .warning)
+        return Logger(label: program) { _ in TerminalLogHandler(program: program, level: level) }
+    }
+}
+
+/// Parses `--slice`/`--block` style sizes for ArgumentParser.
+public struct ByteSize: ExpressibleByArgument, Sendable {
+    /// The size in bytes.
+    public var bytes: Int
+
+    /// Parses `4096`, `64K`, `1M`, `2G`.
+    public init?(argument: String) {
+        guard let value = parseByteSize(argument), value > 0 else { return nil }
+        bytes = value
+    }
+
+    /// What the value looks like, for --help.
+    public static var defaultCompletionKind: CompletionKind { .default }
+}
+
+/// Human-readable byte counts (binary units).
+public func formatBytes(_ count: Int) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
+    var value = Double(count)
+    var unit = 0
+    while value >= 1024 && unit < units.count - 1 {
+        value /= 1024
+        unit += 1
+    }
+    return unit == 0 ? "\(count) B" : String(format: "%.1f %@", value, units[unit])
+}

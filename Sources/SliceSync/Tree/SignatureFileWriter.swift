@@ -1,0 +1,101 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What happened to one file's signature.
+public enum SignatureFileResult: Sendable, Equatable {
+    /// A new signature was written.
+    case written(bytesHashed: Int)
+    /// The existing signature was current.
+    case upToDate
+}
+
+/// Writes one file's signature atomically and decides whether an existing one is current.
+///
+/// Freshness rule: a signature is current when its modification time equals the file's (to the
+/// nanosecond), its header names the file and its length, and it was written with the requested format
+/// and sizes. The writer copies the file's modification time onto the signature only when the file did
+/// not change while it was hashed and was last modified more than `racyWindow` seconds before hashing
+/// began; otherwise the signature is stamped one second older than the file, so the next run hashes the
+/// file again (a write within the same timestamp tick would otherwise go unnoticed).
+public struct SignatureFileWriter: Sendable {
+    /// The format and sizes to write.
+    public var parameters: SigningParameters
+    /// Threads that share the hashing of one file.
+    public var pool: HashingPool?
+    /// How recent a modification makes a signature provisional, in seconds.
+    public var racyWindow = 2
+    /// How often to try again when the file changes while it is hashed.
+    public var attempts = 3
+
+    /// Creates a writer.
+    public init(parameters: SigningParameters, pool: HashingPool?) {
+        self.parameters = parameters
+        self.pool = pool
+    }
+
+    /// Whether the signature at `signaturePath` is current for the file with `stamp` and `filename`.
+    public func isCurrent(signaturePath: String, fileStamp stamp: FileStamp, filename: String) -> Bool {
+        guard let signatureStamp = try? FileSystem.stamp(signaturePath), signatureStamp.isRegularFile,
+              signatureStamp.mtimeSeconds == stamp.mtimeSeconds,
+              signatureStamp.mtimeNanoseconds == stamp.mtimeNanoseconds,
+              let file = try? SystemFile.openForReading(signaturePath),
+              let prefix = try? file.readPrefix(limit: SignatureLimits.maxHeaderBytes + 64),
+              let summary = try? SignatureSummary.parse(prefix: prefix)
+        else { return false }
+        return parameters.matches(summary) && summary.length == stamp.size && summary.filename == filename
+    }
+
+    /// Brings the signature of `filePath` at `signaturePath` up to date.
+    public func update(filePath: String, signaturePath: String, force: Bool = false) throws(FileSystemError) -> SignatureFileResult {
+        let filename = Paths.basename(filePath)
+        guard TreeNaming.isSignable(filename) else {
+            throw FileSystemError(.invalidPath, path: filePath, message: "cannot sign \(filePath): its name has a control character or is longer than 255 bytes")
+        }
+        for attempt in 1...attempts {
+            let startedAt = Self.now()
+            let source = try SystemFile.openForReading(filePath)
+            let before = try source.stamp()
+            if !force && isCurrent(signaturePath: signaturePath, fileStamp: before, filename: filename) {
+                return .upToDate
+            }
+            do {
+                try write(source: source, stamp: before, filename: filename, startedAt: startedAt, to: signaturePath)
+                return .written(bytesHashed: before.size)
+            } catch where error.code == .changedWhileReading && attempt < attempts {
+                continue
+            }
+        }
+        throw FileSystemError(.changedWhileReading, path: filePath, message: "\(filePath) kept changing while it was hashed; it will be signed once it is stable")
+    }
+
+    private func write(source: SystemFile, stamp before: FileStamp, filename: String, startedAt: Int, to signaturePath: String) throws(FileSystemError) {
+        let directory = Paths.parent(of: signaturePath)
+        try FileSystem.createDirectories(directory)
+        let temporary = TreeNaming.temporaryPath(for: signaturePath)
+        let output = try SystemFile.createExclusive(temporary, mode: 0o644)
+        var renamed = false
+        defer { if !renamed { try? FileSystem.removeFile(temporary) } }
+
+        let builder = SignatureBuilder(parameters: parameters, pool: pool)
+        _ = try builder.sign(source: source, length: before.size, filename: filename, into: output)
+        let after = try source.stamp()
+        let atPath = try FileSystem.stamp(source.path)
+        guard !after.contentMayDiffer(from: before), let atPath,
+              atPath.device == before.device, atPath.inode == before.inode else {
+            throw FileSystemError(.changedWhileReading, path: source.path, message: "\(source.path) changed while it was being hashed")
+        }
+        let racy = before.mtimeSeconds >= startedAt - racyWindow
+        try output.setModificationTime(seconds: before.mtimeSeconds - (racy ? 1 : 0), nanoseconds: before.mtimeNanoseconds)
+        try output.sync()
+        try FileSystem.rename(temporary, to: signaturePath)
+        renamed = true
+        try FileSystem.syncDirectory(directory)
+    }
+
+    private static func now() -> Int {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return ts.tv_sec
+    }
+}

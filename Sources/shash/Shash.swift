@@ -1,0 +1,137 @@
+import ArgumentParser
+import CLISupport
+import Foundation
+import Logging
+import SliceSync
+
+/// `shash`: writes and checks `.slicesync` signatures.
+struct Shash: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "shash",
+        abstract: "Write .slicesync signatures so clients can download only what changed.",
+        discussion: """
+            For every regular file under each PATH, writes ROOT/.slicesync/REL.slicesync, where ROOT is PATH \
+            when it is a directory and its parent otherwise. Up-to-date signatures are skipped (a signature is \
+            current when its modification time equals the file's and it was written with the same format and \
+            sizes); signatures whose file is gone are removed. Signatures are written atomically.
+
+            Examples:
+              shash /srv/mirror                  sign a whole tree (format 2)
+              shash --format 1 --slice 1M a.iso  the original slicesync format
+              shash --verify /srv/mirror/a.iso   check a file against its signature
+
+            Exit status: 0 success, 2 bad usage, 3 malformed signature, 5 a file differs from its signature,
+            6 a file could not be read or written.
+            """
+    )
+
+    @Option(help: "Signature format: 1 (the original slicesync format) or 2 (hierarchical).")
+    var format: Int = 2
+
+    @Option(help: ArgumentHelp("Slice size, with an optional K, M or G suffix (default: 1M for format 1, 256K for format 2).", valueName: "size"))
+    var slice: ByteSize?
+
+    @Option(help: ArgumentHelp("Block size of format 2, with an optional K or M suffix (default: 2K).", valueName: "size"))
+    var block: ByteSize?
+
+    @Flag(inversion: .prefixedNo, help: "Descend into subdirectories.")
+    var recursive = true
+
+    @Flag(help: "Rewrite signatures even when they are up to date.")
+    var force = false
+
+    @Flag(help: "Check each FILE against its signature instead of writing signatures.")
+    var verify = false
+
+    @Option(help: ArgumentHelp("With --verify: the signature to check against (default: found in .slicesync/ of the file's directory or an ancestor).", valueName: "path"))
+    var signature: String?
+
+    @Option(name: [.short, .long], help: "Threads for hashing and files hashed at once (default: the number of cores).")
+    var jobs: Int?
+
+    @Flag(name: [.short, .long], help: "Print only errors.")
+    var quiet = false
+
+    @Flag(name: [.short, .long], help: "Print a line for every signature written or removed.")
+    var verbose = false
+
+    @Flag(help: "Print one JSON object with the results on stdout.")
+    var json = false
+
+    @Argument(help: ArgumentHelp("Files or directories to sign (with --verify: files to check).", valueName: "path"))
+    var paths: [String] = []
+
+    func validate() throws {
+        guard format == 1 || format == 2 else { throw ValidationError("--format must be 1 or 2, not \(format)") }
+        guard !paths.isEmpty else { throw ValidationError("name at least one file or directory") }
+        if let jobs, !(1...256).contains(jobs) { throw ValidationError("--jobs must be between 1 and 256") }
+        if signature != nil && !(verify && paths.count == 1) {
+            throw ValidationError("--signature goes with --verify and exactly one file")
+        }
+        if quiet && verbose { throw ValidationError("--quiet and --verbose exclude each other") }
+    }
+
+    func run() throws {
+        let logger = TerminalLogHandler.logger(program: "shash", quiet: quiet, verbose: verbose)
+        if verify {
+            try runVerify(logger: logger)
+            return
+        }
+        let parameters: SigningParameters
+        do {
+            parameters = try SigningParameters(version: format == 1 ? .v1 : .v2, sliceSize: slice?.bytes, blockSize: block?.bytes)
+        } catch {
+            throw CommandFailure(.usage, error.message)
+        }
+        var options = TreeSigningOptions(parameters: parameters)
+        options.recursive = recursive
+        options.force = force
+        if let jobs { options.jobs = jobs }
+        let report = TreeSigner(options: options, logger: logger).run(paths: paths)
+        if json {
+            printLine(jsonLine(report))
+        } else if !quiet {
+            printLine(summary(report))
+        }
+        if !report.failures.isEmpty {
+            throw CommandFailure(.localIO)
+        }
+    }
+
+    private func summary(_ report: TreeSigningReport) -> String {
+        let rate = report.bytesPerSecond / 1e6
+        var parts = ["signed \(report.filesHashed) file\(report.filesHashed == 1 ? "" : "s") (\(formatBytes(report.bytesHashed)) in \(String(format: "%.2f", report.seconds)) s, \(String(format: "%.0f", rate)) MB/s)"]
+        parts.append("\(report.filesUpToDate) up to date")
+        if report.signaturesRemoved > 0 { parts.append("\(report.signaturesRemoved) orphaned removed") }
+        if !report.failures.isEmpty { parts.append("\(report.failures.count) failed") }
+        return "shash: " + parts.joined(separator: ", ")
+    }
+
+    private func runVerify(logger: Logger) throws {
+        let pool = HashingPool(threads: jobs ?? ProcessInfo.processInfo.activeProcessorCount)
+        defer { pool.shutdown() }
+        let verifier = SignatureVerifier(pool: pool)
+        var reports: [VerificationReport] = []
+        var worst = ExitStatus.success
+        for path in paths {
+            guard let signaturePath = signature ?? SignatureVerifier.locateSignature(of: path) else {
+                printError("shash", "no signature found for \(path) (looked in .slicesync/ of its directory and of each parent); sign it with 'shash' or pass --signature")
+                worst = .signature
+                continue
+            }
+            do {
+                let report = try verifier.verify(filePath: path, signaturePath: signaturePath)
+                reports.append(report)
+                if !json && (!quiet || !report.matches) {
+                    if report.matches { printLine(report.summary) } else { FileHandle.standardError.write(Data((report.summary + "\n").utf8)) }
+                }
+                if !report.matches && worst == .success { worst = .verification }
+            } catch let error as ExitStatusProviding {
+                printError("shash", "\(error)")
+                worst = error.exitStatus
+            }
+        }
+        if json { printLine(jsonLine(reports)) }
+        if worst != .success { throw CommandFailure(worst) }
+    }
+}
