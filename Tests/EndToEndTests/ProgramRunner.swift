@@ -1,0 +1,91 @@
+import Foundation
+
+/// Runs the programs this package builds, found next to the test executable.
+enum ProgramRunner {
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static var buildDirectory: URL {
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var url = URL(fileURLWithPath: executable).deletingLastPathComponent()
+        // On some layouts the test binary sits inside a bundle directory.
+        if url.lastPathComponent.hasSuffix(".xctest") { url = url.deletingLastPathComponent() }
+        return url
+    }
+
+    static func run(_ program: String, _ arguments: [String], timeout: TimeInterval = 120) throws -> Result {
+        let process = Process()
+        process.executableURL = buildDirectory.appendingPathComponent(program)
+        process.arguments = arguments
+        // Files rather than pipes: a chatty program can never block on a full pipe.
+        let outURL = URL(fileURLWithPath: NSTemporaryDirectory() + "/slicesync-out-" + UUID().uuidString)
+        let errURL = URL(fileURLWithPath: NSTemporaryDirectory() + "/slicesync-err-" + UUID().uuidString)
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        defer {
+            try? FileManager.default.removeItem(at: outURL)
+            try? FileManager.default.removeItem(at: errURL)
+        }
+        process.standardOutput = try FileHandle(forWritingTo: outURL)
+        process.standardError = try FileHandle(forWritingTo: errURL)
+        try process.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning {
+            process.terminate()
+            throw NSError(domain: "ProgramRunner", code: 1, userInfo: [NSLocalizedDescriptionKey: "\(program) did not finish within \(timeout) s"])
+        }
+        process.waitUntilExit()
+        let outData = (try? Data(contentsOf: outURL)) ?? Data()
+        let errData = (try? Data(contentsOf: errURL)) ?? Data()
+        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+    }
+}
+
+/// A scratch directory for one test.
+final class Scratch {
+    let path: String
+
+    init() throws {
+        path = NSTemporaryDirectory() + "/slicesync-e2e-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    func file(_ relative: String) -> String { path + "/" + relative }
+
+    @discardableResult
+    func write(_ relative: String, _ data: Data, old: Bool = true) throws -> String {
+        let full = file(relative)
+        try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try data.write(to: URL(fileURLWithPath: full))
+        if old { try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSince1970: 1_600_000_000)], ofItemAtPath: full) }
+        return full
+    }
+
+    func exists(_ relative: String) -> Bool { FileManager.default.fileExists(atPath: file(relative)) }
+
+    func read(_ relative: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: file(relative))) }
+}
+
+func pseudoRandomData(_ count: Int, seed: UInt64) -> Data {
+    var state = seed &+ 0x9E37_79B9_7F4A_7C15
+    var bytes = [UInt8](repeating: 0, count: count)
+    var i = 0
+    while i < count {
+        state = state &+ 0x9E37_79B9_7F4A_7C15
+        var z = (state ^ (state >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        for _ in 0..<8 where i < count {
+            bytes[i] = UInt8(truncatingIfNeeded: z)
+            z >>= 8
+            i += 1
+        }
+    }
+    return Data(bytes)
+}
