@@ -111,3 +111,39 @@ func naiveRK(_ bytes: [UInt8]) -> UInt64 {
 func bigEndian64(_ digest: [UInt8]) -> UInt64 {
     digest.prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
 }
+
+@Suite("The worked example of docs/FORMAT.md")
+struct FormatDocumentExampleTests {
+    @Test func matchesTheDocumentByteForByte() throws {
+        let data = (0..<200).map { UInt8($0) }
+        let builder = SignatureBuilder(parameters: try SigningParameters(version: .v2, sliceSize: 128, blockSize: 64), pool: nil)
+        guard case .v2(let signature) = try builder.signature(of: data, filename: "example.bin") else {
+            Issue.record("expected version 2")
+            return
+        }
+        #expect(String(decoding: signature.header.serialized(), as: UTF8.self) == """
+            Version: 2
+            Filename: example.bin
+            Length: 200
+            Slice: 128
+            Block: 64
+            Hashing: rk64+sha256
+            SHA-256: 1901da1c9f699b48f6b2636e65cbf73abf99d0441ef67f5c540a42f7051dec6f
+
+
+            """)
+        #expect(signature.header.headerLength == 162)
+        #expect(signature.coarse == [
+            HashRecord(weak: 0x213a_c7be, strong: 0xf70d_e27c_568e_0eaa),
+            HashRecord(weak: 0xd4c6_2d88, strong: 0xa8a9_1bfc_e4e6_b227),
+        ])
+        #expect(signature.fine == [
+            HashRecord(weak: 0xa185_503c, strong: 0xfdea_b9ac_f371_0362),
+            HashRecord(weak: 0x9659_8d26, strong: 0x9afa_eef0_05e2_8695),
+            HashRecord(weak: 0x8b2d_ca11, strong: 0xc39e_13bb_b057_26a3),
+            HashRecord(weak: 0x4479_df00, strong: 0x2d16_485c_5853_ff9f),
+        ])
+        #expect(signature.header.fineTableRange(ofSlice: 1) == 210..<234)
+        #expect(signature.serialized().count == 234)
+    }
+}
