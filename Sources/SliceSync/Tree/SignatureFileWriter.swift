@@ -27,6 +27,8 @@ public struct SignatureFileWriter: Sendable {
     public var racyWindow = 2
     /// How often to try again when the file changes while it is hashed.
     public var attempts = 3
+    /// Called between hashing and the final stat; lets tests change the file at exactly that moment.
+    var afterHashing: (@Sendable (String) -> Void)?
 
     /// Creates a writer.
     public init(parameters: SigningParameters, pool: HashingPool?) {
@@ -79,6 +81,7 @@ public struct SignatureFileWriter: Sendable {
 
         let builder = SignatureBuilder(parameters: parameters, pool: pool)
         _ = try builder.sign(source: source, length: before.size, filename: filename, into: output)
+        afterHashing?(source.path)
         let after = try source.stamp()
         let atPath = try FileSystem.stamp(source.path)
         guard !after.contentMayDiffer(from: before), let atPath,
