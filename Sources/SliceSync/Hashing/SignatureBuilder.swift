@@ -116,10 +116,15 @@ public struct SignatureBuilder: Sendable {
 
         try layout.writeHeaderPlaceholder(to: sink)
         var pending: [Int?] = Array(repeating: nil, count: buffers.count)
+        // On any early exit, let in-flight jobs finish before their buffers go away.
+        defer {
+            for slot in pending.indices where pending[slot] != nil { flags.waitAndReset(slot) }
+        }
         for piece in 0..<layout.pieceCount {
             let slot = piece % buffers.count
             if let earlier = pending[slot] {
                 flags.waitAndReset(slot)
+                pending[slot] = nil
                 try state.drain(piece: earlier, buffer: buffers[slot], to: sink)
             }
             let range = layout.pieceRange(piece)
@@ -127,13 +132,13 @@ public struct SignatureBuilder: Sendable {
             guard got == range.count else { throw changed(source) }
             pending[slot] = piece
             if let pool, layout.parallelPieces {
-                let job = PieceJob(layout: layout, piece: piece, buffer: buffers[slot], results: state.results[slot])
+                let job = PieceJob(layout: layout, piece: piece, buffers: buffers, slot: slot, results: state.results[slot])
                 pool.submit { [flags] in
                     job.run()
                     flags.markDone(slot)
                 }
             } else {
-                PieceJob(layout: layout, piece: piece, buffer: buffers[slot], results: state.results[slot]).run()
+                PieceJob(layout: layout, piece: piece, buffers: buffers, slot: slot, results: state.results[slot]).run()
                 flags.markDone(slot)
             }
             whole.update(buffers[slot], count: range.count)
@@ -143,6 +148,7 @@ public struct SignatureBuilder: Sendable {
         for piece in firstPending..<layout.pieceCount {
             let slot = piece % buffers.count
             flags.waitAndReset(slot)
+            pending[slot] = nil
             try state.drain(piece: piece, buffer: buffers[slot], to: sink)
         }
         var probe: UInt8 = 0
@@ -250,8 +256,12 @@ final class PieceResults: @unchecked Sendable {
 struct PieceJob: @unchecked Sendable {
     let layout: Layout
     let piece: Int
-    let buffer: UnsafeMutableRawPointer
+    /// Held so the memory outlives the job even if the builder gives up early.
+    let buffers: BufferRing
+    let slot: Int
     let results: PieceResults
+
+    private var buffer: UnsafeMutableRawPointer { buffers[slot] }
 
     func run() {
         let range = layout.pieceRange(piece)

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import SliceSync
 
@@ -145,5 +146,49 @@ struct FormatDocumentExampleTests {
         ])
         #expect(signature.header.fineTableRange(ofSlice: 1) == 210..<234)
         #expect(signature.serialized().count == 234)
+    }
+}
+
+/// A source that fails part-way, as a disk with a bad sector would.
+struct FailingSource: SignatureSource {
+    let bytes: [UInt8]
+    let failAt: Int
+    var path: String { "<failing>" }
+
+    func read(into buffer: UnsafeMutableRawPointer, count: Int, at offset: Int) throws(FileSystemError) -> Int {
+        if offset >= failAt { throw FileSystemError(errno: EIO, operation: "read", path: path) }
+        return try MemorySource(bytes).read(into: buffer, count: count, at: offset)
+    }
+}
+
+@Suite("Signing fails cleanly")
+struct SigningFailureTests {
+    @Test func aReadErrorPartWayIsReportedWhileJobsAreInFlight() throws {
+        let pool = HashingPool(threads: 2)
+        defer { pool.shutdown() }
+        var builder = SignatureBuilder(parameters: try SigningParameters(), pool: pool)
+        builder.targetPieceSize = 64 * 1024
+        let source = FailingSource(bytes: randomBytes(2_000_000, seed: 1), failAt: 1_000_000)
+        for _ in 0..<20 {
+            #expect(throws: FileSystemError.self) {
+                _ = try builder.sign(source: source, length: 2_000_000, filename: "f", into: MemorySink())
+            }
+        }
+    }
+
+    @Test func aSourceShorterThanAnnouncedIsAChangedFile() throws {
+        let builder = SignatureBuilder(parameters: try SigningParameters(), pool: nil)
+        do {
+            _ = try builder.sign(source: MemorySource(randomBytes(1000, seed: 1)), length: 2000, filename: "f", into: MemorySink())
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.code == .changedWhileReading)
+        }
+        do {
+            _ = try builder.sign(source: MemorySource(randomBytes(3000, seed: 1)), length: 2000, filename: "f", into: MemorySink())
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.code == .changedWhileReading)
+        }
     }
 }

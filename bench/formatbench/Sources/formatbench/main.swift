@@ -182,21 +182,18 @@ let files = collectFiles(under: roots, limit: 96 << 20)
 let targets = stride(from: 0, to: files.count, by: 2).map { files[$0] }
 let alikes = stride(from: 1, to: files.count, by: 2).map { files[$0] }
 print("corpus: \(files.count) files, \(files.reduce(0) { $0 + $1.count } >> 20) MiB, split in two halves\n")
-print("Weak-hash false hits, 2 KiB window (blocks of one half looked up at every offset of the other)\n")
-print("| hash | distinct block hashes | false hits (positions) | distinct false windows | ideal 32-bit | true hits |")
-print("|---|---|---|---|---|---|")
-measure(RK.self, window: 2048, targets: targets, alikes: alikes)
-measure(ZsyncRsum.self, window: 2048, targets: targets, alikes: alikes)
-measure(ZlibAdler.self, window: 2048, targets: targets, alikes: alikes)
+func weakHashTable(_ title: String, targets: [Data], alikes: [Data]) {
+    print(title + "\n")
+    print("| hash | distinct block hashes | false hits (positions) | distinct false windows | ideal 32-bit | true hits |")
+    print("|---|---|---|---|---|---|")
+    measure(RK.self, window: 2048, targets: targets, alikes: alikes)
+    measure(ZsyncRsum.self, window: 2048, targets: targets, alikes: alikes)
+    measure(ZlibAdler.self, window: 2048, targets: targets, alikes: alikes)
+}
 
-print("\nSame test on a numeric table (one 24 MiB half against another)\n")
-print("| hash | distinct block hashes | false hits (positions) | distinct false windows | ideal 32-bit | true hits |")
-print("|---|---|---|---|---|---|")
-let tableA = [numericTable(from: 0, lines: 1_000_000)]
-let tableB = [numericTable(from: 3_000_000, lines: 1_000_000)]
-measure(RK.self, window: 2048, targets: tableA, alikes: tableB)
-measure(ZsyncRsum.self, window: 2048, targets: tableA, alikes: tableB)
-measure(ZlibAdler.self, window: 2048, targets: tableA, alikes: tableB)
+weakHashTable("Weak-hash false hits, 2 KiB window (blocks of one half looked up at every offset of the other)", targets: targets, alikes: alikes)
+weakHashTable("\nSame test on a numeric table (one 24 MiB half against another)",
+              targets: [numericTable(from: 0, lines: 1_000_000)], alikes: [numericTable(from: 3_000_000, lines: 1_000_000)])
 
 print("\nRolling speed, one byte at a time over 64 MiB (what a matcher's inner loop pays before its lookup)\n")
 print("| hash | window 2 KiB, MB/s | window 256 KiB, MB/s |")
