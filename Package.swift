@@ -25,11 +25,13 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        .target(name: "CSystem"),
         .target(
             name: "SliceSync",
             dependencies: [
                 "CCrypto",
                 "CZlib",
+                "CSystem",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

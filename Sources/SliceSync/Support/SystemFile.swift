@@ -157,6 +157,25 @@ public final class SystemFile: @unchecked Sendable {
         return bytes
     }
 
+    /// The digest of the first `length` bytes, read sequentially.
+    public func digest(_ algorithm: StreamingDigest.Algorithm, length: Int) throws(FileSystemError) -> [UInt8] {
+        let digest = StreamingDigest(algorithm)
+        let size = 4 << 20
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 4096)
+        defer { buffer.deallocate() }
+        var offset = 0
+        while offset < length {
+            let want = min(size, length - offset)
+            let got = try read(into: buffer, count: want, at: offset)
+            guard got == want else {
+                throw FileSystemError(.changedWhileReading, path: path, message: "\(path) is shorter than the \(length) bytes expected")
+            }
+            digest.update(buffer, count: got)
+            offset += got
+        }
+        return digest.finalize()
+    }
+
     /// Reads the whole file, refusing files larger than `limit` bytes.
     public func readAll(limit: Int) throws(FileSystemError) -> [UInt8] {
         let size = try stamp().size

@@ -1,0 +1,8 @@
+#ifndef SLICESYNC_CSYSTEM_H
+#define SLICESYNC_CSYSTEM_H
+#include <sys/types.h>
+
+/* copy_file_range(2), which glibc declares only under _GNU_SOURCE. Returns bytes copied or -1 with errno. */
+ssize_t slicesync_copy_file_range(int fd_in, off_t *off_in, int fd_out, off_t *off_out, size_t length);
+
+#endif

@@ -1,0 +1,232 @@
+import Foundation
+import Logging
+
+/// A signature as the client holds it: format 1 whole; format 2 as header and coarse table, with fine
+/// tables fetched later for the slices that are not found locally.
+final class LoadedSignature: Sendable {
+    let remote: RemoteFile
+    let version: SignatureVersion
+    let v1: SignatureV1?
+    let v2: SignatureV2Header?
+    let coarse: [HashRecord]
+    /// The first bytes of the signature as fetched; small signatures arrive whole with them.
+    let prefix: [UInt8]
+
+    private init(remote: RemoteFile, v1: SignatureV1?, v2: SignatureV2Header?, coarse: [HashRecord], prefix: [UInt8] = []) {
+        self.remote = remote
+        self.v1 = v1
+        self.v2 = v2
+        self.coarse = coarse
+        self.prefix = prefix
+        version = v1 != nil ? .v1 : .v2
+    }
+
+    var length: Int { v1?.length ?? v2!.length }
+    var sliceSize: Int { v1?.sliceSize ?? v2!.sliceSize }
+    var sliceCount: Int { v1?.slices.count ?? v2!.sliceCount }
+    var wholeFileHash: [UInt8] { v1?.sha1 ?? v2!.sha256 }
+    var hashLabel: String { (v1 != nil ? "sha1:" : "sha256:") + Encoding.hex(wholeFileHash) }
+
+    func sliceRange(_ index: Int) -> Range<Int> {
+        (index * sliceSize)..<min((index + 1) * sliceSize, length)
+    }
+
+    // MARK: Fetching
+
+    /// Bytes asked for first: enough for the header and the coarse table of files up to about 1 TiB
+    /// in one request with the default sizes.
+    static let prefixBytes = 64 * 1024
+
+    private struct NotFound: Error {}
+    private struct Enough: Error {}
+
+    /// Fetches and parses the signature at `remote`; nil when the server says it is not there.
+    static func fetch(_ remote: RemoteFile, logger: Logger) async throws -> LoadedSignature? {
+        let first: (bytes: [UInt8], total: Int?)
+        do {
+            first = try await remote.retrying("fetching the signature") {
+                try await fetchBytes(remote, range: 0..<prefixBytes, limit: prefixBytes)
+            }
+        } catch is NotFound {
+            return nil
+        }
+        let version = try first.bytes.withUnsafeBytes { (raw) throws(SignatureError) in try SignatureVersion.detect(raw) }
+        switch version {
+        case .v1:
+            var bytes = first.bytes
+            if bytes.count == prefixBytes && first.total != prefixBytes {
+                bytes = try await remote.retrying("fetching the signature") {
+                    try await fetchBytes(remote, range: nil, limit: SignatureVerifier.maxSignatureBytes).bytes
+                }
+            }
+            return LoadedSignature(remote: remote, v1: try SignatureV1.parse(bytes), v2: nil, coarse: [])
+        case .v2:
+            var bytes = first.bytes
+            let header = try SignatureV2Header.parse(bytes)
+            if let total = first.total, total != header.totalLength {
+                throw SignatureError(total < header.totalLength ? .truncated : .trailingData,
+                                     "\(remote.url) is \(total) bytes but its header describes \(header.totalLength)")
+            }
+            let needed = header.headerLength + header.coarseTableLength
+            if bytes.count < needed {
+                let start = bytes.count
+                bytes += try await remote.retrying("fetching the signature") {
+                    try await fetchBytes(remote, range: start..<needed, limit: needed - start).bytes
+                }
+            }
+            let coarse = try bytes.withUnsafeBytes { (raw) throws(SignatureError) in try SignatureV2.parseCoarseTable(raw, header: header) }
+            return LoadedSignature(remote: remote, v1: nil, v2: header, coarse: coarse, prefix: bytes)
+        }
+    }
+
+    /// Fetches `range` of a resource (all of it when nil), at most `limit` bytes, from a server that
+    /// may or may not honour Range. Returns the bytes and the resource's total length when known.
+    static func fetchBytes(_ remote: RemoteFile, range: Range<Int>?, limit: Int) async throws -> (bytes: [UInt8], total: Int?) {
+        var bytes: [UInt8] = []
+        var total: Int?
+        var skip = 0
+        let wanted = min(limit, range?.count ?? limit)
+        do {
+            try await remote.get(headers: range.map { [("Range", "bytes=\($0.lowerBound)-\($0.upperBound - 1)")] } ?? [], head: { head in
+                switch head.status {
+                case 206:
+                    guard let value = head.value("content-range"), let contentRange = ByteRanges.parseContentRange(value),
+                          contentRange.range.lowerBound == (range?.lowerBound ?? 0) else {
+                        throw TransportError(.protocolViolation, "\(remote.url) answered with an unexpected Content-Range")
+                    }
+                    total = contentRange.completeLength
+                case 200:
+                    skip = range?.lowerBound ?? 0
+                    total = head.value("content-length").flatMap { Int($0) }
+                case 404, 410, 403:
+                    throw NotFound()
+                case 416 where range != nil:
+                    // Asking from 0 for an empty resource: there is nothing.
+                    total = head.value("content-range").flatMap(ByteRanges.parseUnsatisfiedLength)
+                    throw Enough()
+                default:
+                    throw TransportError(.status, "\(remote.url) answered HTTP \(head.status)", status: head.status)
+                }
+            }, body: { chunk in
+                var slice = UnsafeRawBufferPointer(chunk)
+                if skip > 0 {
+                    let dropped = min(skip, slice.count)
+                    skip -= dropped
+                    slice = UnsafeRawBufferPointer(rebasing: slice[dropped...])
+                }
+                let take = min(slice.count, wanted - bytes.count)
+                bytes.append(contentsOf: slice.prefix(take))
+                if bytes.count >= wanted { throw Enough() }
+            })
+        } catch is Enough {
+            // We have what we asked for.
+        }
+        if let range, let total, range.upperBound <= total, bytes.count < min(range.count, limit) {
+            throw TransportError(.protocolViolation, "\(remote.url) ended after \(bytes.count) of \(range.count) bytes")
+        }
+        return (bytes, total)
+    }
+
+    // MARK: Matching
+
+    /// Finds the file's pieces in the matcher's local files; format 2 fetches the fine tables it needs.
+    func locate(using matcher: Matcher, session: SyncSession) async throws -> PieceMap {
+        if let v1 {
+            let sources = matcher.alikes.isEmpty ? [LocalSource?](repeating: nil, count: v1.slices.count)
+                : try await session.runBlocking { try matcher.match(v1) }
+            return PieceMap(unitSize: v1.sliceSize, length: v1.length, sources: sources)
+        }
+        let header = v2!
+        let coarse = self.coarse
+        var map = PieceMap(unitSize: header.blockSize, length: header.length, sources: Array(repeating: nil, count: header.blockCount))
+        guard matcher.totalBytes > 0 else { return map }
+        let slices = try await session.runBlocking { try matcher.matchSlices(header, coarse: coarse) }
+        var missing: [Int] = []
+        for (index, source) in slices.enumerated() {
+            guard let source else {
+                missing.append(index)
+                continue
+            }
+            for (k, block) in header.blockRange(ofSlice: index).enumerated() {
+                map.sources[block] = LocalSource(file: source.file, offset: source.offset + k * header.blockSize)
+            }
+        }
+        guard !missing.isEmpty else { return map }
+        try await loadFineTables(of: missing, into: &map, session: session)
+        let records = map.fineRecords
+        let blocks = try await session.runBlocking { try matcher.matchBlocks(header, blocks: records) }
+        for (block, source) in blocks { map.sources[block] = source }
+        return map
+    }
+
+    /// Fetches the fine tables of `slices` (adjacent ones in one range) into the map.
+    func loadFineTables(of slices: [Int], into map: inout PieceMap, session: SyncSession) async throws {
+        guard let header = v2 else { return }
+        let wanted = slices.filter { header.blockRange(ofSlice: $0).allSatisfy { map.fineRecords[$0] == nil } }
+        guard !wanted.isEmpty else { return }
+        let ranges = RequestPlanner.merge(wanted.map { header.fineTableRange(ofSlice: $0) }, gap: 0)
+        // Tables inside the prefix already fetched (small signatures arrive whole) are not fetched again.
+        let local = ranges.filter { $0.upperBound <= prefix.count }
+        var pieces = try await session.fetchSignatureRanges(ranges.filter { $0.upperBound > prefix.count }, remote: remote)
+        for range in local { pieces[range.lowerBound] = Array(prefix[range]) }
+        for (start, bytes) in pieces {
+            let offset = start - header.fineTablesOffset
+            guard offset >= 0, offset % HashRecord.size == 0, bytes.count % HashRecord.size == 0 else {
+                throw SignatureError(.invalidRecord, "a fine table arrived misaligned")
+            }
+            let first = offset / HashRecord.size
+            bytes.withUnsafeBytes { raw in
+                for k in 0..<(bytes.count / HashRecord.size) {
+                    map.fineRecords[first + k] = HashRecord.load(from: raw.baseAddress! + k * HashRecord.size)
+                }
+            }
+        }
+        for slice in wanted where header.blockRange(ofSlice: slice).contains(where: { map.fineRecords[$0] == nil }) {
+            throw SignatureError(.truncated, "the fine table of slice \(slice) could not be fetched whole from \(remote.url)")
+        }
+    }
+
+    // MARK: Verification
+
+    /// Whether downloaded bytes are unit `index` (format 1 slice, format 2 block).
+    func verifyUnit(_ index: Int, _ bytes: UnsafeRawBufferPointer, map: PieceMap) -> Bool {
+        guard let base = bytes.baseAddress else { return bytes.isEmpty }
+        if let v1 {
+            let md5 = StreamingDigest(.md5)
+            md5.update(bytes)
+            return v1.slices[index] == V1SliceHash(adler32: Adler32.update(Adler32.initial, base, count: bytes.count), md5: md5.finalize())
+        }
+        // A block of a slice found whole is never downloaded; every downloaded block has its record.
+        guard let record = map.fineRecords[index] else { return true }
+        return RollingHash.weak(RollingHash.hash(base, count: bytes.count)) == record.weak
+            && V2BlockVerifier.blockStrong(base, length: bytes.count) == record.strong
+    }
+
+    func wholeFileDigest(of file: SystemFile, length: Int) throws -> [UInt8] {
+        try file.digest(version == .v1 ? .sha1 : .sha256, length: length)
+    }
+
+    /// The slices of `output` that do not match their signature records.
+    func badSlices(in output: OutputFile) throws -> [Int] {
+        var bad: [Int] = []
+        for index in 0..<sliceCount {
+            let range = sliceRange(index)
+            let bytes = try output.read(range.count, at: range.lowerBound)
+            let ok: Bool = bytes.withUnsafeBytes { raw in
+                if let v1 {
+                    let md5 = StreamingDigest(.md5)
+                    md5.update(raw)
+                    return v1.slices[index] == V1SliceHash(adler32: Adler32.checksum(bytes), md5: md5.finalize())
+                }
+                return V2SliceVerifier.sliceStrong(raw.baseAddress!, length: bytes.count, blockSize: v2!.blockSize) == coarse[index].strong
+            }
+            if !ok { bad.append(index) }
+        }
+        return bad
+    }
+
+    /// Makes sure the records needed to verify re-downloaded slices are at hand.
+    func prepareRepair(_ slices: [Int], map: inout PieceMap, session: SyncSession) async throws {
+        try await loadFineTables(of: slices, into: &map, session: session)
+    }
+}

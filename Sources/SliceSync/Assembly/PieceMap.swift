@@ -1,0 +1,57 @@
+/// Where every unit (format 1 slice, format 2 block) of the target file comes from: a local file or
+/// the server.
+struct PieceMap: Sendable {
+    /// Bytes per unit; the last unit may be shorter.
+    let unitSize: Int
+    /// The target file's length.
+    let length: Int
+    /// Per unit: where it is locally, or nil when it must be downloaded.
+    var sources: [LocalSource?]
+    /// Format 2: the fine records known so far, by block index (those of the slices not found whole).
+    var fineRecords: [Int: HashRecord] = [:]
+
+    func unitRange(_ index: Int) -> Range<Int> {
+        (index * unitSize)..<min((index + 1) * unitSize, length)
+    }
+
+    /// Bytes found locally.
+    var reusedBytes: Int {
+        sources.indices.reduce(0) { $0 + (sources[$1] == nil ? 0 : unitRange($1).count) }
+    }
+
+    /// The byte ranges to download, sorted, adjacent units merged.
+    var missingRanges: [Range<Int>] {
+        var result: [Range<Int>] = []
+        for index in sources.indices where sources[index] == nil {
+            let range = unitRange(index)
+            if let last = result.last, last.upperBound == range.lowerBound {
+                result[result.count - 1] = last.lowerBound..<range.upperBound
+            } else {
+                result.append(range)
+            }
+        }
+        return result
+    }
+
+    /// Local copies to make, with units that are contiguous in both files merged into one run.
+    var localRuns: [(source: LocalSource, target: Range<Int>)] {
+        var runs: [(source: LocalSource, target: Range<Int>)] = []
+        for index in sources.indices {
+            guard let source = sources[index] else { continue }
+            let target = unitRange(index)
+            if let last = runs.last, last.source.file == source.file, last.target.upperBound == target.lowerBound,
+               last.source.offset + last.target.count == source.offset {
+                runs[runs.count - 1].target = last.target.lowerBound..<target.upperBound
+            } else {
+                runs.append((source, target))
+            }
+        }
+        return runs
+    }
+
+    /// Whether every unit comes from `fileIndex` at its own offset: that file already is the target.
+    func isIdentity(fileIndex: Int?, length: Int) -> Bool {
+        guard let fileIndex else { return false }
+        return sources.indices.allSatisfy { sources[$0] == LocalSource(file: fileIndex, offset: unitRange($0).lowerBound) }
+    }
+}

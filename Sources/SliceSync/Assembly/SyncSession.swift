@@ -1,0 +1,414 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// What `slicesync URL` was asked to do.
+public struct SyncOptions: Sendable {
+    /// The file's URL (or a signature's URL ending in `.slicesync`).
+    public var url: String
+    /// Where the signature is, when not in the usual place.
+    public var signatureURL: String?
+    /// The destination path; default: the URL's last path component in the current directory.
+    public var destination: String?
+    /// Local files that probably share content with the new version.
+    public var alikes: [String] = []
+    /// A slice size hint, as the original accepted; reported when it differs from the signature's.
+    public var sliceHint: Int?
+    /// Only report what would be downloaded.
+    public var dryRun = false
+    /// Parallel requests.
+    public var jobs = 4
+    /// Threads that scan local files.
+    public var threads = ProcessInfo.processInfo.activeProcessorCount
+    /// Extra request headers (for example an authorization).
+    public var headers: [(String, String)] = []
+
+    /// Options for `url` with defaults for the rest.
+    public init(url: String) { self.url = url }
+}
+
+/// What a sync did, for people and for `--json`.
+public struct SyncReport: Sendable, Codable, Equatable {
+    /// `updated`, `unchanged` or `dry-run`.
+    public var outcome: String
+    /// The file's URL (after redirects).
+    public var url: String
+    /// The signature's URL.
+    public var signatureURL: String
+    /// The destination path.
+    public var destination: String
+    /// The signature's format version.
+    public var formatVersion: Int
+    /// The file's length.
+    public var length: Int
+    /// Bytes taken from local files.
+    public var bytesReused: Int
+    /// Bytes of the file that had to come from the server.
+    public var bytesFromServer: Int
+    /// Bytes received in all (file data, signature and HTTP framing of bodies).
+    public var bytesDownloaded: Int
+    /// Bytes of signature received (header, coarse table, fine tables).
+    public var signatureBytes: Int
+    /// HTTP requests sent.
+    public var requests: Int
+    /// Wall-clock seconds.
+    public var seconds: Double
+    /// The whole-file hash, `sha256:…` or `sha1:…`.
+    public var hash: String
+    /// Whether the file was downloaded whole (no alike data, or ranges unsupported or not worth it).
+    public var fullDownload: Bool
+    /// Slices fetched again after the whole-file check failed.
+    public var repairedSlices: Int
+    /// The local files that were scanned.
+    public var alikeFiles: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case outcome, url, destination, length, requests, seconds, hash
+        case signatureURL = "signature_url", formatVersion = "format_version"
+        case bytesReused = "bytes_reused", bytesFromServer = "bytes_from_server", bytesDownloaded = "bytes_downloaded"
+        case signatureBytes = "signature_bytes", fullDownload = "full_download", repairedSlices = "repaired_slices"
+        case alikeFiles = "alike_files"
+    }
+}
+
+/// Receives progress as a sync runs; called from any thread.
+public protocol SyncProgressObserver: Sendable {
+    /// A new phase began: `signature`, `scanning`, `downloading`, `verifying`.
+    func phase(_ name: String)
+    /// Bytes of local files scanned so far, out of `total` (the sum over passes).
+    func scanned(_ bytes: Int, of total: Int)
+    /// Bytes of the file downloaded so far, out of `total`.
+    func downloaded(_ bytes: Int, of total: Int)
+}
+
+/// Rebuilds one file from local alike files plus HTTP Range requests: the `slicesync` client.
+public final class SyncSession: Sendable {
+    let options: SyncOptions
+    let exchange: HTTPExchange
+    let logger: Logger
+    let observer: SyncProgressObserver?
+    let scanProgress = ScanProgress()
+
+    /// Creates a session; nothing happens until `run()`.
+    public init(options: SyncOptions, exchange: HTTPExchange, logger: Logger, observer: SyncProgressObserver? = nil) {
+        self.options = options
+        self.exchange = exchange
+        self.logger = logger
+        self.observer = observer
+    }
+
+    /// Asks a running session to stop; it keeps its partial work.
+    public func cancel() { scanProgress.cancel() }
+
+    /// Runs the sync. When the file changes on the server mid-way, starts over once.
+    public func run() async throws -> SyncReport {
+        do {
+            return try await runOnce()
+        } catch let error as TransportError where error.code == .changed {
+            logger.warning("\(error.message); starting over from the signature")
+            return try await runOnce()
+        }
+    }
+
+    // MARK: - One attempt
+
+    private func runOnce() async throws -> SyncReport {
+        let clock = ContinuousClock.now
+        observer?.phase("signature")
+        let (fileURL, signature) = try await loadSignature()
+        if let hint = options.sliceHint, hint != signature.sliceSize {
+            logger.warning("--slice \(hint) is ignored: matching uses the signature's own slice size, \(signature.sliceSize) bytes")
+        }
+        let destination = try resolveDestination(fileURL: fileURL)
+        let remote = RemoteFile(url: fileURL, exchange: exchange, headers: options.headers, logger: logger)
+        let length = signature.length
+
+        // Local files: the ones given, the destination itself, and partial work of earlier runs.
+        let directory = Paths.parent(of: destination)
+        let name = Paths.basename(destination)
+        var alikePaths = options.alikes + [destination, OutputFile.partialPath(of: destination)]
+        let leftovers = ((try? FileSystem.list(directory)) ?? [])
+            .filter { $0.name.hasPrefix("." + name + TreeNaming.temporaryMarker) }
+            .map { Paths.join(directory, $0.name) }
+        alikePaths += leftovers
+        let matcher = Matcher(paths: alikePaths, threads: options.threads, progress: scanProgress, logger: logger)
+
+        // Find what we have.
+        observer?.phase("scanning")
+        var map = try await signature.locate(using: matcher, session: self)
+        try Task.checkCancellation()
+        if scanProgress.isCancelled { throw CancellationError() }
+        let reused = map.reusedBytes
+        let missingRanges = RequestPlanner.merge(map.missingRanges)
+        let missingBytes = missingRanges.reduce(0) { $0 + $1.count }
+        let requestCount = RequestPlanner.requests(for: missingRanges, maxRanges: remote.maxRanges, unit: map.unitSize).count
+        let overhead = RequestPlanner.overhead(rangeCount: missingRanges.count, requestCount: requestCount)
+        var fullDownload = missingBytes > 0 && (missingBytes + overhead >= length || reused == 0)
+
+        func report(_ outcome: String, hash: String, repaired: Int = 0) -> SyncReport {
+            let elapsed = ContinuousClock.now - clock
+            return SyncReport(
+                outcome: outcome, url: remote.url, signatureURL: signature.remote.url, destination: destination,
+                formatVersion: signature.version.rawValue, length: length, bytesReused: reused,
+                bytesFromServer: fullDownload ? length : missingBytes,
+                bytesDownloaded: remote.bytesReceived + signature.remote.bytesReceived,
+                signatureBytes: signature.remote.bytesReceived, requests: remote.requests + signature.remote.requests,
+                seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
+                hash: signature.hashLabel, fullDownload: fullDownload, repairedSlices: repaired,
+                alikeFiles: matcher.alikes.map(\.path))
+        }
+
+        if options.dryRun { return report("dry-run", hash: signature.hashLabel) }
+
+        // Already there: the destination holds every piece in place.
+        if missingBytes == 0, map.isIdentity(fileIndex: matcher.alikes.firstIndex { $0.path == destination }, length: length),
+           let destinationFile = matcher.alikes.first(where: { $0.path == destination }), destinationFile.length == length {
+            observer?.phase("verifying")
+            if try await runBlocking({ try signature.wholeFileDigest(of: destinationFile.file, length: length) }) == signature.wholeFileHash {
+                cleanUp(leftovers + [OutputFile.partialPath(of: destination)], except: destination)
+                return report("unchanged", hash: signature.hashLabel)
+            }
+        }
+
+        let output = try OutputFile(destination: destination, length: length)
+        var keepPartial = false
+        do {
+            // Local pieces first: if the download is interrupted, they are kept for the next run.
+            for run in map.localRuns {
+                try output.copy(from: matcher.alikes[run.source.file].file, at: run.source.offset, to: run.target.lowerBound, count: run.target.count)
+            }
+            keepPartial = !map.localRuns.isEmpty
+            observer?.phase("downloading")
+            if missingBytes > 0 && !fullDownload {
+                do {
+                    try await downloadRanges(missingRanges, remote: remote, output: output, map: map, signature: signature)
+                } catch is RangeDownloader.RangesUnsupported {
+                    fullDownload = true
+                }
+            }
+            if fullDownload {
+                try await downloadWhole(remote: remote, output: output, length: length)
+            }
+            keepPartial = true
+            if let known = remote.length, known != length {
+                throw VerificationError("the server's file is \(known) bytes but its signature describes \(length) bytes: the signature is out of date (re-run shash on the server)")
+            }
+
+            observer?.phase("verifying")
+            var repaired = 0
+            if try await runBlocking({ try signature.wholeFileDigest(of: output.file, length: length) }) != signature.wholeFileHash {
+                repaired = try await repair(output: output, remote: remote, signature: signature, map: &map)
+            }
+            try output.commit(mode: targetMode(for: destination))
+            cleanUp(leftovers + [OutputFile.partialPath(of: destination)], except: destination)
+            return report("updated", hash: signature.hashLabel, repaired: repaired)
+        } catch {
+            if keepPartial, let partial = output.keepAsPartial() {
+                logger.warning("kept the work done so far in \(partial); run the same command again to continue")
+            } else {
+                output.discard()
+            }
+            throw error
+        }
+    }
+
+    // MARK: - Signature
+
+    private func loadSignature() async throws -> (fileURL: String, signature: LoadedSignature) {
+        var fileURL = options.url
+        var candidates: [String]
+        if let explicit = options.signatureURL {
+            candidates = [explicit]
+        } else if fileURL.lowercased().hasSuffix(TreeNaming.signatureSuffix) {
+            candidates = [fileURL]
+            fileURL = try SignatureLocator.fileURL(forSignature: fileURL)
+        } else {
+            candidates = try SignatureLocator.candidates(for: fileURL)
+        }
+        var tried: [String] = []
+        for candidate in candidates {
+            try Task.checkCancellation()
+            let remote = RemoteFile(url: candidate, exchange: exchange, headers: options.headers, logger: logger)
+            guard let signature = try await LoadedSignature.fetch(remote, logger: logger) else {
+                tried.append(candidate)
+                continue
+            }
+            logger.info("signature: \(remote.url) (format \(signature.version.rawValue), \(signature.length) bytes, slices of \(signature.sliceSize))")
+            return (fileURL, signature)
+        }
+        throw TransportError(.signatureNotFound, "no signature found for \(fileURL); looked at:\n  " + tried.joined(separator: "\n  ")
+            + "\nSign the published tree with 'shash', or pass --signature URL.")
+    }
+
+    private func resolveDestination(fileURL: String) throws -> String {
+        var destination: String
+        if let given = options.destination {
+            destination = given
+        } else {
+            destination = try SignatureLocator.fileName(of: fileURL)
+        }
+        if let stamp = try FileSystem.stamp(destination), stamp.isDirectory {
+            destination = Paths.join(destination, try SignatureLocator.fileName(of: fileURL))
+        }
+        let directory = Paths.parent(of: destination)
+        guard let stamp = try FileSystem.stamp(directory), stamp.isDirectory else {
+            throw FileSystemError(.notFound, path: directory, message: "the destination directory \(directory) does not exist")
+        }
+        if let existing = try FileSystem.stamp(destination), !existing.isRegularFile {
+            throw FileSystemError(.notRegularFile, path: destination, message: "\(destination) exists and is not a regular file; choose another destination with -o")
+        }
+        return destination
+    }
+
+    /// Downloads ranges of the signature itself (fine tables), returning the bytes by range start.
+    func fetchSignatureRanges(_ ranges: [Range<Int>], remote: RemoteFile) async throws -> [Int: [UInt8]] {
+        let collected = Mutex<[Int: [UInt8]]>([:])
+        let downloader = RangeDownloader(remote: remote, jobs: options.jobs, unit: HashRecord.size, logger: logger)
+        do {
+            try await downloader.download(ranges) { range, bytes in
+                collected.withLock { $0[range.lowerBound] = Array(bytes) }
+                return range
+            }
+        } catch is RangeDownloader.RangesUnsupported {
+            // The signature's server ignores ranges: take the tables out of the whole signature.
+            let whole = try await LoadedSignature.fetchBytes(remote, range: nil, limit: SignatureVerifier.maxSignatureBytes)
+            var result: [Int: [UInt8]] = [:]
+            for range in ranges where range.upperBound <= whole.bytes.count { result[range.lowerBound] = Array(whole.bytes[range]) }
+            return result
+        }
+        return collected.withLock { $0 }
+    }
+
+    // MARK: - Downloading
+
+    private func downloadRanges(_ ranges: [Range<Int>], remote: RemoteFile, output: OutputFile, map: PieceMap, signature: LoadedSignature) async throws {
+        let total = ranges.reduce(0) { $0 + $1.count }
+        let done = Atomic<Int>(0)
+        let observer = observer
+        let unit = map.unitSize
+        let downloader = RangeDownloader(remote: remote, jobs: options.jobs, unit: unit, logger: logger)
+        try await downloader.download(ranges) { range, bytes in
+            // Whole units only: a unit cut by the reply's boundaries is asked for again.
+            let first = (range.lowerBound + unit - 1) / unit
+            let endUnit = range.upperBound == output.length ? (output.length + unit - 1) / unit : range.upperBound / unit
+            guard first < endUnit else { return range.lowerBound..<range.lowerBound }
+            let accepted = (first * unit)..<min(endUnit * unit, output.length)
+            for index in first..<endUnit {
+                let piece = (index * unit)..<min((index + 1) * unit, output.length)
+                let start = piece.lowerBound - range.lowerBound
+                let slice = UnsafeRawBufferPointer(rebasing: bytes[start..<(start + piece.count)])
+                guard signature.verifyUnit(index, slice, map: map) else {
+                    throw TransportError(.protocolViolation, "downloaded bytes \(piece.lowerBound)-\(piece.upperBound - 1) failed their hash check")
+                }
+            }
+            let start = accepted.lowerBound - range.lowerBound
+            try output.file.write(from: bytes.baseAddress! + start, count: accepted.count, at: accepted.lowerBound)
+            let now = done.add(accepted.count, ordering: .relaxed).newValue
+            observer?.downloaded(now, of: total)
+            return accepted
+        }
+    }
+
+    private func downloadWhole(remote: RemoteFile, output: OutputFile, length: Int) async throws {
+        var offset = 0
+        var attempt = 0
+        logger.info("downloading the whole file")
+        while offset < length || (length == 0 && attempt == 0) {
+            try Task.checkCancellation()
+            attempt += 1
+            let resumeFrom = offset
+            do {
+                var position = resumeFrom
+                try await remote.get(headers: resumeFrom > 0 ? [("Range", "bytes=\(resumeFrom)-")] : [], head: { head in
+                    switch head.status {
+                    case 200:
+                        position = 0
+                    case 206:
+                        guard let value = head.value("content-range"), let range = ByteRanges.parseContentRange(value), range.range.lowerBound == resumeFrom else {
+                            throw TransportError(.protocolViolation, "a resumed download came back with the wrong Content-Range")
+                        }
+                        if let total = range.completeLength { try remote.noteLength(total) }
+                    case 412:
+                        throw TransportError(.changed, "the file changed on the server during the download (If-Match failed)", status: 412)
+                    default:
+                        throw TransportError(.status, "the server answered HTTP \(head.status) for \(remote.url)", status: head.status)
+                    }
+                    if head.status == 200, let value = head.value("content-length"), let total = Int(value) { try remote.noteLength(total) }
+                }, body: { chunk in
+                    guard position + chunk.count <= length else {
+                        throw TransportError(.changed, "the server's file is longer than its signature says: the signature is out of date")
+                    }
+                    try output.file.write(from: chunk.baseAddress!, count: chunk.count, at: position)
+                    position += chunk.count
+                    offset = position
+                    self.observer?.downloaded(position, of: length)
+                })
+                offset = position
+                guard offset == length else {
+                    throw TransportError(.protocolViolation, "the download ended after \(offset) of \(length) bytes")
+                }
+                return
+            } catch let error as TransportError where error.isTransient && attempt < 6 {
+                let delay = RemoteFile.backoff(attempt)
+                logger.info("\(error.message); resuming at byte \(offset) in \(delay) s")
+                try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
+            }
+        }
+    }
+
+    /// Finds the slices that do not match their hashes, fetches them again once, and checks again.
+    private func repair(output: OutputFile, remote: RemoteFile, signature: LoadedSignature, map: inout PieceMap) async throws -> Int {
+        let bad = try await runBlocking { try signature.badSlices(in: output) }
+        logger.warning("the rebuilt file failed its whole-file check; fetching \(bad.count) slice(s) again")
+        guard !bad.isEmpty else {
+            throw VerificationError("the rebuilt file does not match the signature's whole-file hash although every slice does: the signature is inconsistent; re-run shash on the server")
+        }
+        try await signature.prepareRepair(bad, map: &map, session: self)
+        let ranges = RequestPlanner.merge(bad.map { signature.sliceRange($0) }, gap: 0)
+        try await downloadRanges(ranges, remote: remote, output: output, map: map, signature: signature)
+        if try await runBlocking({ try signature.wholeFileDigest(of: output.file, length: output.length) }) != signature.wholeFileHash {
+            throw VerificationError("the rebuilt file still does not match the signature after fetching \(bad.count) slice(s) again: the file on the server does not match its signature (re-run shash on the server)")
+        }
+        return bad.count
+    }
+
+    // MARK: - Helpers
+
+    private func targetMode(for destination: String) -> mode_t {
+        var st = stat()
+        if stat(destination, &st) == 0 { return st.st_mode & 0o7777 }
+        let mask = umask(0)
+        umask(mask)
+        return 0o666 & ~mask
+    }
+
+    private func cleanUp(_ paths: [String], except keep: String) {
+        for path in Set(paths) where path != keep {
+            try? FileSystem.removeFile(path)
+        }
+    }
+
+    /// Runs blocking, CPU-bound work on its own thread, reporting scan progress meanwhile.
+    func runBlocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        let progress = scanProgress
+        let observer = observer
+        let reporter = Task {
+            while !Task.isCancelled {
+                observer?.scanned(progress.bytesScanned, of: 0)
+                try? await Task.sleep(nanoseconds: 100_000_000)
+            }
+        }
+        defer { reporter.cancel() }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let thread = Thread {
+                    continuation.resume(with: Result { try body() })
+                }
+                thread.stackSize = 1 << 20
+                thread.start()
+            }
+        } onCancel: {
+            progress.cancel()
+        }
+    }
+}

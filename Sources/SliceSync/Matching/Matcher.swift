@@ -1,0 +1,161 @@
+import Synchronization
+import Foundation
+import Logging
+
+/// A local file the client may take pieces from.
+public struct AlikeFile: Sendable {
+    /// Its path.
+    public var path: String
+    /// Its length when it was opened.
+    public var length: Int
+    let file: SystemFile
+}
+
+/// Finds, in local files, the pieces a signature describes, at any byte offset, using all cores.
+public final class Matcher: Sendable {
+    /// The local files, in the order given; unreadable ones are left out with a warning.
+    public let alikes: [AlikeFile]
+    private let threads: Int
+    private let progress: ScanProgress
+
+    /// Opens the alike files. Paths that do not exist are skipped silently (the destination of a first
+    /// download does not exist yet); unreadable ones are skipped with a warning.
+    public init(paths: [String], threads: Int, progress: ScanProgress, logger: Logger) {
+        var seen = Set<String>()
+        var files: [AlikeFile] = []
+        for path in paths where !seen.contains(path) {
+            seen.insert(path)
+            do {
+                let file = try SystemFile.openForReading(path)
+                files.append(AlikeFile(path: path, length: try file.stamp().size, file: file))
+            } catch where error.code == .notFound {
+                continue
+            } catch {
+                logger.warning("not using \(path) as an alike file: \(error.message)")
+            }
+        }
+        alikes = files
+        self.threads = max(1, threads)
+        self.progress = progress
+    }
+
+    /// Total bytes of the alike files: what a full scan reads once per pass.
+    public var totalBytes: Int { alikes.reduce(0) { $0 + $1.length } }
+
+    /// Format 1: finds every slice; returns a source per slice (nil where not found).
+    public func match(_ signature: SignatureV1) throws(FileSystemError) -> [LocalSource?] {
+        let count = signature.slices.count
+        guard count > 0 else { return [] }
+        let size = signature.sliceSize
+        let verifier = V1SliceVerifier(slices: signature.slices)
+        let full = signature.length / size
+        let entries = (0..<full).map { (weak: signature.slices[$0].adler32, index: $0) }
+        let found = FoundPieces()
+        if !entries.isEmpty {
+            try scanAll(hasher: AdlerWindowHasher(window: size), table: WeakTable(entries), verifier: verifier, found: found)
+        }
+        if full < count {
+            try matchTail(index: full, length: signature.length - full * size, targetOffset: full * size,
+                          weak: signature.slices[full].adler32, hasher: AdlerWindowHasher(window: signature.length - full * size),
+                          verifier: verifier, found: found)
+        }
+        return Self.sources(found, count: count)
+    }
+
+    /// Format 2, first pass: finds whole slices; returns a source per slice (nil where not found).
+    public func matchSlices(_ header: SignatureV2Header, coarse: [HashRecord]) throws(FileSystemError) -> [LocalSource?] {
+        let count = header.sliceCount
+        guard count > 0 else { return [] }
+        let verifier = V2SliceVerifier(records: coarse, blockSize: header.blockSize)
+        let full = header.length / header.sliceSize
+        let entries = (0..<full).map { (weak: coarse[$0].weak, index: $0) }
+        let found = FoundPieces()
+        if !entries.isEmpty {
+            try scanAll(hasher: RKWindowHasher(window: header.sliceSize), table: WeakTable(entries), verifier: verifier, found: found)
+        }
+        if full < count {
+            let length = header.length - full * header.sliceSize
+            try matchTail(index: full, length: length, targetOffset: full * header.sliceSize, weak: coarse[full].weak,
+                          hasher: RKWindowHasher(window: length), verifier: verifier, found: found)
+        }
+        return Self.sources(found, count: count)
+    }
+
+    /// Format 2, second pass: finds the given blocks (global index → record); returns sources by block.
+    public func matchBlocks(_ header: SignatureV2Header, blocks: [Int: HashRecord]) throws(FileSystemError) -> [Int: LocalSource] {
+        guard !blocks.isEmpty else { return [:] }
+        let lastIndex = header.blockCount - 1
+        let lastLength = header.length - lastIndex * header.blockSize
+        var strong: [Int32: UInt64] = [:]
+        var entries: [(weak: UInt32, index: Int)] = []
+        for (index, record) in blocks {
+            strong[Int32(index)] = record.strong
+            if index != lastIndex || lastLength == header.blockSize { entries.append((record.weak, index)) }
+        }
+        let verifier = V2BlockVerifier(strong: strong)
+        let found = FoundPieces()
+        if !entries.isEmpty {
+            try scanAll(hasher: RKWindowHasher(window: header.blockSize), table: WeakTable(entries), verifier: verifier, found: found)
+        }
+        if let last = blocks[lastIndex], lastLength < header.blockSize {
+            try matchTail(index: lastIndex, length: lastLength, targetOffset: lastIndex * header.blockSize, weak: last.weak,
+                          hasher: RKWindowHasher(window: lastLength), verifier: verifier, found: found)
+        }
+        var result: [Int: LocalSource] = [:]
+        for (index, source) in found.all { result[Int(index)] = source }
+        return result
+    }
+
+    /// Splits every alike file into regions and scans them on `threads` threads.
+    private func scanAll<H: WindowHasher, V: PieceVerifier>(hasher: H, table: WeakTable, verifier: V, found: FoundPieces) throws(FileSystemError) {
+        var regions: [ScanRegion] = []
+        for (index, alike) in alikes.enumerated() where alike.length >= hasher.window {
+            let positions = alike.length - hasher.window + 1
+            // Big files are split so both cores work on one file; a region must be worth a thread.
+            let parts = max(1, min(threads * 4, positions / (4 << 20)))
+            let step = (positions + parts - 1) / parts
+            var start = 0
+            while start < positions {
+                regions.append(ScanRegion(fileIndex: index, file: alike.file, fileLength: alike.length, start: start, end: min(start + step, positions)))
+                start += step
+            }
+        }
+        let scanner = Scanner(hasher: hasher, table: table, verifier: verifier)
+        let failure = Mutex<FileSystemError?>(nil)
+        runConcurrently(regions, width: threads) { region in
+            do throws(FileSystemError) {
+                try scanner.scan(region, found: found, progress: self.progress)
+            } catch {
+                failure.withLock { if $0 == nil { $0 = error } }
+            }
+        }
+        if let error = failure.withLock({ $0 }) { throw error }
+    }
+
+    /// A piece shorter than the window (the file's last) is looked for where it most likely is: at the
+    /// end of each alike file and at its own offset.
+    private func matchTail<H: WindowHasher, V: PieceVerifier>(
+        index: Int, length: Int, targetOffset: Int, weak: UInt32, hasher: H, verifier: V, found: FoundPieces
+    ) throws(FileSystemError) {
+        var bytes = [UInt8](repeating: 0, count: length)
+        for (fileIndex, alike) in alikes.enumerated() {
+            for offset in Set([alike.length - length, targetOffset]) where offset >= 0 && offset + length <= alike.length {
+                let matched = try withMutableRawBytes(&bytes) { (raw) throws(FileSystemError) -> Bool in
+                    guard try alike.file.read(into: raw.baseAddress!, count: length, at: offset) == length else { return false }
+                    guard hasher.weak(hasher.hash(raw.baseAddress!)) == weak else { return false }
+                    return !verifier.verify([Int32(index)], window: raw.baseAddress!, length: length).isEmpty
+                }
+                if matched {
+                    found.record([Int32(index)], at: LocalSource(file: fileIndex, offset: offset))
+                    return
+                }
+            }
+        }
+    }
+
+    private static func sources(_ found: FoundPieces, count: Int) -> [LocalSource?] {
+        var result = [LocalSource?](repeating: nil, count: count)
+        for (index, source) in found.all { result[Int(index)] = source }
+        return result
+    }
+}

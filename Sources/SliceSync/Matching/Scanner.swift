@@ -1,0 +1,176 @@
+import Synchronization
+
+/// A place in one of the local files the client reuses.
+public struct LocalSource: Sendable, Hashable, Codable {
+    /// Index of the file in the matcher's list of alike files.
+    public var file: Int
+    /// Byte offset in that file.
+    public var offset: Int
+
+    /// Creates a source.
+    public init(file: Int, offset: Int) {
+        self.file = file
+        self.offset = offset
+    }
+}
+
+/// Decides which of the candidate pieces (whose weak hash matched) a window of bytes really is.
+protocol PieceVerifier: Sendable {
+    /// The candidates whose strong hash matches the `length` bytes starting at `pointer`.
+    func verify(_ candidates: [Int32], window pointer: UnsafeRawPointer, length: Int) -> [Int32]
+}
+
+/// Counts bytes scanned across threads, for progress display.
+public final class ScanProgress: Sendable {
+    private let scanned = Atomic<Int>(0)
+    private let cancelled = Atomic<Bool>(false)
+
+    /// Creates a counter at zero.
+    public init() {}
+
+    /// Bytes of local files scanned so far.
+    public var bytesScanned: Int { scanned.load(ordering: .relaxed) }
+
+    /// Asks running scans to stop at their next chunk.
+    public func cancel() { cancelled.store(true, ordering: .relaxed) }
+
+    /// Whether `cancel()` was called.
+    public var isCancelled: Bool { cancelled.load(ordering: .relaxed) }
+
+    func add(_ bytes: Int) { scanned.add(bytes, ordering: .relaxed) }
+}
+
+/// The pieces found so far, shared by the threads of one scan.
+final class FoundPieces: Sendable {
+    private let found: Mutex<[Int32: LocalSource]>
+
+    init() { found = Mutex([:]) }
+
+    /// Records matches; returns nothing. The first source recorded for a piece wins.
+    func record(_ pieces: [Int32], at source: LocalSource) {
+        found.withLock { map in
+            for piece in pieces where map[piece] == nil { map[piece] = source }
+        }
+    }
+
+    /// The candidates not found yet.
+    func missing(_ candidates: [Int32]) -> [Int32] {
+        found.withLock { map in candidates.filter { map[$0] == nil } }
+    }
+
+    var all: [Int32: LocalSource] { found.withLock { $0 } }
+}
+
+/// One contiguous range of window start positions in one local file.
+struct ScanRegion: Sendable {
+    var fileIndex: Int
+    var file: SystemFile
+    var fileLength: Int
+    /// First window start scanned.
+    var start: Int
+    /// Window starts scanned are below this.
+    var end: Int
+}
+
+/// Rolls a weak hash over every byte offset of a region, verifies weak hits with the strong hash and
+/// jumps a whole window ahead after a match, as zsync does.
+struct Scanner<Hasher: WindowHasher, Verifier: PieceVerifier>: Sendable {
+    let hasher: Hasher
+    let table: WeakTable
+    let verifier: Verifier
+    /// Bytes read at a time besides the window.
+    var chunk = 4 << 20
+
+    func scan(_ region: ScanRegion, found: FoundPieces, progress: ScanProgress) throws(FileSystemError) {
+        let window = hasher.window
+        var fileLength = region.fileLength
+        guard region.start < region.end, fileLength - region.start >= window, !table.isEmpty else { return }
+        let capacity = window + chunk
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 4096)
+        defer { buffer.deallocate() }
+        var base = region.start
+        var count = 0
+        var reported = region.start
+
+        // Makes the buffer start at `newBase` and hold as much as fits (less only at end of file).
+        func refill(from newBase: Int) throws(FileSystemError) {
+            let keep = max(0, base + count - newBase)
+            if keep > 0 && newBase != base { buffer.copyMemory(from: buffer + (newBase - base), byteCount: keep) }
+            base = newBase
+            count = keep
+            let want = min(capacity - keep, fileLength - (base + keep))
+            if want > 0 {
+                let got = try region.file.read(into: buffer + keep, count: want, at: base + keep)
+                count += got
+                if got < want { fileLength = base + count } // the file shrank: scan what is there
+            }
+            progress.add(max(0, min(base + count, region.end + window) - reported))
+            reported = max(reported, base + count)
+        }
+
+        try refill(from: region.start)
+        var p = region.start
+        guard base + count - p >= window else { return }
+        var state = hasher.hash(buffer + (p - base))
+        let bytes = buffer.assumingMemoryBound(to: UInt8.self)
+
+        while true {
+            if progress.isCancelled { return }
+            // Positions below `limit` have their window and the next byte in the buffer, and are not
+            // the region's last position or the file's last window.
+            let limit = min(region.end - 1, fileLength - window, base + count - window)
+            var i = p - base
+            let fastEnd = limit - base
+            var jumped = false
+            while i < fastEnd {
+                let weak = hasher.weak(state)
+                if table.mayContain(weak), let candidates = table.lookup(weak) {
+                    p = base + i
+                    if handleHit(candidates, at: p, pointer: buffer + i, region: region, found: found) {
+                        jumped = true
+                        break
+                    }
+                }
+                state = hasher.roll(state, outgoing: bytes[i], incoming: bytes[i + window])
+                i += 1
+            }
+            if !jumped {
+                // The slow path: position p = base + i is at a boundary.
+                p = base + i
+                let weak = hasher.weak(state)
+                if table.mayContain(weak), let candidates = table.lookup(weak),
+                   handleHit(candidates, at: p, pointer: buffer + i, region: region, found: found) {
+                    jumped = true
+                } else {
+                    if p >= region.end - 1 || p + window >= fileLength { return }
+                    if p + window >= base + count { try refill(from: p) }
+                    guard p + window < base + count else { return }
+                    state = hasher.roll(state, outgoing: bytes[p - base], incoming: bytes[p - base + window])
+                    p += 1
+                    continue
+                }
+            }
+            // After a match, continue right behind it.
+            p += window
+            if p >= region.end || p + window > fileLength { return }
+            if p + window > base + count { try refill(from: p) }
+            guard p + window <= base + count else { return }
+            state = hasher.hash(buffer + (p - base))
+        }
+    }
+
+    /// Verifies a weak hit; true when the window is a wanted piece (or one already found elsewhere).
+    @inline(never)
+    private func handleHit(_ candidates: [Int32], at position: Int, pointer: UnsafeRawPointer, region: ScanRegion, found: FoundPieces) -> Bool {
+        let open = found.missing(candidates)
+        if open.isEmpty {
+            // Every candidate is already found: skip ahead unverified, as a match would. At worst a
+            // weak collision makes us skip a window of bytes we would not have used anyway.
+            return true
+        }
+        let matched = verifier.verify(open, window: pointer, length: hasher.window)
+        guard !matched.isEmpty else { return false }
+        found.record(matched, at: LocalSource(file: region.fileIndex, offset: position))
+        return true
+    }
+}

@@ -1,0 +1,54 @@
+/// Format 1 slices: Adler-32 already matched as the weak hash; MD5 decides.
+struct V1SliceVerifier: PieceVerifier {
+    let slices: [V1SliceHash]
+
+    func verify(_ candidates: [Int32], window pointer: UnsafeRawPointer, length: Int) -> [Int32] {
+        let md5 = StreamingDigest(.md5)
+        md5.update(pointer, count: length)
+        let digest = md5.finalize()
+        return candidates.filter { slices[Int($0)].md5 == digest }
+    }
+}
+
+/// Format 2 slices: the truncated SHA-256 of the blocks' SHA-256 digests decides.
+struct V2SliceVerifier: PieceVerifier {
+    let records: [HashRecord]
+    let blockSize: Int
+
+    func verify(_ candidates: [Int32], window pointer: UnsafeRawPointer, length: Int) -> [Int32] {
+        let strong = Self.sliceStrong(pointer, length: length, blockSize: blockSize)
+        return candidates.filter { records[Int($0)].strong == strong }
+    }
+
+    /// The strong half of a coarse record for `length` bytes at `pointer`.
+    static func sliceStrong(_ pointer: UnsafeRawPointer, length: Int, blockSize: Int) -> UInt64 {
+        let digests = StreamingDigest(.sha256)
+        var block = [UInt8](repeating: 0, count: 32)
+        var offset = 0
+        while offset < length {
+            block.withUnsafeMutableBufferPointer { sha256(pointer + offset, count: min(blockSize, length - offset), into: $0.baseAddress!) }
+            digests.update(block)
+            offset += blockSize
+        }
+        return digests.finalize().withUnsafeBufferPointer { HashRecord.truncate($0.baseAddress!) }
+    }
+}
+
+/// Format 2 blocks: the truncated SHA-256 of the block decides.
+struct V2BlockVerifier: PieceVerifier {
+    /// Strong hashes by global block index.
+    let strong: [Int32: UInt64]
+
+    func verify(_ candidates: [Int32], window pointer: UnsafeRawPointer, length: Int) -> [Int32] {
+        let digest = Self.blockStrong(pointer, length: length)
+        return candidates.filter { strong[$0] == digest }
+    }
+
+    static func blockStrong(_ pointer: UnsafeRawPointer, length: Int) -> UInt64 {
+        var out = [UInt8](repeating: 0, count: 32)
+        return out.withUnsafeMutableBufferPointer { buffer in
+            sha256(pointer, count: length, into: buffer.baseAddress!)
+            return HashRecord.truncate(buffer.baseAddress!)
+        }
+    }
+}

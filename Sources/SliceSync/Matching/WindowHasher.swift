@@ -1,0 +1,74 @@
+/// A rolling weak hash over a fixed window, as the scanner needs it.
+protocol WindowHasher: Sendable {
+    /// The window length.
+    var window: Int { get }
+    /// The rolling state of the window starting at `pointer`.
+    func hash(_ pointer: UnsafeRawPointer) -> UInt64
+    /// Moves the window one byte forward.
+    func roll(_ state: UInt64, outgoing: UInt8, incoming: UInt8) -> UInt64
+    /// The 32-bit weak hash a signature stores for this state.
+    func weak(_ state: UInt64) -> UInt32
+}
+
+/// RK64 over a window: format 2.
+struct RKWindowHasher: WindowHasher {
+    let roller: RollingHash
+    var window: Int { roller.window }
+
+    init(window: Int) { roller = RollingHash(window: window) }
+
+    @inline(__always) func hash(_ pointer: UnsafeRawPointer) -> UInt64 { RollingHash.hash(pointer, count: roller.window) }
+    @inline(__always) func roll(_ state: UInt64, outgoing: UInt8, incoming: UInt8) -> UInt64 {
+        roller.roll(state, outgoing: outgoing, incoming: incoming)
+    }
+    @inline(__always) func weak(_ state: UInt64) -> UInt32 { RollingHash.weak(state) }
+}
+
+/// zlib Adler-32 over a window: format 1.
+struct AdlerWindowHasher: WindowHasher {
+    let window: Int
+
+    @inline(__always) func hash(_ pointer: UnsafeRawPointer) -> UInt64 { UInt64(Adler32.update(Adler32.initial, pointer, count: window)) }
+    @inline(__always) func roll(_ state: UInt64, outgoing: UInt8, incoming: UInt8) -> UInt64 {
+        UInt64(Adler32.roll(UInt32(truncatingIfNeeded: state), outgoing: outgoing, incoming: incoming, window: window))
+    }
+    @inline(__always) func weak(_ state: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: state) }
+}
+
+/// Weak hashes of the pieces being looked for, with a bit-set pre-filter so that most byte offsets cost
+/// one bit test instead of a dictionary lookup.
+struct WeakTable: Sendable {
+    private let bits: [UInt64]
+    private let shift: UInt32
+    private let candidates: [UInt32: [Int32]]
+
+    /// Builds the table from (weak hash, piece index) pairs.
+    init(_ entries: [(weak: UInt32, index: Int)]) {
+        var map: [UInt32: [Int32]] = [:]
+        map.reserveCapacity(entries.count)
+        for entry in entries { map[entry.weak, default: []].append(Int32(entry.index)) }
+        candidates = map
+        // About 64 bits per distinct entry keeps the false pass rate near 1.5 %, within 2^16...2^27 bits.
+        var logBits = 16
+        while logBits < 27 && (1 << logBits) < map.count * 64 { logBits += 1 }
+        shift = UInt32(32 - logBits)
+        var bits = [UInt64](repeating: 0, count: (1 << logBits) / 64)
+        for weak in map.keys {
+            let slot = Int(Self.mix(weak) >> UInt32(32 - logBits))
+            bits[slot >> 6] |= 1 << UInt64(slot & 63)
+        }
+        self.bits = bits
+    }
+
+    var isEmpty: Bool { candidates.isEmpty }
+
+    /// Spreads weak hashes whose low or high bits are poor (Adler-32's are) over the bit set.
+    @inline(__always) static func mix(_ weak: UInt32) -> UInt32 { weak &* 0x9E37_79B1 ^ (weak >> 15) }
+
+    @inline(__always) func mayContain(_ weak: UInt32) -> Bool {
+        let slot = Int(Self.mix(weak) >> shift)
+        return bits.withUnsafeBufferPointer { $0[slot >> 6] } & (1 << UInt64(slot & 63)) != 0
+    }
+
+    func lookup(_ weak: UInt32) -> [Int32]? { candidates[weak] }
+}

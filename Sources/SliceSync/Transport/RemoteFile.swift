@@ -1,0 +1,259 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// One file on a server: where it really is after redirects, its validator and length, and what the
+/// server has shown about Range requests. Shared by all requests of a download.
+public final class RemoteFile: Sendable {
+    struct State {
+        var url: String
+        var etag: String?
+        var length: Int?
+        /// Ranges per request the server has handled; starts high and drops on refusals.
+        var maxRanges: Int
+        /// Set once a single-range request was answered with the whole file.
+        var rangesUnsupported = false
+        var requests = 0
+        var bytesReceived = 0
+    }
+
+    let exchange: HTTPExchange
+    let extraHeaders: [(String, String)]
+    let logger: Logger
+    private let state: Mutex<State>
+    /// Most redirects followed for one request.
+    static let maxRedirects = 8
+
+    /// A remote file at `url`, fetched through `exchange` with `headers` added to every request.
+    public init(url: String, exchange: HTTPExchange, headers: [(String, String)], maxRanges: Int = 64, logger: Logger) {
+        self.exchange = exchange
+        self.extraHeaders = headers
+        self.logger = logger
+        state = Mutex(State(url: url, maxRanges: maxRanges))
+    }
+
+    /// The URL after redirects.
+    public var url: String { state.withLock { $0.url } }
+    /// The length the server reported, once known.
+    public var length: Int? { state.withLock { $0.length } }
+    /// Requests sent so far (redirects included).
+    public var requests: Int { state.withLock { $0.requests } }
+    /// Body bytes received so far.
+    public var bytesReceived: Int { state.withLock { $0.bytesReceived } }
+    /// Ranges per request the server currently gets.
+    public var maxRanges: Int { state.withLock { $0.maxRanges } }
+    /// Whether the server ignores Range requests.
+    public var rangesUnsupported: Bool { state.withLock { $0.rangesUnsupported } }
+
+    /// Abandons the body of a redirect.
+    private struct RedirectSeen: Error {}
+    /// Abandons the body of a 200 reply to a range request.
+    private struct WholeFileReply: Error {}
+
+    /// Sends GET with redirects followed (at most 8, never from https to http) and records the validator.
+    /// `head` sees the final response head; `body` its body.
+    func get(
+        headers: [(String, String)],
+        head: (HTTPResponseHead) throws -> Void,
+        body: (UnsafeRawBufferPointer) throws -> Void
+    ) async throws {
+        var current = url
+        for _ in 0...Self.maxRedirects {
+            var location: String?
+            var all = [("Accept-Encoding", "identity")] + extraHeaders + headers
+            if let etag = state.withLock({ $0.etag }), !headers.contains(where: { $0.0 == "If-Match" }), etag.hasPrefix("\"") {
+                all.append(("If-Match", etag))
+            }
+            state.withLock { $0.requests += 1 }
+            do {
+                try await exchange.get(current, headers: all, head: { response in
+                    if [301, 302, 303, 307, 308].contains(response.status), let target = response.value("location") {
+                        location = target
+                        throw RedirectSeen()
+                    }
+                    try self.checkValidator(response)
+                    try head(response)
+                }, body: { chunk in
+                    self.state.withLock { $0.bytesReceived += chunk.count }
+                    try body(chunk)
+                })
+                if current != url { state.withLock { $0.url = current } }
+                return
+            } catch is RedirectSeen {
+                guard let location else { throw TransportError(.protocolViolation, "a redirect without a Location") }
+                guard let next = URL(string: location, relativeTo: URL(string: current))?.absoluteURL.absoluteString else {
+                    throw TransportError(.redirect, "the server redirected to an invalid location: \(location)")
+                }
+                if current.lowercased().hasPrefix("https:") && next.lowercased().hasPrefix("http:") {
+                    throw TransportError(.redirect, "refusing a redirect from \(current) to plain-HTTP \(next)")
+                }
+                logger.debug("redirected to \(next)")
+                current = next
+            }
+        }
+        throw TransportError(.redirect, "more than \(Self.maxRedirects) redirects from \(url)")
+    }
+
+    /// Remembers the first strong ETag and fails when a later reply carries another one.
+    private func checkValidator(_ response: HTTPResponseHead) throws {
+        guard (200..<300).contains(response.status), let etag = response.value("etag") else { return }
+        try state.withLock { state in
+            if let known = state.etag, known != etag {
+                throw TransportError(.changed, "the file changed on the server during the download (its ETag went from \(known) to \(etag))")
+            }
+            if state.etag == nil && etag.hasPrefix("\"") { state.etag = etag }
+        }
+    }
+
+    /// Runs `operation`, trying again with backoff after transient failures.
+    func retrying<T>(_ what: String, attempts: Int = 5, _ operation: () async throws -> T) async throws -> T {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try await operation()
+            } catch let error as TransportError where error.isTransient && attempt < attempts {
+                let delay = Self.backoff(attempt)
+                logger.info("\(what): \(error.message); retrying in \(delay) s")
+                try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
+            }
+        }
+    }
+
+    /// Seconds to wait before attempt `attempt + 1`: 0.25, 0.5, 1, 2, then 4.
+    static func backoff(_ attempt: Int) -> Double { min(4.0, 0.25 * Double(1 << min(attempt - 1, 4))) }
+
+    /// Records the complete length from a reply; fails when it contradicts an earlier one.
+    func noteLength(_ length: Int) throws {
+        try state.withLock { state in
+            if let known = state.length, known != length {
+                throw TransportError(.changed, "the file changed on the server during the download (its length went from \(known) to \(length))")
+            }
+            state.length = length
+        }
+    }
+
+    /// Fetches one request's worth of ranges (sorted, disjoint); hands every received byte range that
+    /// lies within them to `deliver`, which returns the part it accepted; returns the parts of `ranges`
+    /// not accepted.
+    func fetchOnce(_ ranges: [Range<Int>], deliver: (Range<Int>, UnsafeRawBufferPointer) throws -> Range<Int>) async throws -> [Range<Int>] {
+        let expected = ranges.reduce(0) { $0 + $1.count }
+        let limit = expected + ranges.count * 512 + 65536
+        var collected: [UInt8] = []
+        var response: HTTPResponseHead?
+        do {
+            try await get(headers: [("Range", ByteRanges.header(for: ranges))], head: { head in
+                response = head
+                if head.status == 200 {
+                    // A 200 carries the whole file, never a range: never append it. Abandon it and let
+                    // the caller fall back (fewer ranges per request, or one plain download).
+                    throw WholeFileReply()
+                }
+                collected.reserveCapacity(min(limit, expected + 4096))
+            }, body: { chunk in
+                guard collected.count + chunk.count <= limit else {
+                    throw TransportError(.protocolViolation, "the server sent more than the \(expected) bytes asked for")
+                }
+                collected.append(contentsOf: chunk.bindMemory(to: UInt8.self))
+            })
+        } catch is WholeFileReply {
+            // Handled below, from the status.
+        }
+        guard let response else { throw TransportError(.protocolViolation, "no response") }
+        switch response.status {
+        case 206:
+            return try deliverPartial(response, body: collected, ranges: ranges, deliver: deliver)
+        case 200:
+            state.withLock { state in
+                if ranges.count > 1 { state.maxRanges = 1 } else { state.rangesUnsupported = true }
+            }
+            logger.info(ranges.count > 1 ? "the server answered a multi-range request with the whole file; asking one range at a time" : "the server ignores Range requests")
+            return ranges
+        case 416:
+            if let total = response.value("content-range").flatMap(ByteRanges.parseUnsatisfiedLength) { try noteLength(total) }
+            throw TransportError(.changed, "the server says the requested bytes are past the end of the file: it is shorter than its signature says", status: 416)
+        case 412:
+            throw TransportError(.changed, "the file changed on the server during the download (If-Match failed)", status: 412)
+        case let status where [400, 413, 414, 431, 501].contains(status) && ranges.count > 1:
+            state.withLock { $0.maxRanges = max(1, min($0.maxRanges, ranges.count) / 4) }
+            logger.info("the server refused \(ranges.count) ranges in one request (HTTP \(response.status)); asking fewer")
+            return ranges
+        default:
+            throw TransportError(.status, "the server answered HTTP \(response.status) for a range of \(url)", status: response.status)
+        }
+    }
+
+    private func deliverPartial(
+        _ response: HTTPResponseHead, body: [UInt8], ranges: [Range<Int>],
+        deliver: (Range<Int>, UnsafeRawBufferPointer) throws -> Range<Int>
+    ) throws -> [Range<Int>] {
+        var pieces: [(range: Range<Int>, bodyRange: Range<Int>)] = []
+        let contentType = response.value("content-type") ?? ""
+        if let boundary = ByteRanges.boundary(ofContentType: contentType) {
+            for part in try ByteRanges.parseMultipart(body, boundary: boundary) {
+                if let total = part.completeLength { try noteLength(total) }
+                pieces.append((part.range, part.bodyRange))
+            }
+        } else {
+            guard let header = response.value("content-range"), let contentRange = ByteRanges.parseContentRange(header) else {
+                throw TransportError(.protocolViolation, "a 206 reply without a valid Content-Range")
+            }
+            guard body.count == contentRange.range.count else {
+                throw TransportError(.protocolViolation, "the reply was cut short: \(body.count) of \(contentRange.range.count) bytes")
+            }
+            if let total = contentRange.completeLength { try noteLength(total) }
+            pieces.append((contentRange.range, 0..<body.count))
+        }
+        var covered = RangeSet()
+        try body.withUnsafeBytes { raw in
+            for piece in pieces {
+                // Use only bytes that were asked for; a server may coalesce ranges or send extra parts.
+                for wanted in ranges {
+                    let lower = max(wanted.lowerBound, piece.range.lowerBound)
+                    let upper = min(wanted.upperBound, piece.range.upperBound)
+                    guard lower < upper else { continue }
+                    let start = piece.bodyRange.lowerBound + (lower - piece.range.lowerBound)
+                    covered.insert(try deliver(lower..<upper, UnsafeRawBufferPointer(rebasing: raw[start..<(start + upper - lower)])))
+                }
+            }
+        }
+        let missing = ranges.flatMap { covered.gaps(in: $0) }
+        if !missing.isEmpty && ranges.count > 1 {
+            state.withLock { $0.maxRanges = 1 }
+            logger.info("the server answered only part of a multi-range request; asking one range at a time")
+        }
+        return missing
+    }
+}
+
+/// Sorted, disjoint integer ranges.
+struct RangeSet: Sendable {
+    private(set) var ranges: [Range<Int>] = []
+
+    mutating func insert(_ range: Range<Int>) {
+        guard !range.isEmpty else { return }
+        var merged = range
+        var result: [Range<Int>] = []
+        for existing in ranges {
+            if existing.upperBound < merged.lowerBound || merged.upperBound < existing.lowerBound {
+                result.append(existing)
+            } else {
+                merged = min(existing.lowerBound, merged.lowerBound)..<max(existing.upperBound, merged.upperBound)
+            }
+        }
+        result.append(merged)
+        ranges = result.sorted { $0.lowerBound < $1.lowerBound }
+    }
+
+    /// The parts of `range` not covered.
+    func gaps(in range: Range<Int>) -> [Range<Int>] {
+        var result: [Range<Int>] = []
+        var cursor = range.lowerBound
+        for existing in ranges where existing.upperBound > cursor && existing.lowerBound < range.upperBound {
+            if existing.lowerBound > cursor { result.append(cursor..<existing.lowerBound) }
+            cursor = max(cursor, existing.upperBound)
+        }
+        if cursor < range.upperBound { result.append(cursor..<range.upperBound) }
+        return result
+    }
+}

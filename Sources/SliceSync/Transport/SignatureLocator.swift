@@ -1,0 +1,66 @@
+import Foundation
+
+/// Where the signature of a published file may be, and the file a signature URL describes.
+public enum SignatureLocator {
+    /// Candidate signature URLs for `fileURL`, nearest `.slicesync/` first:
+    /// `/a/b/.slicesync/f`, `/a/.slicesync/b/f`, `/.slicesync/a/b/f` (each with `.slicesync` appended).
+    public static func candidates(for fileURL: String) throws(TransportError) -> [String] {
+        let (prefix, components, query) = try split(fileURL)
+        guard let name = components.last, !name.isEmpty else {
+            throw TransportError(.badURL, "\(fileURL) names a directory, not a file")
+        }
+        var result: [String] = []
+        for rootDepth in stride(from: components.count - 1, through: 0, by: -1) {
+            let root = components[..<rootDepth]
+            let rest = components[rootDepth...]
+            let path = (root + [TreeNaming.signatureDirectory] + rest).joined(separator: "/") + TreeNaming.signatureSuffix
+            result.append(prefix + "/" + path + query)
+        }
+        return result
+    }
+
+    /// For a URL that names a signature directly (`…/.slicesync/REL.slicesync`), the file's URL.
+    public static func fileURL(forSignature url: String) throws(TransportError) -> String {
+        let (prefix, components, query) = try split(url)
+        guard let index = components.lastIndex(of: TreeNaming.signatureDirectory), index < components.count - 1,
+              let last = components.last, last.hasSuffix(TreeNaming.signatureSuffix), last.count > TreeNaming.signatureSuffix.count else {
+            throw TransportError(.badURL, "\(url) ends in .slicesync but is not inside a .slicesync/ directory; pass the file's URL and --signature")
+        }
+        var path = components
+        path.remove(at: index)
+        path[path.count - 1] = String(last.dropLast(TreeNaming.signatureSuffix.count))
+        return prefix + "/" + path.joined(separator: "/") + query
+    }
+
+    /// The file name a URL's last path component gives, percent-decoded and checked.
+    public static func fileName(of url: String) throws(TransportError) -> String {
+        let (_, components, _) = try split(url)
+        guard let last = components.last, let decoded = last.removingPercentEncoding, TreeNaming.isSignable(decoded),
+              !decoded.contains("/"), decoded != ".", decoded != ".." else {
+            throw TransportError(.badURL, "cannot take a file name from \(url); name the destination with -o")
+        }
+        return decoded
+    }
+
+    /// Splits `scheme://authority/path?query` into prefix, path components and `?query` (kept verbatim).
+    private static func split(_ url: String) throws(TransportError) -> (prefix: String, components: [String], query: String) {
+        guard let parsed = URLComponents(string: url), let scheme = parsed.scheme?.lowercased(), scheme == "http" || scheme == "https",
+              let host = parsed.host, !host.isEmpty else {
+            throw TransportError(.badURL, "\(url) is not an http:// or https:// URL")
+        }
+        var rest = Substring(url)
+        let schemeEnd = rest.range(of: "://")!.upperBound
+        rest = rest[schemeEnd...]
+        let pathStart = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
+        let prefix = String(url[..<pathStart])
+        var pathAndQuery = rest[pathStart...]
+        if let hash = pathAndQuery.firstIndex(of: "#") { pathAndQuery = pathAndQuery[..<hash] }
+        var query = ""
+        if let mark = pathAndQuery.firstIndex(of: "?") {
+            query = String(pathAndQuery[mark...])
+            pathAndQuery = pathAndQuery[..<mark]
+        }
+        let components = pathAndQuery.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        return (prefix, components, query)
+    }
+}

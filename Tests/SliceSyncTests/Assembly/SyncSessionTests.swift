@@ -1,0 +1,297 @@
+import Foundation
+import Logging
+import Testing
+@testable import SliceSync
+
+/// Publishes files on a fake server the way `shash` lays them out, and syncs them.
+struct SyncHarness {
+    let server: FakeServer
+    let dir: TemporaryDirectory
+    let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+
+    init(_ behaviour: FakeServer.Behaviour = .nginx) throws {
+        server = FakeServer(behaviour)
+        dir = try TemporaryDirectory()
+    }
+
+    /// Puts `bytes` at /pub/NAME with its signature at /pub/.slicesync/NAME.slicesync.
+    @discardableResult
+    func publish(_ name: String, _ bytes: [UInt8], version: SignatureVersion = .v2, slice: Int? = nil, block: Int? = nil) throws -> String {
+        let parameters = try SigningParameters(version: version, sliceSize: slice, blockSize: block)
+        let signature = try SignatureBuilder(parameters: parameters, pool: nil).signature(of: bytes, filename: name)
+        server.put("/pub/\(name)", bytes)
+        server.put("/pub/.slicesync/\(name).slicesync", signature.serialized())
+        return server.url("/pub/\(name)")
+    }
+
+    func sync(_ url: String, destination: String = "out.bin", alikes: [String] = [], configure: (inout SyncOptions) -> Void = { _ in }) async throws -> SyncReport {
+        var options = SyncOptions(url: url)
+        options.destination = dir.file(destination)
+        options.alikes = alikes.map { dir.file($0) }
+        options.threads = 2
+        configure(&options)
+        return try await SyncSession(options: options, exchange: server, logger: logger).run()
+    }
+
+    func read(_ name: String) throws -> [UInt8] {
+        try SystemFile.openForReading(dir.file(name)).readAll(limit: 1 << 30)
+    }
+}
+
+@Suite("Syncing: matching at any offset")
+struct SyncMatchingTests {
+    static let size = 3 * 1024 * 1024 + 777
+
+    func check(alike: [UInt8], target: [UInt8], maxFromServer: Int, version: SignatureVersion = .v2, slice: Int? = nil) async throws {
+        let harness = try SyncHarness()
+        let url = try harness.publish("f.bin", target, version: version, slice: slice)
+        try harness.dir.write("old.bin", alike)
+        let report = try await harness.sync(url, alikes: ["old.bin"])
+        #expect(try harness.read("out.bin") == target)
+        #expect(report.outcome == "updated")
+        #expect(report.bytesFromServer <= maxFromServer, "fetched \(report.bytesFromServer) bytes")
+        #expect(report.bytesReused + report.bytesFromServer == target.count || report.fullDownload)
+    }
+
+    @Test func scatteredInPlaceEdits() async throws {
+        let old = randomBytes(Self.size, seed: 1)
+        var new = old
+        for k in 0..<10 { for i in 0..<100 { new[k * 300_001 + 5000 + i] ^= 0xA5 } }
+        try await check(alike: old, target: new, maxFromServer: 10 * 2 * 2048)
+    }
+
+    @Test func insertionsAndDeletionsShiftEverything() async throws {
+        let old = randomBytes(Self.size, seed: 2)
+        var new = old
+        new.insert(contentsOf: randomBytes(777, seed: 3), at: 1_000_000)
+        new.removeSubrange(2_000_000..<2_000_500)
+        new.insert(contentsOf: [1, 2, 3], at: 17)
+        try await check(alike: old, target: new, maxFromServer: 3 * 2 * 2048 + 1000)
+    }
+
+    @Test func appendedData() async throws {
+        let old = randomBytes(Self.size, seed: 4)
+        let new = old + randomBytes(300_000, seed: 5)
+        try await check(alike: old, target: new, maxFromServer: 300_000 + 4096)
+    }
+
+    @Test func truncatedToAPrefix() async throws {
+        let old = randomBytes(Self.size, seed: 6)
+        try await check(alike: old, target: Array(old.prefix(1_234_567)), maxFromServer: 0)
+    }
+
+    @Test func reorderedHalves() async throws {
+        let old = randomBytes(2 * 1024 * 1024, seed: 7)
+        let new = Array(old[1_048_576...]) + Array(old[..<1_048_576])
+        try await check(alike: old, target: new, maxFromServer: 0)
+    }
+
+    @Test func formatOneSlicesAreFoundAtAnyOffset() async throws {
+        let old = randomBytes(Self.size, seed: 8)
+        var new = old
+        new.insert(contentsOf: randomBytes(33, seed: 9), at: 500_000)
+        // Slices of 64 KiB: one slice around the insertion (plus the short tail) comes from the server.
+        try await check(alike: old, target: new, maxFromServer: 2 * 65536 + 65536, version: .v1, slice: 65536)
+    }
+
+    @Test(arguments: [0, 1, 2047, 2048, 2049, 262_143, 262_144, 262_145, 524_288])
+    func sizesAroundBoundaries(length: Int) async throws {
+        let target = randomBytes(length, seed: UInt64(length) + 10)
+        var alike = target
+        if length > 10 { alike[length / 2] ^= 1 }
+        try await check(alike: alike, target: target, maxFromServer: length > 10 ? 2 * 2048 + 2048 : length)
+    }
+
+    @Test func severalAlikeFilesEachContributeTheirPart() async throws {
+        let harness = try SyncHarness()
+        let a = randomBytes(1_000_000, seed: 11)
+        let b = randomBytes(1_000_000, seed: 12)
+        let target = Array(a[0..<600_000]) + Array(b[300_000..<900_000])
+        let url = try harness.publish("f.bin", target)
+        try harness.dir.write("a", a)
+        try harness.dir.write("b", b)
+        let report = try await harness.sync(url, alikes: ["a", "b"])
+        #expect(try harness.read("out.bin") == target)
+        #expect(report.bytesFromServer <= 2 * 2048)
+        #expect(report.alikeFiles.count == 2)
+    }
+
+    @Test func noAlikeFileMeansAPlainVerifiedDownload() async throws {
+        let harness = try SyncHarness()
+        let target = randomBytes(700_000, seed: 13)
+        let url = try harness.publish("f.bin", target)
+        let report = try await harness.sync(url)
+        #expect(try harness.read("out.bin") == target)
+        #expect(report.fullDownload)
+        #expect(report.bytesFromServer == target.count)
+    }
+
+    @Test func unrelatedContentCostsLittleMoreThanTheFile() async throws {
+        let harness = try SyncHarness()
+        let target = randomBytes(2_000_000, seed: 14)
+        let url = try harness.publish("f.bin", target)
+        try harness.dir.write("old", randomBytes(2_000_000, seed: 15))
+        let report = try await harness.sync(url, alikes: ["old"])
+        #expect(try harness.read("out.bin") == target)
+        #expect(Double(report.bytesDownloaded) <= Double(target.count) * 1.01)
+    }
+
+    @Test func updatesInPlaceAndReportsUnchangedFiles() async throws {
+        let harness = try SyncHarness()
+        let old = randomBytes(1_500_000, seed: 16)
+        var new = old
+        new[1000] ^= 1
+        let url = try harness.publish("f.bin", new)
+        try harness.dir.write("f.bin", old)
+        let first = try await harness.sync(url, destination: "f.bin")
+        #expect(first.outcome == "updated")
+        #expect(try harness.read("f.bin") == new)
+        let second = try await harness.sync(url, destination: "f.bin")
+        #expect(second.outcome == "unchanged")
+        #expect(harness.dir.allFiles() == ["f.bin"])
+    }
+
+    @Test func dryRunChangesNothing() async throws {
+        let harness = try SyncHarness()
+        let old = randomBytes(1_000_000, seed: 17)
+        var new = old
+        new[500_000] ^= 1
+        let url = try harness.publish("f.bin", new)
+        try harness.dir.write("f.bin", old)
+        let report = try await harness.sync(url, destination: "f.bin") { $0.dryRun = true }
+        #expect(report.outcome == "dry-run")
+        #expect(report.bytesFromServer == 2048)
+        #expect(try harness.read("f.bin") == old)
+        #expect(harness.dir.allFiles() == ["f.bin"])
+    }
+}
+
+@Suite("Syncing: servers and faults")
+struct SyncServerBehaviourTests {
+    func scenario(_ behaviour: FakeServer.Behaviour, configure: (FakeServer) -> Void = { _ in }) async throws -> (SyncReport, SyncHarness, [UInt8]) {
+        let harness = try SyncHarness(behaviour)
+        let old = randomBytes(2_500_000, seed: 20)
+        var new = old
+        for k in 0..<8 { new[k * 300_000 + 100] ^= 0xFF }
+        let url = try harness.publish("f.bin", new)
+        try harness.dir.write("old", old)
+        configure(harness.server)
+        let report = try await harness.sync(url, alikes: ["old"])
+        #expect(try harness.read("out.bin") == new)
+        return (report, harness, new)
+    }
+
+    @Test(arguments: [FakeServer.Behaviour.nginx, .s3, .multiRange501, .firstRangeOnly])
+    func everyRangeBehaviourEndsWithTheRightFile(behaviour: FakeServer.Behaviour) async throws {
+        let (report, _, _) = try await scenario(behaviour)
+        #expect(!report.fullDownload)
+        #expect(report.bytesFromServer <= 8 * 2048)
+    }
+
+    @Test func aServerThatIgnoresRangesGivesAFullDownload() async throws {
+        let (report, _, new) = try await scenario(.noRanges)
+        #expect(report.fullDownload)
+        #expect(report.bytesFromServer == new.count)
+    }
+
+    @Test func multiRangeRequestsAreUsedWhereTheServerAllows() async throws {
+        let (report, harness, _) = try await scenario(.nginx)
+        let multi = harness.server.requests.filter { $0.headers.contains { $0.0 == "Range" && $0.1.contains(",") } }
+        #expect(!multi.isEmpty)
+        #expect(report.requests <= 6)
+    }
+
+    @Test func truncatedBodiesAndResetsAreRetried() async throws {
+        let (report, _, _) = try await scenario(.nginx) { server in
+            server.state.withLock { $0.truncateNext = 2; $0.resetNext = 1 }
+        }
+        #expect(report.outcome == "updated")
+    }
+
+    @Test func corruptedRangesAreCaughtAndFetchedAgain() async throws {
+        let (report, _, _) = try await scenario(.nginx) { server in
+            server.state.withLock { $0.corruptNext = 1 }
+        }
+        #expect(report.outcome == "updated")
+    }
+
+    @Test func aFileThatChangesMidDownloadIsNotMixed() async throws {
+        let harness = try SyncHarness()
+        let old = randomBytes(1_000_000, seed: 30)
+        var new = old
+        new[10] ^= 1
+        let url = try harness.publish("f.bin", new)
+        try harness.dir.write("out.bin", old)
+        // The file changes after the first request to it; its signature still describes the old one.
+        harness.server.state.withLock { $0.changeAfter = ("/pub/f.bin", 0, randomBytes(1_000_000, seed: 31)) }
+        await #expect(throws: (any Error).self) { try await harness.sync(url) }
+        #expect(try harness.read("out.bin") == old)
+    }
+
+    @Test func redirectsAreFollowedButNeverToPlainHTTPFromHTTPS() async throws {
+        let harness = try SyncHarness()
+        let target = randomBytes(10_000, seed: 40)
+        try harness.publish("f.bin", target)
+        harness.server.state.withLock { $0.redirects["/moved/f.bin"] = "/pub/f.bin" }
+        let report = try await harness.sync(harness.server.url("/moved/f.bin")) {
+            $0.signatureURL = harness.server.url("/pub/.slicesync/f.bin.slicesync")
+        }
+        #expect(report.url.hasSuffix("/pub/f.bin"))
+        #expect(try harness.read("out.bin") == target)
+    }
+
+    @Test func aMissingSignatureNamesThePlacesTried() async throws {
+        let harness = try SyncHarness()
+        harness.server.put("/a/b/f.bin", [1, 2, 3])
+        do {
+            _ = try await harness.sync(harness.server.url("/a/b/f.bin"))
+            Issue.record("expected an error")
+        } catch let error as TransportError {
+            #expect(error.code == .signatureNotFound)
+            #expect(error.message.contains("/a/b/.slicesync/f.bin.slicesync"))
+            #expect(error.message.contains("/.slicesync/a/b/f.bin.slicesync"))
+        }
+    }
+
+    @Test func aMalformedSignatureIsAClearErrorAndTheDestinationIsUntouched() async throws {
+        let harness = try SyncHarness()
+        harness.server.put("/pub/f.bin", [1, 2, 3])
+        harness.server.put("/pub/.slicesync/f.bin.slicesync", Array("Version: 2\nFilename: ../x\n\n".utf8))
+        try harness.dir.write("out.bin", [9])
+        await #expect(throws: SignatureError.self) { try await harness.sync(harness.server.url("/pub/f.bin")) }
+        #expect(try harness.read("out.bin") == [9])
+    }
+
+    @Test func interruptedWorkIsKeptAndReused() async throws {
+        let harness = try SyncHarness()
+        let old = randomBytes(2_000_000, seed: 50)
+        var new = old
+        for k in 0..<4 { new[k * 450_000 + 7] ^= 1 }
+        let url = try harness.publish("f.bin", new)
+        try harness.dir.write("old", old)
+        // Every data request fails: the run gives up but keeps what it copied locally.
+        harness.server.state.withLock { $0.resetDataNext = 1000 }
+        await #expect(throws: TransportError.self) { try await harness.sync(url, alikes: ["old"]) }
+        #expect(harness.dir.allFiles().contains("out.bin.slicesync.part"))
+        #expect(!harness.dir.exists("out.bin"))
+        // Next run, without the alike file: the partial file alone supplies everything but the edits.
+        harness.server.state.withLock { $0.resetDataNext = 0 }
+        try FileManager.default.removeItem(atPath: harness.dir.file("old"))
+        let report = try await harness.sync(url)
+        #expect(try harness.read("out.bin") == new)
+        #expect(report.bytesFromServer <= 4 * 2048)
+        #expect(!harness.dir.exists("out.bin.slicesync.part"))
+    }
+
+    @Test func aSignatureURLGivenDirectlyNamesItsFile() throws {
+        #expect(try SignatureLocator.fileURL(forSignature: "http://h/a/.slicesync/b/c.iso.slicesync") == "http://h/a/b/c.iso")
+        #expect(try SignatureLocator.candidates(for: "https://h:8080/a/b/c.iso?x=1") == [
+            "https://h:8080/a/b/.slicesync/c.iso.slicesync?x=1",
+            "https://h:8080/a/.slicesync/b/c.iso.slicesync?x=1",
+            "https://h:8080/.slicesync/a/b/c.iso.slicesync?x=1",
+        ])
+        #expect(throws: TransportError.self) { try SignatureLocator.candidates(for: "ftp://h/x") }
+        #expect(try SignatureLocator.fileName(of: "http://h/a/my%20file.iso") == "my file.iso")
+        #expect(throws: TransportError.self) { try SignatureLocator.fileName(of: "http://h/a/%2E%2E") }
+    }
+}
