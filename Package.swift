@@ -13,6 +13,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.60.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.25.0"),
     ],
     targets: [
         .systemLibrary(
@@ -25,13 +28,23 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
-        .target(name: "CSystem"),
+        .target(name: "CSliceSyncSystem"),
         .target(
             name: "SliceSync",
             dependencies: [
                 "CCrypto",
                 "CZlib",
-                "CSystem",
+                "CSliceSyncSystem",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "SliceSyncHTTP",
+            dependencies: [
+                "SliceSync",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -56,7 +69,9 @@ let package = Package(
             name: "slicesync",
             dependencies: [
                 "SliceSync",
+                "SliceSyncHTTP",
                 "CLISupport",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -74,7 +89,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["SliceSync", "shash"]
+            dependencies: ["SliceSync", "shash", "slicesync", "syncserver"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -9,19 +9,42 @@ public func runCommand<C: ParsableCommand>(_ type: C.Type) -> Never {
         var command = try type.parseAsRoot()
         try command.run()
         exit(ExitStatus.success.rawValue)
-    } catch let error as ExitStatusProviding {
+    } catch {
+        exitWithError(type, error)
+    }
+}
+
+/// Runs an async command: parse, run, and map any error to a distinct exit status.
+public func runAsyncCommand<C: AsyncParsableCommand>(_ type: C.Type) async -> Never {
+    do {
+        var command = try type.parseAsRoot()
+        if var asyncCommand = command as? any AsyncParsableCommand {
+            try await asyncCommand.run()
+        } else {
+            try command.run()
+        }
+        exit(ExitStatus.success.rawValue)
+    } catch {
+        exitWithError(type, error)
+    }
+}
+
+/// Prints an error the way the programs do and exits with its status.
+public func exitWithError<C: ParsableCommand>(_ type: C.Type, _ error: Error) -> Never {
+    switch error {
+    case let error as ExitStatusProviding:
         printError(programName(of: type), "\(error)")
         exit(error.exitStatus.rawValue)
-    } catch let error as CommandFailure {
+    case let error as CommandFailure:
         if !error.message.isEmpty { printError(programName(of: type), error.message) }
         exit(error.status.rawValue)
-    } catch {
+    case is CancellationError:
+        printError(programName(of: type), "interrupted")
+        exit(130)
+    default:
         let code = type.exitCode(for: error)
-        if code == .success {
-            type.exit(withError: error)
-        }
+        if code == .success { type.exit(withError: error) }
         if code == .validationFailure {
-            // Usage errors get our own status 2, with the parser's message and a pointer to --help.
             FileHandle.standardError.write(Data((type.fullMessage(for: error) + "\n").utf8))
             exit(ExitStatus.usage.rawValue)
         }

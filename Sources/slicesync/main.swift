@@ -1,20 +1,12 @@
-import ArgumentParser
 import CLISupport
+import Foundation
 
-/// `slicesync`: rebuilds a file from local alike files plus HTTP Range requests (being built).
-struct SliceSyncCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "slicesync",
-        abstract: "Download only what changed in a big file, reusing local alike files (not yet available).",
-        discussion: "The client is being built. Signatures for it can already be published with 'shash'."
-    )
+// Unblock Ctrl-C and SIGTERM on the main thread before any other thread exists, so threads created
+// later inherit an unblocked mask whatever our parent left us with.
+var interruptSignals = sigset_t()
+sigemptyset(&interruptSignals)
+sigaddset(&interruptSignals, SIGINT)
+sigaddset(&interruptSignals, SIGTERM)
+pthread_sigmask(SIG_UNBLOCK, &interruptSignals, nil)
 
-    @Argument(help: "The file's URL.")
-    var url: String?
-
-    func run() throws {
-        throw CommandFailure(.failure, "slicesync is not yet available in this build: the download client is still being written. Publish signatures with 'shash' in the meantime.")
-    }
-}
-
-runCommand(SliceSyncCommand.self)
+await runAsyncCommand(SliceSyncCommand.self)

@@ -33,15 +33,35 @@ enum ProgramRunner {
         process.standardError = try FileHandle(forWritingTo: errURL)
         try process.run()
         let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
-        if process.isRunning {
-            process.terminate()
+        guard let exitStatus = reap(process, timeout: timeout) else {
             throw NSError(domain: "ProgramRunner", code: 1, userInfo: [NSLocalizedDescriptionKey: "\(program) did not finish within \(timeout) s"])
         }
-        process.waitUntilExit()
         let outData = (try? Data(contentsOf: outURL)) ?? Data()
         let errData = (try? Data(contentsOf: errURL)) ?? Data()
-        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+        return Result(status: exitStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+    }
+}
+
+/// Waits for a child and returns its exit status (128+N for signal N); kills it after `timeout`
+/// seconds and returns nil. Uses waitpid because Process.waitUntilExit can hang when the test
+/// runner's threads block SIGCHLD; falls back to Foundation's record when it reaped the child first.
+func reap(_ process: Process, timeout: TimeInterval) -> Int32? {
+    let pid = process.processIdentifier
+    let deadline = Date().addingTimeInterval(timeout)
+    var status: Int32 = 0
+    while true {
+        let reaped = waitpid(pid, &status, WNOHANG)
+        if reaped == pid { return (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F) }
+        if reaped < 0 {
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
+        if Date() > deadline {
+            kill(pid, SIGKILL)
+            _ = waitpid(pid, &status, 0)
+            return nil
+        }
+        usleep(10_000)
     }
 }
 

@@ -33,9 +33,10 @@ final class LoadedSignature: Sendable {
 
     // MARK: Fetching
 
-    /// Bytes asked for first: enough for the header and the coarse table of files up to about 1 TiB
-    /// in one request with the default sizes.
-    static let prefixBytes = 64 * 1024
+    /// Bytes asked for first: the header and the coarse table of files up to about 340 MiB with the
+    /// default sizes; larger files take one more request for the rest of the coarse table. Asking for
+    /// more would make every small download pay for bytes it does not use.
+    static let prefixBytes = 16 * 1024
 
     private struct NotFound: Error {}
     private struct Enough: Error {}

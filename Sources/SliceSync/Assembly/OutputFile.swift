@@ -1,4 +1,4 @@
-import CSystem
+import CSliceSyncSystem
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -298,7 +298,7 @@ public final class SyncSession: Sendable {
                 let start = piece.lowerBound - range.lowerBound
                 let slice = UnsafeRawBufferPointer(rebasing: bytes[start..<(start + piece.count)])
                 guard signature.verifyUnit(index, slice, map: map) else {
-                    throw TransportError(.protocolViolation, "downloaded bytes \(piece.lowerBound)-\(piece.upperBound - 1) failed their hash check")
+                    throw TransportError(.protocolViolation, "downloaded bytes \(piece.lowerBound)-\(piece.upperBound - 1) do not match the signature: the file on the server may have changed since it was signed (re-run shash on the server)")
                 }
             }
             let start = accepted.lowerBound - range.lowerBound

@@ -37,8 +37,10 @@ public protocol HTTPExchange: Sendable {
 public struct TransportError: Error, Sendable, CustomStringConvertible, ExitStatusProviding {
     /// What went wrong; stable across releases.
     public enum Code: String, Sendable {
-        /// Could not connect, or the connection broke.
+        /// The connection broke or could not be made for a reason that may pass.
         case connection
+        /// Nothing listens there, or the host name does not resolve: trying again will not help.
+        case unreachable
         /// No answer in time.
         case timeout
         /// The TLS handshake or certificate check failed.

@@ -164,10 +164,14 @@ public final class RemoteFile: Sendable {
         case 206:
             return try deliverPartial(response, body: collected, ranges: ranges, deliver: deliver)
         case 200:
-            state.withLock { state in
+            let changed = state.withLock { state in
+                let before = (state.maxRanges, state.rangesUnsupported)
                 if ranges.count > 1 { state.maxRanges = 1 } else { state.rangesUnsupported = true }
+                return before != (state.maxRanges, state.rangesUnsupported)
             }
-            logger.info(ranges.count > 1 ? "the server answered a multi-range request with the whole file; asking one range at a time" : "the server ignores Range requests")
+            if changed {
+                logger.info(ranges.count > 1 ? "the server answered a multi-range request with the whole file; asking one range at a time" : "the server ignores Range requests")
+            }
             return ranges
         case 416:
             if let total = response.value("content-range").flatMap(ByteRanges.parseUnsatisfiedLength) { try noteLength(total) }
@@ -175,8 +179,14 @@ public final class RemoteFile: Sendable {
         case 412:
             throw TransportError(.changed, "the file changed on the server during the download (If-Match failed)", status: 412)
         case let status where [400, 413, 414, 431, 501].contains(status) && ranges.count > 1:
-            state.withLock { $0.maxRanges = max(1, min($0.maxRanges, ranges.count) / 4) }
-            logger.info("the server refused \(ranges.count) ranges in one request (HTTP \(response.status)); asking fewer")
+            // 501 (GitHub's CDN) refuses multi-range outright; the others object to the request's size.
+            let limit = status == 501 ? 1 : max(1, ranges.count / 4)
+            let changed = state.withLock { state in
+                guard limit < state.maxRanges else { return false }
+                state.maxRanges = limit
+                return true
+            }
+            if changed { logger.info("the server refused \(ranges.count) ranges in one request (HTTP \(status)); asking at most \(limit) per request") }
             return ranges
         default:
             throw TransportError(.status, "the server answered HTTP \(response.status) for a range of \(url)", status: response.status)
@@ -219,8 +229,11 @@ public final class RemoteFile: Sendable {
         }
         let missing = ranges.flatMap { covered.gaps(in: $0) }
         if !missing.isEmpty && ranges.count > 1 {
-            state.withLock { $0.maxRanges = 1 }
-            logger.info("the server answered only part of a multi-range request; asking one range at a time")
+            let changed = state.withLock { state in
+                defer { state.maxRanges = 1 }
+                return state.maxRanges > 1
+            }
+            if changed { logger.info("the server answered only part of a multi-range request; asking one range at a time") }
         }
         return missing
     }

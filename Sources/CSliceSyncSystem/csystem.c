@@ -1,6 +1,6 @@
 #define _GNU_SOURCE
 #include <unistd.h>
-#include "csystem.h"
+#include "cslicesyncsystem.h"
 
 ssize_t slicesync_copy_file_range(int fd_in, off_t *off_in, int fd_out, off_t *off_out, size_t length) {
     return copy_file_range(fd_in, off_in, fd_out, off_out, length, 0);

@@ -1,0 +1,131 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOSSL
+import SliceSync
+import Synchronization
+
+/// `HTTPExchange` over AsyncHTTPClient: HTTP/1.1 and HTTP/2, TLS, keep-alive pools, proxies from the
+/// environment. Redirects and decompression are off: the library handles redirects under its own
+/// rules and asks for `identity` encoding so byte ranges mean bytes of the file.
+public final class AsyncHTTPExchange: HTTPExchange, Sendable {
+    private let configuration: HTTPClient.Configuration
+    private let proxies: ProxySettings
+    private let clients = Mutex<[ProxySettings.Server?: HTTPClient]>([:])
+
+    /// Creates the exchange; `insecure` accepts invalid TLS certificates.
+    public init(insecure: Bool = false, connections: Int = 8, proxies: ProxySettings = ProxySettings()) {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if insecure { tls.certificateVerification = .none }
+        var configuration = HTTPClient.Configuration(
+            tlsConfiguration: tls,
+            redirectConfiguration: .disallow,
+            timeout: .init(connect: .seconds(5), read: .seconds(60)),
+            connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(1, connections)),
+            decompression: .disabled
+        )
+        configuration.httpVersion = .automatic
+        self.configuration = configuration
+        self.proxies = proxies
+    }
+
+    private func client(for url: String) -> HTTPClient {
+        let server = proxies.server(for: url)
+        return clients.withLock { clients in
+            if let existing = clients[server] { return existing }
+            var configuration = self.configuration
+            if let server {
+                let authorization = server.user.map { HTTPClient.Authorization.basic(username: $0, password: server.password ?? "") }
+                configuration.proxy = .server(host: server.host, port: server.port, authorization: authorization)
+            }
+            let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+            clients[server] = client
+            return client
+        }
+    }
+
+    /// Closes every connection.
+    public func shutdown() async {
+        let all = clients.withLock { clients in
+            let values = Array(clients.values)
+            clients.removeAll()
+            return values
+        }
+        for client in all { try? await client.shutdown() }
+    }
+
+    /// Sends one GET and streams the reply to the callbacks.
+    public func get(
+        _ url: String,
+        headers: [(String, String)],
+        head: (SliceSync.HTTPResponseHead) throws -> Void,
+        body: (UnsafeRawBufferPointer) throws -> Void
+    ) async throws {
+        var request = HTTPClientRequest(url: url)
+        request.method = .GET
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        // Errors the callbacks throw belong to the caller and pass through unchanged.
+        var callbackError: Error?
+        do {
+            let response = try await client(for: url).execute(request, timeout: .hours(24))
+            do {
+                try head(SliceSync.HTTPResponseHead(status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) }))
+            } catch {
+                callbackError = error
+                throw error
+            }
+            for try await buffer in response.body {
+                do {
+                    try buffer.withUnsafeReadableBytes { try body($0) }
+                } catch {
+                    callbackError = error
+                    throw error
+                }
+            }
+        } catch where callbackError != nil {
+            throw callbackError!
+        } catch let error as TransportError {
+            throw error
+        } catch let error as HTTPClientError {
+            throw Self.translate(error, url: url)
+        } catch let error as NIOSSLError {
+            throw TransportError(.tls, "TLS failed for \(url): \(error); use --insecure only if you trust this server")
+        } catch let error as BoringSSLError {
+            throw TransportError(.tls, "TLS failed for \(url): \(error); use --insecure only if you trust this server")
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch let error as IOError {
+            if [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH].contains(error.errnoCode) {
+                throw TransportError(.unreachable, "cannot reach \(Self.hostPart(url)): \(String(cString: strerror(error.errnoCode))); check the URL and that the server is running")
+            }
+            throw TransportError(.connection, "cannot reach \(Self.hostPart(url)): \(error.description)")
+        } catch let error as ChannelError {
+            throw TransportError(.connection, "the connection to \(Self.hostPart(url)) failed: \(error)")
+        } catch {
+            let text = String(describing: error)
+            if text.contains("NIOConnectionError") || text.contains("dnsAAAAError") || text.contains("dnsAError") {
+                throw TransportError(.unreachable, "cannot reach \(Self.hostPart(url)): \(text)")
+            }
+            if text.lowercased().contains("ssl") || text.lowercased().contains("certificate") {
+                throw TransportError(.tls, "TLS failed for \(url): \(text); use --insecure only if you trust this server")
+            }
+            // Anything else from the HTTP stack (a body cut short, a parse error) is a broken connection.
+            throw TransportError(.connection, "the connection to \(Self.hostPart(url)) broke: \(text)")
+        }
+    }
+
+    private static func translate(_ error: HTTPClientError, url: String) -> TransportError {
+        if [.connectTimeout, .readTimeout, .deadlineExceeded, .writeTimeout].contains(error) {
+            return TransportError(.timeout, "\(hostPart(url)) did not answer in time")
+        }
+        if [.invalidURL, .emptyHost, .emptyScheme].contains(error) {
+            return TransportError(.badURL, "\(url) is not a URL this client can fetch")
+        }
+        return TransportError(.connection, "talking to \(hostPart(url)) failed: \(error)")
+    }
+
+    private static func hostPart(_ url: String) -> String {
+        URLComponents(string: url).map { ($0.host ?? url) + ($0.port.map { ":\($0)" } ?? "") } ?? url
+    }
+}

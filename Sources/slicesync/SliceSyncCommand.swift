@@ -1,0 +1,221 @@
+import ArgumentParser
+import CLISupport
+import Foundation
+import Logging
+import SliceSync
+import SliceSyncHTTP
+import Synchronization
+
+/// `slicesync`: rebuilds a file from local alike files plus HTTP Range requests.
+struct SliceSyncCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "slicesync",
+        abstract: "Download only what changed in a big file, reusing the pieces local files already have.",
+        discussion: """
+            Fetches the file's signature (written by shash), finds every piece of the new file that local \
+            files already hold, at any byte offset, downloads only the missing byte ranges from any server \
+            that honours Range requests, verifies the whole-file hash and only then replaces the destination.
+
+            The signature of http://host/a/b/file.iso is looked for at /a/b/.slicesync/file.iso.slicesync, \
+            then /a/.slicesync/b/file.iso.slicesync, then /.slicesync/a/b/file.iso.slicesync. A URL ending \
+            in .slicesync names the signature itself.
+
+            The destination itself, if it exists, and the partial work of an interrupted run are always \
+            used as alike files, so running the same command again updates in place or resumes.
+
+            Examples:
+              slicesync https://mirror.example/iso/new.iso --alike old.iso
+              slicesync -n https://mirror.example/iso/new.iso -o current.iso
+
+            Exit status: 0 success, 2 bad usage, 3 signature not found or malformed, 4 network failure,
+            5 verification failure, 6 local file failure (disk full, permission), 130 interrupted.
+            """
+    )
+
+    @Argument(help: "The file's URL (http or https).")
+    var url: String
+
+    @Option(name: [.short, .customLong("output")], help: ArgumentHelp("Destination (default: the last path component of the URL, in the current directory).", valueName: "path"))
+    var output: String?
+
+    @Option(name: .customLong("alike"), help: ArgumentHelp("A local file that probably shares content with the new version; repeatable.", valueName: "path"))
+    var alikes: [String] = []
+
+    @Option(help: ArgumentHelp("Accepted as in the original slicesync; matching uses the signature's own slice size, and a different value is reported.", valueName: "size"))
+    var slice: ByteSize?
+
+    @Option(help: ArgumentHelp("Where the signature is, when not in the usual place.", valueName: "url"))
+    var signature: String?
+
+    @Flag(name: [.customShort("n"), .long], help: "Fetch the signature, scan the alike files and say what would be downloaded; change nothing.")
+    var dryRun = false
+
+    @Option(name: [.short, .long], help: "Parallel connections.")
+    var jobs = 4
+
+    @Flag(inversion: .prefixedNo, help: "Show a progress bar (default: when stderr is a terminal).")
+    var progress: Bool?
+
+    @Flag(help: "Print one JSON object with the results on stdout.")
+    var json = false
+
+    @Flag(name: [.short, .long], help: "Print only errors.")
+    var quiet = false
+
+    @Flag(name: [.short, .long], help: "Explain what happens.")
+    var verbose = false
+
+    @Option(name: [.customShort("H"), .long], help: ArgumentHelp("Extra request header, \"Name: value\" (for example an authorization); repeatable.", valueName: "header"))
+    var header: [String] = []
+
+    @Flag(help: "Accept invalid TLS certificates (TLS errors fail closed otherwise).")
+    var insecure = false
+
+    func validate() throws {
+        guard (1...64).contains(jobs) else { throw ValidationError("--jobs must be between 1 and 64") }
+        if quiet && verbose { throw ValidationError("--quiet and --verbose exclude each other") }
+        for value in header where !value.contains(":") {
+            throw ValidationError("--header takes \"Name: value\", not \"\(value)\"")
+        }
+        let lower = url.lowercased()
+        guard lower.hasPrefix("http://") || lower.hasPrefix("https://") else {
+            throw ValidationError("URL must start with http:// or https://")
+        }
+    }
+
+    func run() async throws {
+        let logger = TerminalLogHandler.logger(program: "slicesync", quiet: quiet, verbose: verbose)
+        var options = SyncOptions(url: url)
+        options.destination = output
+        options.alikes = alikes
+        options.sliceHint = slice?.bytes
+        options.signatureURL = signature
+        options.dryRun = dryRun
+        options.jobs = jobs
+        options.headers = header.map { value in
+            let parts = value.split(separator: ":", maxSplits: 1)
+            return (String(parts[0]).trimmingCharacters(in: .whitespaces), parts.count > 1 ? String(parts[1]).trimmingCharacters(in: .whitespaces) : "")
+        }
+        let showProgress = progress ?? (isatty(STDERR_FILENO) == 1 && !quiet)
+        let bar = showProgress ? ProgressBar() : nil
+        let exchange = AsyncHTTPExchange(insecure: insecure, connections: jobs)
+        let session = SyncSession(options: options, exchange: exchange, logger: logger, observer: bar)
+
+        let task = Task { try await session.run() }
+        let signals = SignalForwarder { session.cancel(); task.cancel() }
+        defer { signals.stop() }
+        let report: SyncReport
+        do {
+            report = try await task.value
+            bar?.finish()
+            await exchange.shutdown()
+        } catch {
+            bar?.finish()
+            await exchange.shutdown()
+            throw error
+        }
+
+        if json {
+            printLine(jsonLine(report))
+        } else if dryRun {
+            printLine(dryRunLine(report))
+        } else if !quiet && (verbose || isatty(STDERR_FILENO) == 1) {
+            FileHandle.standardError.write(Data((summaryLine(report) + "\n").utf8))
+        }
+    }
+
+    private func dryRunLine(_ report: SyncReport) -> String {
+        let saved = report.length == 0 ? 100 : 100 * Double(report.length - report.bytesFromServer) / Double(report.length)
+        let requests = report.fullDownload ? 1 : max(1, Int((Double(report.bytesFromServer) / Double(4 << 20)).rounded(.up)))
+        return "would download \(formatBytes(report.bytesFromServer)) of \(formatBytes(report.length)), "
+            + String(format: "%.1f %% saved", saved)
+            + (report.bytesFromServer == 0 ? "" : ", in about \(requests) request\(requests == 1 ? "" : "s")")
+            + " (signature: \(formatBytes(report.signatureBytes)) so far)"
+    }
+
+    private func summaryLine(_ report: SyncReport) -> String {
+        if report.outcome == "unchanged" { return "slicesync: \(report.destination) is already up to date" }
+        let reused = report.length == 0 ? 0 : 100 * Double(report.bytesReused) / Double(report.length)
+        return "slicesync: \(report.destination) updated: \(formatBytes(report.length)), "
+            + String(format: "%.1f %% reused", reused)
+            + ", \(formatBytes(report.bytesDownloaded)) downloaded in \(report.requests) requests, "
+            + String(format: "%.2f s", report.seconds)
+    }
+}
+
+/// Set by the signal handler; read by `SignalForwarder`'s poller.
+private let interruptRequested = Atomic<Int>(0)
+
+/// Turns SIGINT and SIGTERM into a cancellation, so partial work is kept.
+///
+/// A plain `sigaction` handler sets a flag (async-signal-safe) and a task polls it. The signals are
+/// unblocked first: a parent may have started us with them blocked (Foundation's Process does).
+final class SignalForwarder: Sendable {
+    private let poller: Task<Void, Never>
+
+    init(_ handler: @escaping @Sendable () -> Void) {
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        for number in [SIGINT, SIGTERM] {
+            sigaddset(&signals, number)
+            var action = sigaction()
+            action.__sigaction_handler.sa_handler = { _ in interruptRequested.store(1, ordering: .relaxed) }
+            sigemptyset(&action.sa_mask)
+            sigaction(number, &action, nil)
+        }
+        pthread_sigmask(SIG_UNBLOCK, &signals, nil)
+        poller = Task {
+            while !Task.isCancelled {
+                if interruptRequested.load(ordering: .relaxed) != 0 {
+                    handler()
+                    return
+                }
+                try? await Task.sleep(nanoseconds: 50_000_000)
+            }
+        }
+    }
+
+    func stop() { poller.cancel() }
+}
+
+/// A one-line progress display on stderr, redrawn at most ten times a second.
+final class ProgressBar: SyncProgressObserver, @unchecked Sendable {
+    private let lock = NSLock()
+    private var phase = ""
+    private var lastDraw = Date.distantPast
+    private var drawn = false
+
+    func phase(_ name: String) {
+        lock.lock()
+        phase = name
+        lock.unlock()
+    }
+
+    func scanned(_ bytes: Int, of total: Int) {
+        draw("scanning local files: \(formatBytes(bytes))")
+    }
+
+    func downloaded(_ bytes: Int, of total: Int) {
+        let percent = total > 0 ? 100 * Double(bytes) / Double(total) : 100
+        let width = 30
+        let filled = min(width, Int(Double(width) * percent / 100))
+        draw("downloading [" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] "
+             + String(format: "%5.1f %%", percent) + " \(formatBytes(bytes)) of \(formatBytes(total))")
+    }
+
+    private func draw(_ text: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        let now = Date()
+        guard now.timeIntervalSince(lastDraw) >= 0.1 else { return }
+        lastDraw = now
+        drawn = true
+        FileHandle.standardError.write(Data(("\r\u{1B}[K" + text).utf8))
+    }
+
+    func finish() {
+        lock.lock()
+        defer { lock.unlock() }
+        if drawn { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+}

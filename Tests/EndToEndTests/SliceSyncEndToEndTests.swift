@@ -1,0 +1,125 @@
+import Foundation
+import Testing
+import SliceSync
+
+/// A published tree (signed with the real shash) and a client directory with an older version.
+struct ClientScenario {
+    let scratch: Scratch
+    let new: Data
+    let old: Data
+    var publishRoot: String { scratch.file("pub") }
+
+    init(size: Int = 3_000_000, appended: Int = 0) throws {
+        scratch = try Scratch()
+        old = pseudoRandomData(size, seed: 77)
+        var bytes = [UInt8](old)
+        for k in 0..<6 { bytes[k * (size / 6) + 1234] ^= 0xFF }
+        bytes.insert(contentsOf: [UInt8](repeating: 7, count: 333), at: size / 2)
+        bytes += [UInt8](pseudoRandomData(appended, seed: 78))
+        new = Data(bytes)
+        try scratch.write("pub/dir/file.bin", new)
+        try scratch.write("client/old.bin", old)
+        let signed = try ProgramRunner.run("shash", ["-q", publishRoot])
+        precondition(signed.status == 0, signed.stderr)
+    }
+
+    func sync(_ server: TestServer, _ extra: [String] = [], output: String = "client/file.bin") throws -> ProgramRunner.Result {
+        try ProgramRunner.run("slicesync", ["\(server.base)/dir/file.bin", "--alike", scratch.file("client/old.bin"), "-o", scratch.file(output), "--json"] + extra)
+    }
+
+    func report(_ result: ProgramRunner.Result) throws -> SyncReport {
+        try JSONDecoder().decode(SyncReport.self, from: Data(result.stdout.utf8))
+    }
+}
+
+@Suite("slicesync, run as a program against real servers on 127.0.0.1", .serialized)
+struct SliceSyncEndToEndTests {
+    @Test(arguments: ["normal", "ignore-range", "first-range-only", "multi-501", "truncate-once", "reset-once"])
+    func everyServerBehaviourEndsWithTheRightFile(mode: String) throws {
+        let scenario = try ClientScenario()
+        let server = try TestServer.fault(root: scenario.publishRoot, mode: mode)
+        let result = try scenario.sync(server)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try scenario.scratch.read("client/file.bin") == scenario.new)
+        let report = try scenario.report(result)
+        if mode == "ignore-range" {
+            #expect(report.fullDownload)
+        } else {
+            #expect(report.bytesFromServer < 20_000, "fetched \(report.bytesFromServer)")
+        }
+    }
+
+    @Test func aFileThatChangesOnTheServerIsAClearErrorAndTheDestinationIsUntouched() throws {
+        // 9 MiB to fetch in 4 MiB requests, one at a time: the file changes after the first.
+        let scenario = try ClientScenario(appended: 9 << 20)
+        try scenario.scratch.write("client/file.bin", Data("previous".utf8))
+        let server = try TestServer.fault(root: scenario.publishRoot, mode: "change-once")
+        let result = try scenario.sync(server, ["-j", "1"])
+        #expect(result.status == 4 || result.status == 5, "status \(result.status): \(result.stderr)")
+        #expect(result.stderr.contains("changed") || result.stderr.contains("signature"))
+        #expect(try scenario.scratch.read("client/file.bin") == Data("previous".utf8))
+    }
+
+    @Test func againstNginxUpdatesInPlaceThenFindsNothingToDo() throws {
+        let scenario = try ClientScenario()
+        let server = try TestServer.nginx(root: scenario.publishRoot, scratch: scenario.scratch.file("nginx"))
+        try FileManager.default.copyItem(atPath: scenario.scratch.file("client/old.bin"), toPath: scenario.scratch.file("client/file.bin"))
+        let first = try ProgramRunner.run("slicesync", ["\(server.base)/dir/file.bin", "-o", scenario.scratch.file("client/file.bin"), "--json"])
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(try scenario.scratch.read("client/file.bin") == scenario.new)
+        let report = try scenario.report(first)
+        #expect(report.bytesFromServer <= 8 * 2048)
+        #expect(report.requests <= 4)
+        let second = try ProgramRunner.run("slicesync", ["\(server.base)/dir/file.bin", "-o", scenario.scratch.file("client/file.bin"), "--json"])
+        #expect(try scenario.report(second).outcome == "unchanged")
+        #expect(FileManager.default.fileExists(atPath: scenario.scratch.file("client/file.bin.slicesync.part")) == false)
+    }
+
+    @Test func dryRunSaysWhatWouldBeDownloaded() throws {
+        let scenario = try ClientScenario()
+        let server = try TestServer.nginx(root: scenario.publishRoot, scratch: scenario.scratch.file("nginx"))
+        let result = try ProgramRunner.run("slicesync", ["-n", "\(server.base)/dir/file.bin", "--alike", scenario.scratch.file("client/old.bin"), "-o", scenario.scratch.file("client/file.bin")])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.hasPrefix("would download "))
+        #expect(result.stdout.contains("% saved"))
+        #expect(!scenario.scratch.exists("client/file.bin"))
+    }
+
+    @Test func interruptingKeepsPartialWorkAndLeavesTheDestinationAlone() throws {
+        let scenario = try ClientScenario()
+        try scenario.scratch.write("client/file.bin", Data("previous".utf8))
+        let server = try TestServer.fault(root: scenario.publishRoot, mode: "stall")
+        let process = Process()
+        process.executableURL = ProgramRunner.buildDirectory.appendingPathComponent("slicesync")
+        process.arguments = ["\(server.base)/dir/file.bin", "--alike", scenario.scratch.file("client/old.bin"), "-o", scenario.scratch.file("client/file.bin"), "-q"]
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Wait until the local pieces are copied and the download hangs, then press Ctrl-C.
+        let deadline = Date().addingTimeInterval(30)
+        func started() -> Bool {
+            ((try? FileManager.default.contentsOfDirectory(atPath: scenario.scratch.file("client"))) ?? []).contains { $0.contains(".slicesync.tmp-") }
+        }
+        while Date() < deadline && !started() {
+            usleep(50_000)
+        }
+        usleep(300_000)
+        kill(process.processIdentifier, SIGINT)
+        #expect(reap(process, timeout: 30) == 130)
+        #expect(try scenario.scratch.read("client/file.bin") == Data("previous".utf8))
+        #expect(scenario.scratch.exists("client/file.bin.slicesync.part"))
+    }
+
+    @Test func exitStatusesAreDistinct() throws {
+        let scenario = try ClientScenario(size: 10_000)
+        let server = try TestServer.fault(root: scenario.publishRoot, mode: "normal")
+        #expect(try ProgramRunner.run("slicesync", []).status == 2)
+        #expect(try ProgramRunner.run("slicesync", ["ftp://x/y"]).status == 2)
+        let missing = try ProgramRunner.run("slicesync", ["\(server.base)/dir/nothing.bin", "-o", scenario.scratch.file("x")])
+        #expect(missing.status == 3)
+        #expect(missing.stderr.contains("no signature found"))
+        let refused = try ProgramRunner.run("slicesync", ["http://127.0.0.1:1/dir/file.bin", "-o", scenario.scratch.file("x")])
+        #expect(refused.status == 4)
+        let noDirectory = try ProgramRunner.run("slicesync", ["\(server.base)/dir/file.bin", "-o", scenario.scratch.file("no/such/dir/x")])
+        #expect(noDirectory.status == 6)
+    }
+}

@@ -1,0 +1,101 @@
+import Foundation
+
+/// A server process on 127.0.0.1 for one test, stopped by PID when the value goes away.
+final class TestServer {
+    let process: Process
+    let port: Int
+    var base: String { "http://127.0.0.1:\(port)" }
+
+    private init(process: Process, port: Int) {
+        self.process = process
+        self.port = port
+    }
+
+    deinit { Self.stop(process) }
+
+    /// Stops a server: SIGTERM (nginx then stops its workers), SIGKILL after two seconds (a child of
+    /// Foundation's Process may have SIGTERM blocked), and reaps it with waitpid, because
+    /// Process.waitUntilExit can wait forever when SIGCHLD is blocked too.
+    static func stop(_ process: Process) {
+        let pid = process.processIdentifier
+        guard pid > 0 else { return }
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        for _ in 0..<40 {
+            let reaped = waitpid(pid, &status, WNOHANG)
+            if reaped == pid || reaped < 0 { return }
+            usleep(50_000)
+        }
+        kill(pid, SIGKILL)
+        _ = waitpid(pid, &status, 0)
+    }
+
+    static var serversDirectory: URL { URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Servers") }
+
+    /// Starts the fault-injection server serving `root` in `mode`.
+    static func fault(root: String, mode: String) throws -> TestServer {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", serversDirectory.appendingPathComponent("faultserver.py").path, root, mode]
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        let line = String(decoding: out.fileHandleForReading.availableData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let port = Int(line) else {
+            stop(process)
+            throw NSError(domain: "TestServer", code: 1, userInfo: [NSLocalizedDescriptionKey: "the fault server did not start: \(line)"])
+        }
+        return TestServer(process: process, port: port)
+    }
+
+    /// Starts nginx (Debian's package) serving `root` on a free port, with `extra` http-level directives.
+    static func nginx(root: String, scratch: String, extra: String = "") throws -> TestServer {
+        for attempt in 0..<20 {
+            let port = 20000 + Int.random(in: 0..<20000) + attempt
+            let conf = scratch + "/nginx.conf"
+            let user = getuid() == 0 ? "user root;" : ""
+            let config = """
+                \(user)
+                daemon off;
+                worker_processes 1;
+                pid \(scratch)/nginx.pid;
+                error_log \(scratch)/error.log;
+                events { worker_connections 256; }
+                http {
+                  access_log \(scratch)/access.log;
+                  client_body_temp_path \(scratch)/tmp; proxy_temp_path \(scratch)/tmp; fastcgi_temp_path \(scratch)/tmp;
+                  uwsgi_temp_path \(scratch)/tmp; scgi_temp_path \(scratch)/tmp;
+                  \(extra)
+                  server { listen 127.0.0.1:\(port); root \(root); }
+                }
+                """
+            try FileManager.default.createDirectory(atPath: scratch + "/tmp", withIntermediateDirectories: true)
+            try config.write(toFile: conf, atomically: true, encoding: .utf8)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/sbin/nginx")
+            process.arguments = ["-c", conf]
+            try process.run()
+            // Ready when it accepts connections; a port in use makes nginx exit at once.
+            for _ in 0..<50 {
+                if !process.isRunning { break }
+                if canConnect(port) { return TestServer(process: process, port: port) }
+                usleep(100_000)
+            }
+            stop(process)
+        }
+        throw NSError(domain: "TestServer", code: 2, userInfo: [NSLocalizedDescriptionKey: "nginx did not start (apt-get install nginx-light)"])
+    }
+
+    private static func canConnect(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+}
