@@ -89,7 +89,8 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["SliceSync", "shash", "slicesync", "syncserver"]
+            dependencies: ["SliceSync", "shash", "slicesync", "syncserver"],
+            exclude: ["Servers"]
         ),
     ],
     swiftLanguageModes: [.v6]

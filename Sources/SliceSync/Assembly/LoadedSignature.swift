@@ -12,7 +12,7 @@ final class LoadedSignature: Sendable {
     /// The first bytes of the signature as fetched; small signatures arrive whole with them.
     let prefix: [UInt8]
 
-    private init(remote: RemoteFile, v1: SignatureV1?, v2: SignatureV2Header?, coarse: [HashRecord], prefix: [UInt8] = []) {
+    init(remote: RemoteFile, v1: SignatureV1?, v2: SignatureV2Header?, coarse: [HashRecord], prefix: [UInt8] = []) {
         self.remote = remote
         self.v1 = v1
         self.v2 = v2
@@ -152,11 +152,38 @@ final class LoadedSignature: Sendable {
                 map.sources[block] = LocalSource(file: source.file, offset: source.offset + k * header.blockSize)
             }
         }
+        session.logger.info("\(slices.count - missing.count) of \(slices.count) slices found whole")
         guard !missing.isEmpty else { return map }
         try await loadFineTables(of: missing, into: &map, session: session)
-        let records = map.fineRecords
-        let blocks = try await session.runBlocking { try matcher.matchBlocks(header, blocks: records) }
-        for (block, source) in blocks { map.sources[block] = source }
+
+        // The blocks of a changed slice are first looked for where its old content must be: in the parts
+        // of the local files that no whole slice was taken from (widened by a block, for blocks that
+        // straddle the edge). Only when much is still missing is everything scanned, to find blocks
+        // that moved far or repeat content used elsewhere.
+        var used: [Int: RangeSet] = [:]
+        for (index, source) in slices.enumerated() {
+            guard let source else { continue }
+            used[source.file, default: RangeSet()].insert(source.offset..<(source.offset + header.sliceRange(index).count))
+        }
+        var unused: [Int: [Range<Int>]] = [:]
+        for (index, alike) in matcher.alikes.enumerated() {
+            let gaps = (used[index] ?? RangeSet()).gaps(in: 0..<alike.length)
+            let widened = gaps.map { max(0, $0.lowerBound - header.blockSize)..<min(alike.length, $0.upperBound + header.blockSize) }
+            unused[index] = RequestPlanner.merge(widened, gap: 0)
+        }
+        var wanted = map.fineRecords
+        let (firstPass, regions) = (wanted, unused)
+        let nearby = try await session.runBlocking { try matcher.matchBlocks(header, blocks: firstPass, within: regions) }
+        for (block, source) in nearby {
+            map.sources[block] = source
+            wanted[block] = nil
+        }
+        let stillMissing = wanted.keys.reduce(0) { $0 + map.unitRange($1).count }
+        if stillMissing > header.length / 10 {
+            let remaining = wanted
+            let anywhere = try await session.runBlocking { try matcher.matchBlocks(header, blocks: remaining) }
+            for (block, source) in anywhere { map.sources[block] = source }
+        }
         return map
     }
 

@@ -1,4 +1,5 @@
 import CSliceSyncSystem
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -62,6 +63,65 @@ final class OutputFile: @unchecked Sendable {
         }
     }
 
+    /// Writes the local segments into the output and hashes the whole output, in one pass in file order.
+    ///
+    /// The calling thread reads and writes chunk n+1 while a second thread hashes chunk n, so the copy
+    /// hides behind the (sequential) hash. Writeback to disk starts as it goes, so the final fsync has
+    /// little left to do.
+    func assemble(_ segments: [PieceMap.Segment], sources: [SystemFile], algorithm: StreamingDigest.Algorithm) throws(FileSystemError) -> [UInt8] {
+        let size = 4 << 20
+        let ring = BufferRing(count: 3, size: size)
+        let handoff = ChunkHandoff(slots: ring.count)
+        let hasher = Thread { [ring] in
+            let digest = StreamingDigest(algorithm)
+            while let (slot, count) = handoff.take() {
+                digest.update(ring[slot], count: count)
+                handoff.release(slot)
+            }
+            handoff.finish(digest.finalize())
+        }
+        hasher.stackSize = 1 << 20
+        hasher.start()
+        var flushed = 0
+        var slot = 0
+        do throws(FileSystemError) {
+            for segment in segments {
+                var position = segment.range.lowerBound
+                while position < segment.range.upperBound {
+                    let count = min(size, segment.range.upperBound - position)
+                    handoff.acquire(slot)
+                    let buffer = ring[slot]
+                    switch segment {
+                    case .local(let source, let range):
+                        let file = sources[source.file]
+                        let got = try file.read(into: buffer, count: count, at: source.offset + (position - range.lowerBound))
+                        guard got == count else {
+                            throw FileSystemError(.changedWhileReading, path: file.path, message: "\(file.path) became shorter while it was being read; run again")
+                        }
+                        try self.file.write(from: buffer, count: count, at: position)
+                    case .output:
+                        guard try file.read(into: buffer, count: count, at: position) == count else {
+                            throw FileSystemError(.io, path: temporaryPath, message: "\(temporaryPath) is shorter than expected")
+                        }
+                    }
+                    handoff.give(slot, count: count)
+                    slot = (slot + 1) % ring.count
+                    position += count
+                    if position - flushed >= 32 << 20 {
+                        _ = slicesync_start_writeback(file.descriptor, off_t(flushed), off_t(position - flushed))
+                        flushed = position
+                    }
+                }
+            }
+        } catch {
+            handoff.close()
+            _ = handoff.result()
+            throw error
+        }
+        handoff.close()
+        return handoff.result()
+    }
+
     /// Reads `count` bytes at `offset` of the output.
     func read(_ count: Int, at offset: Int) throws(FileSystemError) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
@@ -91,5 +151,66 @@ final class OutputFile: @unchecked Sendable {
     /// Removes the temporary file.
     func discard() {
         try? FileSystem.removeFile(temporaryPath)
+    }
+}
+
+/// Hands filled buffers, in order, from the copying thread to the hashing thread.
+private final class ChunkHandoff: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var busy: [Bool]
+    private var queue: [(Int, Int)] = []
+    private var closed = false
+    private var digest: [UInt8]?
+
+    init(slots: Int) { busy = Array(repeating: false, count: slots) }
+
+    /// Waits until the hasher is done with `slot`, then claims it.
+    func acquire(_ slot: Int) {
+        condition.lock()
+        while busy[slot] { condition.wait() }
+        busy[slot] = true
+        condition.unlock()
+    }
+
+    func give(_ slot: Int, count: Int) {
+        condition.lock()
+        queue.append((slot, count))
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func take() -> (Int, Int)? {
+        condition.lock()
+        defer { condition.unlock() }
+        while queue.isEmpty && !closed { condition.wait() }
+        return queue.isEmpty ? nil : queue.removeFirst()
+    }
+
+    func release(_ slot: Int) {
+        condition.lock()
+        busy[slot] = false
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func close() {
+        condition.lock()
+        closed = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func finish(_ value: [UInt8]) {
+        condition.lock()
+        digest = value
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func result() -> [UInt8] {
+        condition.lock()
+        defer { condition.unlock() }
+        while digest == nil { condition.wait() }
+        return digest!
     }
 }

@@ -49,6 +49,27 @@ struct PieceMap: Sendable {
         return runs
     }
 
+    /// Where each part of the output comes from, in file order.
+    enum Segment: Sendable, Equatable {
+        /// Copied from a local file.
+        case local(LocalSource, Range<Int>)
+        /// Already written into the output (downloaded).
+        case output(Range<Int>)
+
+        var range: Range<Int> {
+            switch self {
+            case .local(_, let range), .output(let range): range
+            }
+        }
+    }
+
+    /// The output's parts in order: local runs and downloaded ranges.
+    var segments: [Segment] {
+        let local = localRuns.map { Segment.local($0.source, $0.target) }
+        let downloaded = missingRanges.map { Segment.output($0) }
+        return (local + downloaded).sorted { $0.range.lowerBound < $1.range.lowerBound }
+    }
+
     /// Whether every unit comes from `fileIndex` at its own offset: that file already is the target.
     func isIdentity(fileIndex: Int?, length: Int) -> Bool {
         guard let fileIndex else { return false }

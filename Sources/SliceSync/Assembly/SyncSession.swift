@@ -135,7 +135,15 @@ public final class SyncSession: Sendable {
 
         // Find what we have.
         observer?.phase("scanning")
+        var lap = ContinuousClock.now
+        func timing(_ what: String) {
+            let now = ContinuousClock.now
+            logger.info("\(what) in \(String(format: "%.3f", Double((now - lap).components.attoseconds) / 1e18 + Double((now - lap).components.seconds))) s")
+            lap = now
+        }
+        timing("fetched the signature")
         var map = try await signature.locate(using: matcher, session: self)
+        timing("matched local files (\(formatBytes(map.reusedBytes)) found)")
         try Task.checkCancellation()
         if scanProgress.isCancelled { throw CancellationError() }
         let reused = map.reusedBytes
@@ -171,13 +179,9 @@ public final class SyncSession: Sendable {
         }
 
         let output = try OutputFile(destination: destination, length: length)
-        var keepPartial = false
+        var assembled = false
         do {
-            // Local pieces first: if the download is interrupted, they are kept for the next run.
-            for run in map.localRuns {
-                try output.copy(from: matcher.alikes[run.source.file].file, at: run.source.offset, to: run.target.lowerBound, count: run.target.count)
-            }
-            keepPartial = !map.localRuns.isEmpty
+            // Download first, then copy local pieces and hash everything in one pass in file order.
             observer?.phase("downloading")
             if missingBytes > 0 && !fullDownload {
                 do {
@@ -189,21 +193,36 @@ public final class SyncSession: Sendable {
             if fullDownload {
                 try await downloadWhole(remote: remote, output: output, length: length)
             }
-            keepPartial = true
+            timing("downloaded \(formatBytes(fullDownload ? length : missingBytes))")
             if let known = remote.length, known != length {
                 throw VerificationError("the server's file is \(known) bytes but its signature describes \(length) bytes: the signature is out of date (re-run shash on the server)")
             }
 
             observer?.phase("verifying")
+            let segments = fullDownload ? [PieceMap.Segment.output(0..<length)] : map.segments
+            let sources = matcher.alikes.map(\.file)
+            let algorithm: StreamingDigest.Algorithm = signature.version == .v1 ? .sha1 : .sha256
+            let digest = try await runBlocking { try output.assemble(segments, sources: sources, algorithm: algorithm) }
+            assembled = true
+            timing("assembled the file and computed its hash")
             var repaired = 0
-            if try await runBlocking({ try signature.wholeFileDigest(of: output.file, length: length) }) != signature.wholeFileHash {
+            if digest != signature.wholeFileHash {
                 repaired = try await repair(output: output, remote: remote, signature: signature, map: &map)
             }
             try output.commit(mode: targetMode(for: destination))
+            timing("replaced the destination")
             cleanUp(leftovers + [OutputFile.partialPath(of: destination)], except: destination)
             return report("updated", hash: signature.hashLabel, repaired: repaired)
         } catch {
-            if keepPartial, let partial = output.keepAsPartial() {
+            // Keep the work for the next run: what was downloaded, plus the local pieces (unless the user
+            // is waiting for Ctrl-C to take effect; the local files are still there).
+            if !assembled && !(error is CancellationError) && !scanProgress.isCancelled {
+                for run in map.localRuns {
+                    try? output.copy(from: matcher.alikes[run.source.file].file, at: run.source.offset, to: run.target.lowerBound, count: run.target.count)
+                }
+                assembled = !map.localRuns.isEmpty
+            }
+            if (assembled || remote.bytesReceived > 0), let partial = output.keepAsPartial() {
                 logger.warning("kept the work done so far in \(partial); run the same command again to continue")
             } else {
                 output.discard()

@@ -82,7 +82,8 @@ public final class Matcher: Sendable {
     }
 
     /// Format 2, second pass: finds the given blocks (global index → record); returns sources by block.
-    public func matchBlocks(_ header: SignatureV2Header, blocks: [Int: HashRecord]) throws(FileSystemError) -> [Int: LocalSource] {
+    /// `within` limits the search to byte ranges of each alike file (by index); nil searches everything.
+    public func matchBlocks(_ header: SignatureV2Header, blocks: [Int: HashRecord], within: [Int: [Range<Int>]]? = nil) throws(FileSystemError) -> [Int: LocalSource] {
         guard !blocks.isEmpty else { return [:] }
         let lastIndex = header.blockCount - 1
         let lastLength = header.length - lastIndex * header.blockSize
@@ -95,7 +96,7 @@ public final class Matcher: Sendable {
         let verifier = V2BlockVerifier(strong: strong)
         let found = FoundPieces()
         if !entries.isEmpty {
-            try scanAll(hasher: RKWindowHasher(window: header.blockSize), table: WeakTable(entries), verifier: verifier, found: found)
+            try scanAll(hasher: RKWindowHasher(window: header.blockSize), table: WeakTable(entries), verifier: verifier, found: found, within: within)
         }
         if let last = blocks[lastIndex], lastLength < header.blockSize {
             try matchTail(index: lastIndex, length: lastLength, targetOffset: lastIndex * header.blockSize, weak: last.weak,
@@ -106,18 +107,27 @@ public final class Matcher: Sendable {
         return result
     }
 
-    /// Splits every alike file into regions and scans them on `threads` threads.
-    private func scanAll<H: WindowHasher, V: PieceVerifier>(hasher: H, table: WeakTable, verifier: V, found: FoundPieces) throws(FileSystemError) {
+    /// Splits the alike files (or the given byte ranges of them) into regions and scans them on
+    /// `threads` threads.
+    private func scanAll<H: WindowHasher, V: PieceVerifier>(
+        hasher: H, table: WeakTable, verifier: V, found: FoundPieces, within: [Int: [Range<Int>]]? = nil
+    ) throws(FileSystemError) {
         var regions: [ScanRegion] = []
         for (index, alike) in alikes.enumerated() where alike.length >= hasher.window {
-            let positions = alike.length - hasher.window + 1
-            // Big files are split so both cores work on one file; a region must be worth a thread.
-            let parts = max(1, min(threads * 4, positions / (4 << 20)))
-            let step = (positions + parts - 1) / parts
-            var start = 0
-            while start < positions {
-                regions.append(ScanRegion(fileIndex: index, file: alike.file, fileLength: alike.length, start: start, end: min(start + step, positions)))
-                start += step
+            let ranges = within.map { $0[index] ?? [] } ?? [0..<alike.length]
+            for range in ranges {
+                // Window starts whose whole window lies inside the range.
+                let first = max(0, range.lowerBound)
+                let positions = min(alike.length, range.upperBound) - hasher.window + 1 - first
+                guard positions > 0 else { continue }
+                // Big ranges are split so both cores work on one file; a region must be worth a thread.
+                let parts = max(1, min(threads * 4, positions / (4 << 20)))
+                let step = (positions + parts - 1) / parts
+                var start = first
+                while start < first + positions {
+                    regions.append(ScanRegion(fileIndex: index, file: alike.file, fileLength: alike.length, start: start, end: min(start + step, first + positions)))
+                    start += step
+                }
             }
         }
         let scanner = Scanner(hasher: hasher, table: table, verifier: verifier)

@@ -113,6 +113,7 @@ struct Scanner<Hasher: WindowHasher, Verifier: PieceVerifier>: Sendable {
         guard base + count - p >= window else { return }
         var state = hasher.hash(buffer + (p - base))
         let bytes = buffer.assumingMemoryBound(to: UInt8.self)
+        var lastMatch: Int32?
 
         while true {
             if progress.isCancelled { return }
@@ -126,7 +127,8 @@ struct Scanner<Hasher: WindowHasher, Verifier: PieceVerifier>: Sendable {
                 let weak = hasher.weak(state)
                 if table.mayContain(weak), let candidates = table.lookup(weak) {
                     p = base + i
-                    if handleHit(candidates, at: p, pointer: buffer + i, region: region, found: found) {
+                    if let matched = handleHit(candidates, at: p, pointer: buffer + i, region: region, found: found) {
+                        lastMatch = matched
                         jumped = true
                         break
                     }
@@ -139,7 +141,8 @@ struct Scanner<Hasher: WindowHasher, Verifier: PieceVerifier>: Sendable {
                 p = base + i
                 let weak = hasher.weak(state)
                 if table.mayContain(weak), let candidates = table.lookup(weak),
-                   handleHit(candidates, at: p, pointer: buffer + i, region: region, found: found) {
+                   let matched = handleHit(candidates, at: p, pointer: buffer + i, region: region, found: found) {
+                    lastMatch = matched
                     jumped = true
                 } else {
                     if p >= region.end - 1 || p + window >= fileLength { return }
@@ -150,27 +153,36 @@ struct Scanner<Hasher: WindowHasher, Verifier: PieceVerifier>: Sendable {
                     continue
                 }
             }
-            // After a match, continue right behind it.
-            p += window
-            if p >= region.end || p + window > fileLength { return }
-            if p + window > base + count { try refill(from: p) }
-            guard p + window <= base + count else { return }
+            // After a match, continue right behind it, where the next piece most likely is: try it
+            // directly with the strong hash (a weak hit would cost that anyway) and compute the rolling
+            // state only when the run of matches breaks.
+            while true {
+                p += window
+                if p >= region.end || p + window > fileLength { return }
+                if p + window > base + count { try refill(from: p) }
+                guard p + window <= base + count else { return }
+                guard let expected = lastMatch.map({ $0 + 1 }), !found.missing([expected]).isEmpty,
+                      !verifier.verify([expected], window: buffer + (p - base), length: window).isEmpty else { break }
+                found.record([expected], at: LocalSource(file: region.fileIndex, offset: p))
+                lastMatch = expected
+            }
             state = hasher.hash(buffer + (p - base))
         }
     }
 
-    /// Verifies a weak hit; true when the window is a wanted piece (or one already found elsewhere).
+    /// Verifies a weak hit; returns the highest piece the window is (or one already found elsewhere),
+    /// nil when it is none of them.
     @inline(never)
-    private func handleHit(_ candidates: [Int32], at position: Int, pointer: UnsafeRawPointer, region: ScanRegion, found: FoundPieces) -> Bool {
+    private func handleHit(_ candidates: [Int32], at position: Int, pointer: UnsafeRawPointer, region: ScanRegion, found: FoundPieces) -> Int32? {
         let open = found.missing(candidates)
         if open.isEmpty {
             // Every candidate is already found: skip ahead unverified, as a match would. At worst a
             // weak collision makes us skip a window of bytes we would not have used anyway.
-            return true
+            return candidates.max()
         }
         let matched = verifier.verify(open, window: pointer, length: hasher.window)
-        guard !matched.isEmpty else { return false }
+        guard !matched.isEmpty else { return nil }
         found.record(matched, at: LocalSource(file: region.fileIndex, offset: position))
-        return true
+        return matched.max()
     }
 }

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Rebuild benchmark: slicesync against zsync 0.6.2, both served by the same nginx on 127.0.0.1.
+#
+#   bash bench/client-vs-zsync.sh [RUNS]          (default 3 runs per tool and case)
+#
+# Cases, 256 MiB each: (a) 10 scattered 100-byte in-place edits, (b) 10 insertions and 10 deletions of
+# 1-1000 bytes, (c) 8 MiB appended, (d) unrelated content; plus (t) a real pair of consecutive releases,
+# the uncompressed sdists of botocore 1.35.0 and 1.35.1 from PyPI (about 110 MB each).
+# Bytes on the wire and requests are counted by nginx ($bytes_sent, headers included), signature or
+# control file included. Times are wall-clock medians; RSS is the client's peak.
+# Needs: nginx-light, zsync, time, python3, pip (all from Debian/PyPI; .ci/run installs them).
+set -euo pipefail
+runs=${1:-3}
+here=$(cd "$(dirname "$0")/.." && pwd)
+work=${BENCH_WORK:-$here/bench/work}
+mkdir -p "$work"
+for tool in zsync zsyncmake nginx python3; do
+  command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || { echo "missing: $tool" >&2; exit 1; }
+done
+
+echo "building release binaries..." >&2
+(cd "$here" && swift build -c release --product shash >/dev/null && swift build -c release --product slicesync >/dev/null)
+shash="$here/.build/release/shash"
+slicesync="$here/.build/release/slicesync"
+
+# ---- corpora -------------------------------------------------------------------------------------
+base="$work/base.bin"
+if [ ! -f "$base" ] || [ "$(stat -c %s "$base")" -ne $((256 << 20)) ]; then
+  (openssl enc -aes-128-ctr -pass pass:slicesync-base -nosalt -pbkdf2 </dev/zero 2>/dev/null || true) | head -c $((256 << 20)) >"$base"
+fi
+mkdir -p "$work/pub"/{a,b,c,d,t} "$work/old"
+python3 - "$work" <<'PY'
+import os, random, sys
+work = sys.argv[1]
+base = open(os.path.join(work, "base.bin"), "rb").read()
+rng = random.Random(2026)
+def noise(n):
+    return b"".join(rng.randbytes(min(1 << 20, n - k)) for k in range(0, n, 1 << 20))
+def write(case, data):
+    path = os.path.join(work, "pub", case, "new.bin")
+    if not os.path.exists(path) or os.path.getsize(path) != len(data):
+        open(path, "wb").write(data)
+a = bytearray(base)
+for _ in range(10):
+    p = rng.randrange(len(a) - 100)
+    a[p:p + 100] = rng.randbytes(100)
+write("a", bytes(a))
+b = bytearray(base)
+for _ in range(10):
+    p = rng.randrange(len(b)); b[p:p] = rng.randbytes(rng.randint(1, 1000))
+    p = rng.randrange(len(b) - 1000); del b[p:p + rng.randint(1, 1000)]
+write("b", bytes(b))
+write("c", base + noise(8 << 20))
+write("d", noise(len(base)))
+PY
+for c in a b c d; do ln -sf "$base" "$work/old/$c.bin"; done
+if [ ! -f "$work/old/t.bin" ]; then
+  mkdir -p "$work/pypi"
+  for v in 1.35.0 1.35.1; do
+    [ -f "$work/pypi/botocore-$v.tar" ] && continue
+    pip download --quiet --no-deps --no-binary :all: "botocore==$v" -d "$work/pypi" >&2
+    gunzip -c "$work/pypi/botocore-$v.tar.gz" >"$work/pypi/botocore-$v.tar"
+  done
+  cp "$work/pypi/botocore-1.35.1.tar" "$work/pub/t/new.bin"
+  cp "$work/pypi/botocore-1.35.0.tar" "$work/old/t.bin"
+fi
+touch -d '1 hour ago' "$work"/pub/*/new.bin
+
+# ---- nginx ---------------------------------------------------------------------------------------
+port=$((20000 + RANDOM % 20000))
+mkdir -p "$work/nginx/tmp"
+cat >"$work/nginx/nginx.conf" <<EOF2
+$( [ "$(id -u)" = 0 ] && echo "user root;" )
+worker_processes 1;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 512; }
+http {
+  log_format wire '\$bytes_sent';
+  access_log $work/nginx/access.log wire;
+  client_body_temp_path $work/nginx/tmp; proxy_temp_path $work/nginx/tmp; fastcgi_temp_path $work/nginx/tmp;
+  uwsgi_temp_path $work/nginx/tmp; scgi_temp_path $work/nginx/tmp;
+  server { listen 127.0.0.1:$port; root $work/pub; }
+}
+EOF2
+nginx -c "$work/nginx/nginx.conf"
+trap 'kill "$(cat "$work/nginx/nginx.pid")" 2>/dev/null || true' EXIT
+url="http://127.0.0.1:$port"
+
+# ---- signatures ----------------------------------------------------------------------------------
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+declare -A sign_zs sign_ss
+for c in a b c d t; do
+  t0=$(date +%s.%N); zsyncmake -u "$url/$c/new.bin" -o "$work/pub/$c/new.bin.zsync" "$work/pub/$c/new.bin" 2>/dev/null; t1=$(date +%s.%N)
+  "$shash" -q --force "$work/pub/$c"; t2=$(date +%s.%N)
+  sign_zs[$c]=$(echo "$t1 - $t0" | bc); sign_ss[$c]=$(echo "$t2 - $t1" | bc)
+done
+
+# ---- runs ----------------------------------------------------------------------------------------
+client="$work/client"
+measure() { # tool case -> appends "seconds rss_kib wire_bytes requests" to $work/results/tool.case
+  local tool=$1 c=$2
+  rm -rf "$client"; mkdir -p "$client"; cd "$client"
+  : >"$work/nginx/access.log"
+  if [ "$tool" = zsync ]; then
+    /usr/bin/time -f "%e %M" -o "$work/.time" zsync -q -i "$work/old/$c.bin" -o "$client/out.bin" "$url/$c/new.bin.zsync" >/dev/null 2>&1
+  else
+    /usr/bin/time -f "%e %M" -o "$work/.time" "$slicesync" -q "$url/$c/new.bin" --alike "$work/old/$c.bin" -o "$client/out.bin" >/dev/null
+  fi
+  cmp -s "$client/out.bin" "$work/pub/$c/new.bin" || { echo "$tool $c: WRONG OUTPUT" >&2; exit 1; }
+  sleep 0.2 # let nginx write its log
+  read -r seconds rss <"$work/.time"
+  echo "$seconds $rss $(awk '{s+=$1} END {print s+0}' "$work/nginx/access.log") $(wc -l <"$work/nginx/access.log")" >>"$work/results/$tool.$c"
+  cd "$work"
+}
+rm -rf "$work/results"; mkdir -p "$work/results"
+for ((i = 0; i < runs; i++)); do
+  for c in a b c d t; do measure zsync "$c"; measure slicesync "$c"; done
+done
+
+# ---- table ---------------------------------------------------------------------------------------
+col() { cut -d' ' -f"$2" "$work/results/$1" | median; }
+printf '\nRebuild, served by nginx on 127.0.0.1 (median of %d runs; 2 cores; release builds)\n\n' "$runs"
+printf '| case | tool | bytes on the wire | requests | rebuild s | MB/s | peak RSS MiB | sign s (MB/s) | wire vs zsync | time vs zsync |\n'
+printf '|---|---|---|---|---|---|---|---|---|---|\n'
+declare -A names=([a]="a: 10 edits" [b]="b: 10 ins + 10 del" [c]="c: 8 MiB appended" [d]="d: unrelated" [t]="t: botocore 1.35.0→1.35.1")
+for c in a b c d t; do
+  size=$(stat -c %s "$work/pub/$c/new.bin")
+  zw=$(col zsync.$c 3); zt=$(col zsync.$c 1)
+  for tool in zsync slicesync; do
+    w=$(col $tool.$c 3); r=$(col $tool.$c 4); t=$(col $tool.$c 1); m=$(col $tool.$c 2)
+    s=${sign_zs[$c]}; [ "$tool" = slicesync ] && s=${sign_ss[$c]}
+    awk -v n="${names[$c]}" -v tool="$tool" -v w="$w" -v r="$r" -v t="$t" -v m="$m" -v s="$s" -v size="$size" -v zw="$zw" -v zt="$zt" \
+      'BEGIN {printf "| %s | %s | %d | %d | %.2f | %.0f | %.1f | %.2f (%.0f) | %.3f | %.2f× faster |\n", n, tool, w, r, t, size / t / 1e6, m / 1024, s, size / s / 1e6, w / zw, zt / t}'
+  done
+done
