@@ -50,8 +50,8 @@ struct SliceSyncEndToEndTests {
     }
 
     @Test func aFileThatChangesOnTheServerIsAClearErrorAndTheDestinationIsUntouched() throws {
-        // 9 MiB to fetch in 4 MiB requests, one at a time: the file changes after the first.
-        let scenario = try ClientScenario(appended: 9 << 20)
+        // 20 MiB to fetch in 16 MiB requests, one at a time: the file changes after the first.
+        let scenario = try ClientScenario(appended: 20 << 20)
         try scenario.scratch.write("client/file.bin", Data("previous".utf8))
         let server = try TestServer.fault(root: scenario.publishRoot, mode: "change-once")
         let result = try scenario.sync(server, ["-j", "1"])

@@ -154,7 +154,6 @@ final class LoadedSignature: Sendable {
         }
         session.logger.info("\(slices.count - missing.count) of \(slices.count) slices found whole")
         guard !missing.isEmpty else { return map }
-        try await loadFineTables(of: missing, into: &map, session: session)
 
         // The blocks of a changed slice are first looked for where its old content must be: in the parts
         // of the local files that no whole slice was taken from (widened by a block, for blocks that
@@ -171,6 +170,15 @@ final class LoadedSignature: Sendable {
             let widened = gaps.map { max(0, $0.lowerBound - header.blockSize)..<min(alike.length, $0.upperBound + header.blockSize) }
             unused[index] = RequestPlanner.merge(widened, gap: 0)
         }
+        let missingBytes = missing.reduce(0) { $0 + header.sliceRange($1).count }
+        if unused.values.allSatisfy({ $0.isEmpty }) && missingBytes <= header.length / 10 {
+            // Whole slices already account for every local byte (an append, say): nothing else can be
+            // found, so the fine tables would be a wasted request. The missing slices come whole and are
+            // checked against their coarse records.
+            map.verifyBySlice = true
+            return map
+        }
+        try await loadFineTables(of: missing, into: &map, session: session)
         var wanted = map.fineRecords
         let (firstPass, regions) = (wanted, unused)
         let nearby = try await session.runBlocking { try matcher.matchBlocks(header, blocks: firstPass, within: regions) }
@@ -216,9 +224,16 @@ final class LoadedSignature: Sendable {
 
     // MARK: Verification
 
-    /// Whether downloaded bytes are unit `index` (format 1 slice, format 2 block).
+    /// The unit downloads are verified in: slices when the map says so, else the map's unit.
+    func downloadUnit(_ map: PieceMap) -> Int { map.verifyBySlice ? sliceSize : map.unitSize }
+
+    /// Whether downloaded bytes are unit `index` of `downloadUnit(map)` bytes.
     func verifyUnit(_ index: Int, _ bytes: UnsafeRawBufferPointer, map: PieceMap) -> Bool {
         guard let base = bytes.baseAddress else { return bytes.isEmpty }
+        if map.verifyBySlice, let v2 {
+            return RollingHash.weak(RollingHash.hash(base, count: bytes.count)) == coarse[index].weak
+                && V2SliceVerifier.sliceStrong(base, length: bytes.count, blockSize: v2.blockSize) == coarse[index].strong
+        }
         if let v1 {
             let md5 = StreamingDigest(.md5)
             md5.update(bytes)
@@ -253,8 +268,4 @@ final class LoadedSignature: Sendable {
         return bad
     }
 
-    /// Makes sure the records needed to verify re-downloaded slices are at hand.
-    func prepareRepair(_ slices: [Int], map: inout PieceMap, session: SyncSession) async throws {
-        try await loadFineTables(of: slices, into: &map, session: session)
-    }
 }

@@ -9,6 +9,8 @@ struct PieceMap: Sendable {
     var sources: [LocalSource?]
     /// Format 2: the fine records known so far, by block index (those of the slices not found whole).
     var fineRecords: [Int: HashRecord] = [:]
+    /// Format 2: missing data is whole slices, verified against the coarse table (no fine tables fetched).
+    var verifyBySlice = false
 
     func unitRange(_ index: Int) -> Range<Int> {
         (index * unitSize)..<min((index + 1) * unitSize, length)

@@ -304,7 +304,7 @@ public final class SyncSession: Sendable {
         let total = ranges.reduce(0) { $0 + $1.count }
         let done = Atomic<Int>(0)
         let observer = observer
-        let unit = map.unitSize
+        let unit = signature.downloadUnit(map)
         let downloader = RangeDownloader(remote: remote, jobs: options.jobs, unit: unit, logger: logger)
         try await downloader.download(ranges) { range, bytes in
             // Whole units only: a unit cut by the reply's boundaries is asked for again.
@@ -382,7 +382,8 @@ public final class SyncSession: Sendable {
         guard !bad.isEmpty else {
             throw VerificationError("the rebuilt file does not match the signature's whole-file hash although every slice does: the signature is inconsistent; re-run shash on the server")
         }
-        try await signature.prepareRepair(bad, map: &map, session: self)
+        // Whole slices, each checked against its coarse record (format 1: its slice line).
+        map.verifyBySlice = true
         let ranges = RequestPlanner.merge(bad.map { signature.sliceRange($0) }, gap: 0)
         try await downloadRanges(ranges, remote: remote, output: output, map: map, signature: signature)
         if try await runBlocking({ try signature.wholeFileDigest(of: output.file, length: output.length) }) != signature.wholeFileHash {

@@ -16,7 +16,8 @@ public struct LocalSource: Sendable, Hashable, Codable {
 
 /// Decides which of the candidate pieces (whose weak hash matched) a window of bytes really is.
 protocol PieceVerifier: Sendable {
-    /// The candidates whose strong hash matches the `length` bytes starting at `pointer`.
+    /// The candidates whose strong hash matches the `length` bytes starting at `pointer`; indices the
+    /// verifier does not know (the successor of the last piece, say) never match.
     func verify(_ candidates: [Int32], window pointer: UnsafeRawPointer, length: Int) -> [Int32]
 }
 

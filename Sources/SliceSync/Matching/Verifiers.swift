@@ -6,7 +6,7 @@ struct V1SliceVerifier: PieceVerifier {
         let md5 = StreamingDigest(.md5)
         md5.update(pointer, count: length)
         let digest = md5.finalize()
-        return candidates.filter { slices[Int($0)].md5 == digest }
+        return candidates.filter { slices.indices.contains(Int($0)) && slices[Int($0)].md5 == digest }
     }
 }
 
@@ -17,7 +17,7 @@ struct V2SliceVerifier: PieceVerifier {
 
     func verify(_ candidates: [Int32], window pointer: UnsafeRawPointer, length: Int) -> [Int32] {
         let strong = Self.sliceStrong(pointer, length: length, blockSize: blockSize)
-        return candidates.filter { records[Int($0)].strong == strong }
+        return candidates.filter { records.indices.contains(Int($0)) && records[Int($0)].strong == strong }
     }
 
     /// The strong half of a coarse record for `length` bytes at `pointer`.

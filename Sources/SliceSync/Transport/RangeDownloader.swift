@@ -11,8 +11,9 @@ public enum RequestPlanner {
     /// Longest Range header sent: well inside every server's header limits (nginx 1 KiB lines by
     /// default for large headers are 8 KiB; Apache 8 KiB).
     public static let maxRangeHeader = 2000
-    /// Largest body asked for in one request; bounds the memory a reply needs.
-    public static let maxRequestBytes = 4 << 20
+    /// Largest body asked for in one request; bounds the memory a reply needs (replies are held whole
+    /// until their parts are verified).
+    public static let maxRequestBytes = 16 << 20
 
     /// Merges ranges separated by small gaps; input must be sorted and disjoint.
     public static func merge(_ ranges: [Range<Int>], gap: Int = mergeGap) -> [Range<Int>] {

@@ -295,3 +295,22 @@ struct SyncServerBehaviourTests {
         #expect(throws: TransportError.self) { try SignatureLocator.fileName(of: "http://h/a/%2E%2E") }
     }
 }
+
+@Suite("Matching runs of slices")
+struct MatcherRunTests {
+    @Test func aRunOfMatchesReachingTheLastSliceEndsCleanly() throws {
+        // Slices matched one after another up to the last: the scanner then tries "the next one",
+        // which does not exist.
+        let dir = try TemporaryDirectory()
+        let data = randomBytes(8 * 4096, seed: 90)
+        try dir.write("alike", data + randomBytes(3 * 4096, seed: 91))
+        let parameters = try SigningParameters(version: .v2, sliceSize: 4096, blockSize: 1024)
+        guard case .v2(let signature) = try SignatureBuilder(parameters: parameters, pool: nil).signature(of: data, filename: "f") else { return }
+        let matcher = Matcher(paths: [dir.file("alike")], threads: 2, progress: ScanProgress(), logger: Logger(label: "t") { _ in SwiftLogNoOpLogHandler() })
+        let found = try matcher.matchSlices(signature.header, coarse: signature.coarse)
+        #expect(found.allSatisfy { $0 != nil })
+        let v1 = try SignatureBuilder(parameters: try SigningParameters(version: .v1, sliceSize: 4096), pool: nil).signature(of: data, filename: "f")
+        guard case .v1(let old) = v1 else { return }
+        #expect(try matcher.match(old).allSatisfy { $0 != nil })
+    }
+}
