@@ -126,11 +126,11 @@ struct SliceSyncCommand: AsyncParsableCommand {
 
     private func dryRunLine(_ report: SyncReport) -> String {
         let saved = report.length == 0 ? 100 : 100 * Double(report.length - report.bytesFromServer) / Double(report.length)
-        let requests = report.fullDownload ? 1 : max(1, Int((Double(report.bytesFromServer) / Double(4 << 20)).rounded(.up)))
+        let requests = report.dataRequestsPlanned
         return "would download \(formatBytes(report.bytesFromServer)) of \(formatBytes(report.length)), "
-            + String(format: "%.1f %% saved", saved)
-            + (report.bytesFromServer == 0 ? "" : ", in about \(requests) request\(requests == 1 ? "" : "s")")
-            + " (signature: \(formatBytes(report.signatureBytes)) so far)"
+            + String(format: saved > 99 && saved < 100 ? "%.2f %% saved" : "%.1f %% saved", saved)
+            + (requests == 0 ? "" : ", in \(requests) request\(requests == 1 ? "" : "s")")
+            + "; the signature took \(formatBytes(report.signatureBytes))"
     }
 
     private func summaryLine(_ report: SyncReport) -> String {

@@ -61,13 +61,15 @@ public struct SyncReport: Sendable, Codable, Equatable {
     public var repairedSlices: Int
     /// The local files that were scanned.
     public var alikeFiles: [String]
+    /// Requests planned for the file's data (what a dry run would send).
+    public var dataRequestsPlanned: Int
 
     enum CodingKeys: String, CodingKey {
         case outcome, url, destination, length, requests, seconds, hash
         case signatureURL = "signature_url", formatVersion = "format_version"
         case bytesReused = "bytes_reused", bytesFromServer = "bytes_from_server", bytesDownloaded = "bytes_downloaded"
         case signatureBytes = "signature_bytes", fullDownload = "full_download", repairedSlices = "repaired_slices"
-        case alikeFiles = "alike_files"
+        case alikeFiles = "alike_files", dataRequestsPlanned = "data_requests_planned"
     }
 }
 
@@ -149,7 +151,7 @@ public final class SyncSession: Sendable {
         let reused = map.reusedBytes
         let missingRanges = RequestPlanner.merge(map.missingRanges)
         let missingBytes = missingRanges.reduce(0) { $0 + $1.count }
-        let requestCount = RequestPlanner.requests(for: missingRanges, maxRanges: remote.maxRanges, unit: map.unitSize).count
+        let requestCount = RequestPlanner.requests(for: missingRanges, maxRanges: remote.maxRanges, unit: signature.downloadUnit(map)).count
         let overhead = RequestPlanner.overhead(rangeCount: missingRanges.count, requestCount: requestCount)
         var fullDownload = missingBytes > 0 && (missingBytes + overhead >= length || reused == 0)
 
@@ -163,7 +165,8 @@ public final class SyncSession: Sendable {
                 signatureBytes: signature.remote.bytesReceived, requests: remote.requests + signature.remote.requests,
                 seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
                 hash: signature.hashLabel, fullDownload: fullDownload, repairedSlices: repaired,
-                alikeFiles: matcher.alikes.map(\.path))
+                alikeFiles: matcher.alikes.map(\.path),
+                dataRequestsPlanned: missingBytes == 0 ? 0 : (fullDownload ? 1 : requestCount))
         }
 
         if options.dryRun { return report("dry-run", hash: signature.hashLabel) }
