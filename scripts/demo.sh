@@ -1,30 +1,32 @@
 #!/usr/bin/env bash
-# The main job on bundled data: publish a tree's signatures with shash, change a file, see exactly
-# which slices changed, and re-sign only what changed.
+# The main job on bundled data, end to end: publish a tree with shash, serve it over HTTP on
+# 127.0.0.1, change a file on the server, and let slicesync update an old copy, downloading only what
+# changed and proving the result bit-identical.
 #
 #   bash scripts/demo.sh
 #
-# Works in a temporary directory; the repository is left untouched.
+# Works in a temporary directory; the repository is left untouched. The server is the project's
+# Range-capable test server (python3); nginx or any other Range-capable server works the same way.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d /tmp/slicesync-demo.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+server_pid=""
+cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
 
-echo "== building shash (release)"
-(cd "$here" && swift build -c release --product shash 2>&1 | tail -1)
+echo "== building shash and slicesync (release)"
+(cd "$here" && swift build -c release --product shash 2>&1 | tail -1 && swift build -c release --product slicesync 2>&1 | tail -1)
 shash="$here/.build/release/shash"
-
-echo "== a published tree: the bundled test data plus a generated 64 MiB disk image"
-mkdir -p "$work/pub/images"
-cp "$here"/testdata/testfile.txt "$here"/testdata/example.bin "$work/pub/"
-(openssl enc -aes-128-ctr -pass pass:demo -nosalt -pbkdf2 </dev/zero 2>/dev/null || true) | head -c $((64 << 20)) >"$work/pub/images/disk.img"
-touch -d '1 hour ago' "$work"/pub/*.* "$work/pub/images/disk.img"
-find "$work/pub" -type f | sed "s|$work/||" | sort
+slicesync="$here/.build/release/slicesync"
 
 echo
-echo "== shash pub   (format 2, one signature per file under pub/.slicesync/)"
-"$shash" "$work/pub"
-find "$work/pub/.slicesync" -type f -printf '%P  %s bytes\n' | sort
+echo "== a published tree: the bundled test data plus a generated 64 MiB disk image"
+mkdir -p "$work/pub/images" "$work/client"
+cp "$here"/testdata/testfile.txt "$here"/testdata/example.bin "$work/pub/"
+(openssl enc -aes-128-ctr -pass pass:demo -nosalt -pbkdf2 </dev/zero 2>/dev/null || true) | head -c $((64 << 20)) >"$work/pub/images/disk.img"
+cp "$work/pub/images/disk.img" "$work/client/disk.img"   # the user's copy of version 1
+touch -d '1 hour ago' "$work"/pub/*.* "$work/pub/images/disk.img"
+find "$work/pub" -type f | sed "s|$work/||" | sort
 
 echo
 echo "== the original format 1 signature of testfile.txt is byte-identical to the bundled one"
@@ -33,12 +35,30 @@ mkdir -p "$work/v1" && cp "$here/testdata/testfile.txt" "$work/v1/"
 cmp "$work/v1/.slicesync/testfile.txt.slicesync" "$here/testdata/expected/testfile.txt.v1.slicesync" && echo "identical"
 
 echo
-echo "== change 100 bytes in the middle of disk.img, then verify it against its signature"
+echo "== version 2 on the server: 100 bytes changed in the middle, 1 MiB appended; shash signs the tree"
 printf '%100s' "edited" | dd of="$work/pub/images/disk.img" bs=1 seek=$((40 << 20)) conv=notrunc status=none
+(openssl enc -aes-128-ctr -pass pass:appended -nosalt -pbkdf2 </dev/zero 2>/dev/null || true) | head -c $((1 << 20)) >>"$work/pub/images/disk.img"
 touch -d '30 minutes ago' "$work/pub/images/disk.img"
-"$shash" --verify "$work/pub/images/disk.img" 2>&1 || echo "(exit status $?: the file differs from its signature)"
+"$shash" "$work/pub"
+find "$work/pub/.slicesync" -type f -printf '   %P  %s bytes\n' | sort
 
 echo
-echo "== shash pub again: only the changed file is hashed"
-"$shash" "$work/pub"
-"$shash" --verify "$work/pub/images/disk.img" 2>&1
+echo "== serving the tree on 127.0.0.1"
+python3 "$here/Tests/EndToEndTests/Servers/faultserver.py" "$work/pub" normal >"$work/port" &
+server_pid=$!
+for _ in $(seq 50); do [ -s "$work/port" ] && break; sleep 0.1; done
+url="http://127.0.0.1:$(cat "$work/port")/images/disk.img"
+echo "   $url"
+
+echo
+echo "== slicesync -n: what would an update cost?"
+(cd "$work/client" && "$slicesync" -n "$url")
+
+echo
+echo "== slicesync: update the local copy in place"
+(cd "$work/client" && "$slicesync" -v "$url" 2>&1 | grep -E 'slices found|updated')
+cmp "$work/client/disk.img" "$work/pub/images/disk.img" && echo "   the local copy is now bit-identical to the server's"
+
+echo
+echo "== and again: nothing to do"
+(cd "$work/client" && "$slicesync" --json "$url" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("   outcome:", r["outcome"], "| requests:", r["requests"], "| bytes:", r["bytes_downloaded"])')

@@ -17,7 +17,7 @@ Signatures (paths under .slicesync/) are always served normally. Stops after 300
 import http.server, os, signal, socketserver, sys, threading
 
 # A parent may start us with signals blocked (Foundation's Process does); take them back.
-signal.pthread_sigmask(signal.SIG_UNBLOCK, range(1, signal.NSIG))
+signal.pthread_sigmask(signal.SIG_UNBLOCK, signal.valid_signals())
 
 ROOT, MODE = sys.argv[1], sys.argv[2]
 state = {"data_requests": 0, "lock": threading.Lock()}
