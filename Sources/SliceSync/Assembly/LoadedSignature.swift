@@ -135,11 +135,11 @@ final class LoadedSignature: Sendable {
         if let v1 {
             let sources = matcher.alikes.isEmpty ? [LocalSource?](repeating: nil, count: v1.slices.count)
                 : try await session.runBlocking { try matcher.match(v1) }
-            return PieceMap(unitSize: v1.sliceSize, length: v1.length, sources: sources)
+            return PieceMap(unitSize: v1.sliceSize, length: v1.length, sources: PackedSources(sources))
         }
         let header = v2!
         let coarse = self.coarse
-        var map = PieceMap(unitSize: header.blockSize, length: header.length, sources: Array(repeating: nil, count: header.blockCount))
+        var map = PieceMap(unitSize: header.blockSize, length: header.length, sources: PackedSources(count: header.blockCount))
         guard matcher.totalBytes > 0 else { return map }
         let slices = try await session.runBlocking { try matcher.matchSlices(header, coarse: coarse) }
         var missing: [Int] = []

@@ -5,8 +5,8 @@ struct PieceMap: Sendable {
     let unitSize: Int
     /// The target file's length.
     let length: Int
-    /// Per unit: where it is locally, or nil when it must be downloaded.
-    var sources: [LocalSource?]
+    /// Per unit: where it is locally, or nil when it must be downloaded (8 bytes per unit).
+    var sources: PackedSources
     /// Format 2: the fine records known so far, by block index (those of the slices not found whole).
     var fineRecords: [Int: HashRecord] = [:]
     /// Format 2: missing data is whole slices, verified against the coarse table (no fine tables fetched).
@@ -76,5 +76,23 @@ struct PieceMap: Sendable {
     func isIdentity(fileIndex: Int?, length: Int) -> Bool {
         guard let fileIndex else { return false }
         return sources.indices.allSatisfy { sources[$0] == LocalSource(file: fileIndex, offset: unitRange($0).lowerBound) }
+    }
+}
+
+/// Per-unit local sources in 8 bytes each (a 4 GiB file of 2 KiB blocks needs 16 MiB).
+struct PackedSources: Sendable {
+    private var storage: [UInt64]
+
+    /// `count` units, none found.
+    init(count: Int) { storage = Array(repeating: PackedSource.none, count: count) }
+
+    /// From one optional source per unit.
+    init(_ sources: [LocalSource?]) { storage = sources.map { $0.map(PackedSource.pack) ?? PackedSource.none } }
+
+    var indices: Range<Int> { storage.indices }
+
+    subscript(index: Int) -> LocalSource? {
+        get { PackedSource.unpack(storage[index]) }
+        set { storage[index] = newValue.map(PackedSource.pack) ?? PackedSource.none }
     }
 }

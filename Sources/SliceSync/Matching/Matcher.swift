@@ -50,7 +50,7 @@ public final class Matcher: Sendable {
         let verifier = V1SliceVerifier(slices: signature.slices)
         let full = signature.length / size
         let entries = (0..<full).map { (weak: signature.slices[$0].adler32, index: $0) }
-        let found = FoundPieces()
+        let found = FoundPieces(count: count)
         if !entries.isEmpty {
             try scanAll(hasher: AdlerWindowHasher(window: size), table: WeakTable(entries), verifier: verifier, found: found)
         }
@@ -69,7 +69,7 @@ public final class Matcher: Sendable {
         let verifier = V2SliceVerifier(records: coarse, blockSize: header.blockSize)
         let full = header.length / header.sliceSize
         let entries = (0..<full).map { (weak: coarse[$0].weak, index: $0) }
-        let found = FoundPieces()
+        let found = FoundPieces(count: count)
         if !entries.isEmpty {
             try scanAll(hasher: RKWindowHasher(window: header.sliceSize), table: WeakTable(entries), verifier: verifier, found: found)
         }
@@ -94,7 +94,7 @@ public final class Matcher: Sendable {
             if index != lastIndex || lastLength == header.blockSize { entries.append((record.weak, index)) }
         }
         let verifier = V2BlockVerifier(strong: strong)
-        let found = FoundPieces()
+        let found = FoundPieces(count: header.blockCount)
         if !entries.isEmpty {
             try scanAll(hasher: RKWindowHasher(window: header.blockSize), table: WeakTable(entries), verifier: verifier, found: found, within: within)
         }
@@ -103,7 +103,7 @@ public final class Matcher: Sendable {
                           hasher: RKWindowHasher(window: lastLength), verifier: verifier, found: found)
         }
         var result: [Int: LocalSource] = [:]
-        for (index, source) in found.all { result[Int(index)] = source }
+        for (index, source) in found.all { result[index] = source }
         return result
     }
 
@@ -165,7 +165,7 @@ public final class Matcher: Sendable {
 
     private static func sources(_ found: FoundPieces, count: Int) -> [LocalSource?] {
         var result = [LocalSource?](repeating: nil, count: count)
-        for (index, source) in found.all { result[Int(index)] = source }
+        for (index, source) in found.all { result[index] = source }
         return result
     }
 }

@@ -41,25 +41,44 @@ public final class ScanProgress: Sendable {
     func add(_ bytes: Int) { scanned.add(bytes, ordering: .relaxed) }
 }
 
-/// The pieces found so far, shared by the threads of one scan.
+/// The pieces found so far, shared by the threads of one scan: 8 bytes per piece.
 final class FoundPieces: Sendable {
-    private let found: Mutex<[Int32: LocalSource]>
+    private let found: Mutex<[UInt64]>
 
-    init() { found = Mutex([:]) }
+    init(count: Int) { found = Mutex([UInt64](repeating: PackedSource.none, count: count)) }
 
-    /// Records matches; returns nothing. The first source recorded for a piece wins.
+    /// Records matches. The first source recorded for a piece wins.
     func record(_ pieces: [Int32], at source: LocalSource) {
-        found.withLock { map in
-            for piece in pieces where map[piece] == nil { map[piece] = source }
+        let packed = PackedSource.pack(source)
+        found.withLock { table in
+            for piece in pieces where table.indices.contains(Int(piece)) && table[Int(piece)] == PackedSource.none {
+                table[Int(piece)] = packed
+            }
         }
     }
 
     /// The candidates not found yet.
     func missing(_ candidates: [Int32]) -> [Int32] {
-        found.withLock { map in candidates.filter { map[$0] == nil } }
+        found.withLock { table in candidates.filter { table.indices.contains(Int($0)) && table[Int($0)] == PackedSource.none } }
     }
 
-    var all: [Int32: LocalSource] { found.withLock { $0 } }
+    /// Every found piece, as (index, source).
+    var all: [(Int, LocalSource)] {
+        found.withLock { table in table.indices.compactMap { index in PackedSource.unpack(table[index]).map { (index, $0) } } }
+    }
+}
+
+/// A `LocalSource` in 8 bytes: file index in the top 8 bits, offset in the low 56 (2^56 bytes).
+enum PackedSource {
+    static let none = UInt64.max
+
+    static func pack(_ source: LocalSource) -> UInt64 {
+        UInt64(source.file) << 56 | UInt64(source.offset)
+    }
+
+    static func unpack(_ value: UInt64) -> LocalSource? {
+        value == none ? nil : LocalSource(file: Int(value >> 56), offset: Int(value & (1 << 56 - 1)))
+    }
 }
 
 /// One contiguous range of window start positions in one local file.

@@ -36,31 +36,32 @@ struct AdlerWindowHasher: WindowHasher {
 }
 
 /// Weak hashes of the pieces being looked for, with a bit-set pre-filter so that most byte offsets cost
-/// one bit test instead of a dictionary lookup.
+/// one bit test; hits are then looked up by binary search in sorted arrays (8 bytes per piece, so
+/// millions of blocks fit in tens of MiB).
 struct WeakTable: Sendable {
     private let bits: [UInt64]
     private let shift: UInt32
-    private let candidates: [UInt32: [Int32]]
+    private let keys: [UInt32]
+    private let values: [Int32]
 
     /// Builds the table from (weak hash, piece index) pairs.
     init(_ entries: [(weak: UInt32, index: Int)]) {
-        var map: [UInt32: [Int32]] = [:]
-        map.reserveCapacity(entries.count)
-        for entry in entries { map[entry.weak, default: []].append(Int32(entry.index)) }
-        candidates = map
-        // About 64 bits per distinct entry keeps the false pass rate near 1.5 %, within 2^16...2^27 bits.
+        let sorted = entries.sorted { $0.weak < $1.weak || ($0.weak == $1.weak && $0.index < $1.index) }
+        keys = sorted.map(\.weak)
+        values = sorted.map { Int32($0.index) }
+        // About 64 bits per entry keeps the false pass rate near 1.5 %, within 2^16...2^27 bits.
         var logBits = 16
-        while logBits < 27 && (1 << logBits) < map.count * 64 { logBits += 1 }
+        while logBits < 27 && (1 << logBits) < entries.count * 64 { logBits += 1 }
         shift = UInt32(32 - logBits)
         var bits = [UInt64](repeating: 0, count: (1 << logBits) / 64)
-        for weak in map.keys {
+        for weak in keys {
             let slot = Int(Self.mix(weak) >> UInt32(32 - logBits))
             bits[slot >> 6] |= 1 << UInt64(slot & 63)
         }
         self.bits = bits
     }
 
-    var isEmpty: Bool { candidates.isEmpty }
+    var isEmpty: Bool { keys.isEmpty }
 
     /// Spreads weak hashes whose low or high bits are poor (Adler-32's are) over the bit set.
     @inline(__always) static func mix(_ weak: UInt32) -> UInt32 { weak &* 0x9E37_79B1 ^ (weak >> 15) }
@@ -70,5 +71,19 @@ struct WeakTable: Sendable {
         return bits.withUnsafeBufferPointer { $0[slot >> 6] } & (1 << UInt64(slot & 63)) != 0
     }
 
-    func lookup(_ weak: UInt32) -> [Int32]? { candidates[weak] }
+    /// The pieces with this weak hash, or nil.
+    func lookup(_ weak: UInt32) -> [Int32]? {
+        var low = 0
+        var high = keys.count
+        while low < high {
+            let middle = (low + high) / 2
+            if keys[middle] < weak { low = middle + 1 } else { high = middle }
+        }
+        var result: [Int32] = []
+        while low < keys.count && keys[low] == weak {
+            result.append(values[low])
+            low += 1
+        }
+        return result.isEmpty ? nil : result
+    }
 }

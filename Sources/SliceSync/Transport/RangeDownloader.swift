@@ -13,7 +13,7 @@ public enum RequestPlanner {
     public static let maxRangeHeader = 2000
     /// Largest body asked for in one request; bounds the memory a reply needs (replies are held whole
     /// until their parts are verified).
-    public static let maxRequestBytes = 16 << 20
+    public static let maxRequestBytes = 8 << 20
 
     /// Merges ranges separated by small gaps; input must be sorted and disjoint.
     public static func merge(_ ranges: [Range<Int>], gap: Int = mergeGap) -> [Range<Int>] {
