@@ -181,15 +181,11 @@ final class SignalForwarder: Sendable {
 /// A one-line progress display on stderr, redrawn at most ten times a second.
 final class ProgressBar: SyncProgressObserver, @unchecked Sendable {
     private let lock = NSLock()
-    private var phase = ""
     private var lastDraw = Date.distantPast
     private var drawn = false
 
-    func phase(_ name: String) {
-        lock.lock()
-        phase = name
-        lock.unlock()
-    }
+    /// Each phase draws its own line; nothing to do when one begins.
+    func phase(_ name: String) {}
 
     func scanned(_ bytes: Int, of total: Int) {
         draw("scanning local files: \(formatBytes(bytes))")

@@ -77,7 +77,7 @@ public struct SyncReport: Sendable, Codable, Equatable {
 public protocol SyncProgressObserver: Sendable {
     /// A new phase began: `signature`, `scanning`, `downloading`, `verifying`.
     func phase(_ name: String)
-    /// Bytes of local files scanned so far, out of `total` (the sum over passes).
+    /// Bytes of local files scanned so far (over all passes); `total` is 0 when it is not known ahead.
     func scanned(_ bytes: Int, of total: Int)
     /// Bytes of the file downloaded so far, out of `total`.
     func downloaded(_ bytes: Int, of total: Int)
