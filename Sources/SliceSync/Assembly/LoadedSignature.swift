@@ -230,19 +230,19 @@ final class LoadedSignature: Sendable {
     /// Whether downloaded bytes are unit `index` of `downloadUnit(map)` bytes.
     func verifyUnit(_ index: Int, _ bytes: UnsafeRawBufferPointer, map: PieceMap) -> Bool {
         guard let base = bytes.baseAddress else { return bytes.isEmpty }
-        if map.verifyBySlice, let v2 {
-            return RollingHash.weak(RollingHash.hash(base, count: bytes.count)) == coarse[index].weak
-                && V2SliceVerifier.sliceStrong(base, length: bytes.count, blockSize: v2.blockSize) == coarse[index].strong
-        }
-        if let v1 {
-            let md5 = StreamingDigest(.md5)
-            md5.update(bytes)
-            return v1.slices[index] == V1SliceHash(adler32: Adler32.update(Adler32.initial, base, count: bytes.count), md5: md5.finalize())
-        }
+        if map.verifyBySlice || v1 != nil { return sliceMatches(index, bytes) }
         // A block of a slice found whole is never downloaded; every downloaded block has its record.
         guard let record = map.fineRecords[index] else { return true }
         return RollingHash.weak(RollingHash.hash(base, count: bytes.count)) == record.weak
             && V2BlockVerifier.blockStrong(base, length: bytes.count) == record.strong
+    }
+
+    /// Whether `bytes` are slice `index`: its format 1 line, or its format 2 coarse record.
+    func sliceMatches(_ index: Int, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let base = bytes.baseAddress else { return bytes.isEmpty }
+        if let v1 { return v1.slices[index] == V1SliceHash(of: base, count: bytes.count) }
+        return RollingHash.weak(RollingHash.hash(base, count: bytes.count)) == coarse[index].weak
+            && V2SliceVerifier.sliceStrong(base, length: bytes.count, blockSize: v2!.blockSize) == coarse[index].strong
     }
 
     func wholeFileDigest(of file: SystemFile, length: Int) throws -> [UInt8] {
@@ -255,15 +255,7 @@ final class LoadedSignature: Sendable {
         for index in 0..<sliceCount {
             let range = sliceRange(index)
             let bytes = try output.read(range.count, at: range.lowerBound)
-            let ok: Bool = bytes.withUnsafeBytes { raw in
-                if let v1 {
-                    let md5 = StreamingDigest(.md5)
-                    md5.update(raw)
-                    return v1.slices[index] == V1SliceHash(adler32: Adler32.checksum(bytes), md5: md5.finalize())
-                }
-                return V2SliceVerifier.sliceStrong(raw.baseAddress!, length: bytes.count, blockSize: v2!.blockSize) == coarse[index].strong
-            }
-            if !ok { bad.append(index) }
+            if !bytes.withUnsafeBytes({ sliceMatches(index, $0) }) { bad.append(index) }
         }
         return bad
     }

@@ -332,48 +332,36 @@ public final class SyncSession: Sendable {
     }
 
     private func downloadWhole(remote: RemoteFile, output: OutputFile, length: Int) async throws {
-        var offset = 0
-        var attempt = 0
         logger.info("downloading the whole file")
-        while offset < length || (length == 0 && attempt == 0) {
-            try Task.checkCancellation()
-            attempt += 1
+        var offset = 0
+        // Each attempt resumes where the last one stopped (the server may restart from 0 with a 200).
+        try await remote.retrying("downloading the file", attempts: 6) {
             let resumeFrom = offset
-            do {
-                var position = resumeFrom
-                try await remote.get(headers: resumeFrom > 0 ? [("Range", "bytes=\(resumeFrom)-")] : [], head: { head in
-                    switch head.status {
-                    case 200:
-                        position = 0
-                    case 206:
-                        guard let value = head.value("content-range"), let range = ByteRanges.parseContentRange(value), range.range.lowerBound == resumeFrom else {
-                            throw TransportError(.protocolViolation, "a resumed download came back with the wrong Content-Range")
-                        }
-                        if let total = range.completeLength { try remote.noteLength(total) }
-                    case 412:
-                        throw TransportError(.changed, "the file changed on the server during the download (If-Match failed)", status: 412)
-                    default:
-                        throw TransportError(.status, "the server answered HTTP \(head.status) for \(remote.url)", status: head.status)
+            try await remote.get(headers: resumeFrom > 0 ? [("Range", "bytes=\(resumeFrom)-")] : [], head: { head in
+                switch head.status {
+                case 200:
+                    offset = 0
+                    if let value = head.value("content-length"), let total = Int(value) { try remote.noteLength(total) }
+                case 206:
+                    guard let value = head.value("content-range"), let range = ByteRanges.parseContentRange(value), range.range.lowerBound == resumeFrom else {
+                        throw TransportError(.protocolViolation, "a resumed download came back with the wrong Content-Range")
                     }
-                    if head.status == 200, let value = head.value("content-length"), let total = Int(value) { try remote.noteLength(total) }
-                }, body: { chunk in
-                    guard position + chunk.count <= length else {
-                        throw TransportError(.changed, "the server's file is longer than its signature says: the signature is out of date")
-                    }
-                    try output.file.write(from: chunk.baseAddress!, count: chunk.count, at: position)
-                    position += chunk.count
-                    offset = position
-                    self.observer?.downloaded(position, of: length)
-                })
-                offset = position
-                guard offset == length else {
-                    throw TransportError(.protocolViolation, "the download ended after \(offset) of \(length) bytes")
+                    if let total = range.completeLength { try remote.noteLength(total) }
+                case 412:
+                    throw TransportError(.changed, "the file changed on the server during the download (If-Match failed)", status: 412)
+                default:
+                    throw TransportError(.status, "the server answered HTTP \(head.status) for \(remote.url)", status: head.status)
                 }
-                return
-            } catch let error as TransportError where error.isTransient && attempt < 6 {
-                let delay = RemoteFile.backoff(attempt)
-                logger.info("\(error.message); resuming at byte \(offset) in \(delay) s")
-                try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
+            }, body: { chunk in
+                guard offset + chunk.count <= length else {
+                    throw TransportError(.changed, "the server's file is longer than its signature says: the signature is out of date")
+                }
+                try output.file.write(from: chunk.baseAddress!, count: chunk.count, at: offset)
+                offset += chunk.count
+                self.observer?.downloaded(offset, of: length)
+            })
+            guard offset == length else {
+                throw TransportError(.protocolViolation, "the download ended after \(offset) of \(length) bytes")
             }
         }
     }

@@ -11,6 +11,13 @@ public struct V1SliceHash: Sendable, Equatable {
         self.md5 = md5
     }
 
+    /// The hash of `count` bytes at `pointer`.
+    public init(of pointer: UnsafeRawPointer, count: Int) {
+        let md5 = StreamingDigest(.md5)
+        md5.update(pointer, count: count)
+        self.init(adler32: Adler32.update(Adler32.initial, pointer, count: count), md5: md5.finalize())
+    }
+
     /// The 28-character base64 line (without newline) of this slice: Adler-32 big-endian then MD5.
     public var line: [UInt8] {
         let bytes = [UInt8(adler32 >> 24), UInt8(adler32 >> 16 & 255), UInt8(adler32 >> 8 & 255), UInt8(adler32 & 255)] + md5

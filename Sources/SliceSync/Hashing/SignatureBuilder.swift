@@ -299,16 +299,11 @@ struct PieceJob: @unchecked Sendable {
     private func hashSlices(count: Int) {
         let sliceSize = layout.parameters.sliceSize
         let slices = (count + sliceSize - 1) / sliceSize
-        let md5 = StreamingDigest(.md5)
         var lines: [UInt8] = []
         lines.reserveCapacity(slices * SignatureV1.lineLength)
         for index in 0..<slices {
             let start = index * sliceSize
-            let size = min(sliceSize, count - start)
-            let slice = UnsafeRawPointer(buffer + start)
-            md5.update(slice, count: size)
-            let hash = V1SliceHash(adler32: Adler32.update(Adler32.initial, slice, count: size), md5: md5.finalize())
-            lines += hash.line
+            lines += V1SliceHash(of: buffer + start, count: min(sliceSize, count - start)).line
             lines.append(UInt8(ascii: "\n"))
         }
         results.records = lines

@@ -114,11 +114,8 @@ struct RangeDownloader: Sendable {
     }
 
     private func fetchWithRetry(_ ranges: [Range<Int>], deliver: (Range<Int>, UnsafeRawBufferPointer) throws -> Range<Int>) async throws -> [Range<Int>] {
-        var attempt = 0
         var remaining = ranges
-        while true {
-            try Task.checkCancellation()
-            attempt += 1
+        return try await remote.retrying("fetching \(ranges.count) range(s)", attempts: attempts) {
             var delivered = RangeSet()
             do {
                 return try await remote.fetchOnce(remaining) { range, bytes in
@@ -126,13 +123,11 @@ struct RangeDownloader: Sendable {
                     delivered.insert(accepted)
                     return accepted
                 }
-            } catch let error as TransportError where error.isTransient && attempt < attempts {
-                // Ask again only for what did not arrive.
+            } catch let error as TransportError where error.isTransient {
+                // The next attempt asks only for what did not arrive.
                 remaining = remaining.flatMap { delivered.gaps(in: $0) }
                 if remaining.isEmpty { return [] }
-                let delay = RemoteFile.backoff(attempt)
-                logger.info("\(error.message); retrying in \(delay) s (attempt \(attempt + 1) of \(attempts))")
-                try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
+                throw error
             }
         }
     }

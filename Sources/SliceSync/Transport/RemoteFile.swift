@@ -109,6 +109,7 @@ public final class RemoteFile: Sendable {
     func retrying<T>(_ what: String, attempts: Int = 5, _ operation: () async throws -> T) async throws -> T {
         var attempt = 0
         while true {
+            try Task.checkCancellation()
             attempt += 1
             do {
                 return try await operation()
