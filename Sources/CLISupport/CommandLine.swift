@@ -142,3 +142,13 @@ public struct ByteSize: ExpressibleByArgument, Sendable {
     public static var defaultCompletionKind: CompletionKind { .default }
 }
 
+
+/// Unblocks SIGINT and SIGTERM on the calling thread; call it first thing in `main`, before any other
+/// thread exists, so every later thread inherits the unblocked mask whatever the parent process left.
+public func unblockInterruptSignals() {
+    var signals = sigset_t()
+    sigemptyset(&signals)
+    sigaddset(&signals, SIGINT)
+    sigaddset(&signals, SIGTERM)
+    pthread_sigmask(SIG_UNBLOCK, &signals, nil)
+}

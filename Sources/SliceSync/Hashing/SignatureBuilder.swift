@@ -88,6 +88,8 @@ public struct SignatureBuilder: Sendable {
     public var pool: HashingPool?
     /// Target bytes per piece.
     public var targetPieceSize = 4 << 20
+    /// When set, signing stops between pieces with a `cancelled` error.
+    public var cancellation: CancellationFlag?
 
     /// Creates a builder.
     public init(parameters: SigningParameters, pool: HashingPool?) {
@@ -126,6 +128,9 @@ public struct SignatureBuilder: Sendable {
                 flags.waitAndReset(slot)
                 pending[slot] = nil
                 try state.drain(piece: earlier, buffer: buffers[slot], to: sink)
+            }
+            if let cancellation, cancellation.isCancelled {
+                throw FileSystemError(.cancelled, path: source.path, message: "signing \(source.path) was stopped")
             }
             let range = layout.pieceRange(piece)
             let got = try source.read(into: buffers[slot], count: range.count, at: range.lowerBound)

@@ -79,6 +79,7 @@ public struct FileSystemError: Error, Sendable, CustomStringConvertible, ExitSta
         case changedWhileReading = "changed-while-reading"
         case invalidPath = "invalid-path"
         case io = "io"
+        case cancelled = "cancelled"
     }
 
     /// The stable code of the failure.

@@ -13,6 +13,8 @@ public enum RangeRequest: Sendable, Equatable {
         guard let equals = trimmed.firstIndex(of: "="), trimmed[..<equals].trimmingSpaces.lowercased() == "bytes" else { return .invalid }
         let specs = trimmed[trimmed.index(after: equals)...].split(separator: ",", omittingEmptySubsequences: false)
         guard !specs.isEmpty, specs.count <= 1000 else { return .invalid }
+        // range-set is 1#range-spec: at least one non-empty element.
+        guard specs.contains(where: { !$0.trimmingSpaces.isEmpty }) else { return .invalid }
         var result: [Range<Int>] = []
         for raw in specs {
             let spec = raw.trimmingSpaces

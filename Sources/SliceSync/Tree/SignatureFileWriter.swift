@@ -27,6 +27,8 @@ public struct SignatureFileWriter: Sendable {
     public var racyWindow = 2
     /// How often to try again when the file changes while it is hashed.
     public var attempts = 3
+    /// When set, a signature in progress is abandoned (its temporary file removed) once it is cancelled.
+    public var cancellation: CancellationFlag?
     /// Called between hashing and the final stat; lets tests change the file at exactly that moment.
     var afterHashing: (@Sendable (String) -> Void)?
 
@@ -79,7 +81,8 @@ public struct SignatureFileWriter: Sendable {
         var renamed = false
         defer { if !renamed { try? FileSystem.removeFile(temporary) } }
 
-        let builder = SignatureBuilder(parameters: parameters, pool: pool)
+        var builder = SignatureBuilder(parameters: parameters, pool: pool)
+        builder.cancellation = cancellation
         _ = try builder.sign(source: source, length: before.size, filename: filename, into: output)
         afterHashing?(source.path)
         let after = try source.stamp()

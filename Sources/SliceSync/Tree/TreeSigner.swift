@@ -13,6 +13,12 @@ public struct TreeSigningOptions: Sendable {
     public var jobs = ProcessInfo.processInfo.activeProcessorCount
     /// Age after which a temporary file left in `.slicesync/` by a crashed run is removed, in seconds.
     public var staleTemporaryAge = 3600
+    /// Whether symbolic links to files outside the signed directory are signed (as `shash` does); a
+    /// server sets this to false, since it would not serve those files.
+    public var signsLinksLeavingRoot = true
+    /// When set, the run stops early once it is cancelled: no new file is started and the one being
+    /// hashed is abandoned without leaving a temporary file.
+    public var cancellation: CancellationFlag?
 
     /// Options with the given parameters and defaults for the rest.
     public init(parameters: SigningParameters) {
@@ -88,8 +94,10 @@ public struct TreeSigner: Sendable {
         }
         let pool = HashingPool(threads: options.jobs)
         defer { pool.shutdown() }
-        let writer = SignatureFileWriter(parameters: options.parameters, pool: pool)
-        runConcurrently(tasks, width: options.jobs) { task in
+        var writer = SignatureFileWriter(parameters: options.parameters, pool: pool)
+        writer.cancellation = options.cancellation
+        runConcurrently(tasks, width: options.jobs) { [writer] task in
+            if options.cancellation?.isCancelled == true { return }
             do throws(FileSystemError) {
                 switch try writer.update(filePath: task.filePath, signaturePath: task.signaturePath, force: options.force) {
                 case .written(let bytes):
@@ -99,11 +107,13 @@ public struct TreeSigner: Sendable {
                     report.update { $0.filesUpToDate += 1 }
                     logger.debug("up to date: \(task.filePath)")
                 }
+            } catch where error.code == .cancelled {
+                logger.debug("stopped signing \(task.filePath)")
             } catch {
                 report.fail(task.filePath, error, logger: logger)
             }
         }
-        for root in Set(directoryRoots).sorted() {
+        for root in Set(directoryRoots).sorted() where options.cancellation?.isCancelled != true {
             sweepOrphans(root: root, report: report)
         }
         var result = report.snapshot
@@ -148,7 +158,10 @@ public struct TreeSigner: Sendable {
                 // Symbolic links to files are signed as the file; linked directories are not followed,
                 // which keeps walks finite and inside the tree.
                 let followed = try? FileSystem.stamp(path)
-                if followed?.isRegularFile == true {
+                if !options.signsLinksLeavingRoot && !Self.resolves(path, inside: root) {
+                    logger.debug("not signing \(path): the link leaves \(root)")
+                    continue
+                } else if followed?.isRegularFile == true {
                     kind = .file
                 } else if entry.kind == .unknown && followed?.isDirectory == true {
                     kind = .directory
@@ -174,6 +187,11 @@ public struct TreeSigner: Sendable {
                 continue
             }
         }
+    }
+
+    private static func resolves(_ path: String, inside root: String) -> Bool {
+        guard let resolvedRoot = ServedTree.realPath(root), let resolved = ServedTree.realPath(path) else { return false }
+        return resolved.hasPrefix(resolvedRoot == "/" ? "/" : resolvedRoot + "/")
     }
 
     /// Removes signatures whose file is gone, stale temporary files and empty signature directories.

@@ -1,0 +1,91 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A published directory tree, and how request paths map onto it.
+///
+/// Symbolic-link policy: a link is followed when its fully resolved target is the root or lies below
+/// it, so a tree may link to files elsewhere in itself; a link that resolves outside the root answers
+/// 404, exactly as a missing file does. The tools' temporary and partial files are never visible, and
+/// a signature is visible only while it is current for its file, so a client never receives a
+/// signature that describes other content.
+public struct ServedTree: Sendable {
+    /// The root, fully resolved.
+    public let root: String
+
+    /// What a request path names.
+    public enum Resolution: Sendable, Equatable {
+        /// A regular file, at this resolved path, with this stamp.
+        case file(path: String, stamp: FileStamp)
+        /// A directory, at this resolved path.
+        case directory(path: String)
+        /// Nothing that may be served.
+        case notFound
+    }
+
+    /// Opens a tree at `root`, which must be a directory.
+    public init(root: String) throws(FileSystemError) {
+        guard let resolved = Self.realPath(root) else {
+            throw FileSystemError(.notFound, path: root, message: "\(root) does not exist")
+        }
+        guard (try FileSystem.stamp(resolved))?.isDirectory == true else {
+            throw FileSystemError(.notRegularFile, path: root, message: "\(root) is not a directory")
+        }
+        self.root = resolved
+    }
+
+    /// Resolves `path` under the root.
+    public func resolve(_ path: RequestPath) -> Resolution {
+        let segments = path.segments
+        if segments.contains(where: { TreeNaming.isTemporary($0) || $0.hasSuffix(TreeNaming.partialSuffix) }) { return .notFound }
+        let joined = segments.isEmpty ? root : root + "/" + segments.joined(separator: "/")
+        guard let resolved = Self.realPath(joined), isInside(resolved), let stamp = try? FileSystem.stamp(resolved) else { return .notFound }
+        if stamp.isDirectory { return .directory(path: resolved) }
+        guard stamp.isRegularFile else { return .notFound }
+        if let signatureIndex = segments.firstIndex(of: TreeNaming.signatureDirectory) {
+            guard isCurrentSignature(stamp, segments: segments, signatureIndex: signatureIndex) else { return .notFound }
+        }
+        return .file(path: resolved, stamp: stamp)
+    }
+
+    /// Whether a resolved path is the root or below it.
+    func isInside(_ resolved: String) -> Bool {
+        resolved == root || resolved.hasPrefix(root == "/" ? "/" : root + "/")
+    }
+
+    /// A signature is current when its file exists and the signature carries the file's modification
+    /// time, or the provisional stamp one second older that `shash` gives a file modified moments
+    /// before it was hashed.
+    private func isCurrentSignature(_ signature: FileStamp, segments: [String], signatureIndex: Int) -> Bool {
+        guard let last = segments.last, last.hasSuffix(TreeNaming.signatureSuffix), signatureIndex < segments.count - 1 else { return false }
+        var source = Array(segments[..<signatureIndex]) + Array(segments[(signatureIndex + 1)...])
+        source[source.count - 1] = String(last.dropLast(TreeNaming.signatureSuffix.count))
+        guard !source[source.count - 1].isEmpty, !source.contains(TreeNaming.signatureDirectory) else { return false }
+        // The file behind a signature must itself be servable: a link out of the tree has no signature here.
+        guard let resolved = Self.realPath(root + "/" + source.joined(separator: "/")), isInside(resolved),
+              let stamp = try? FileSystem.stamp(resolved), stamp.isRegularFile else { return false }
+        return Self.signature(signature, isCurrentFor: stamp)
+    }
+
+    private static func signature(_ signature: FileStamp, isCurrentFor file: FileStamp) -> Bool {
+        signature.mtimeNanoseconds == file.mtimeNanoseconds
+            && (signature.mtimeSeconds == file.mtimeSeconds || signature.mtimeSeconds == file.mtimeSeconds - 1)
+    }
+
+    /// The URL path of the current signature of the file at `relativePath`, or nil when there is none.
+    public func signatureURLPath(forFile relativePath: String, stamp: FileStamp) -> String? {
+        guard let resolved = Self.realPath(root + "/" + relativePath), isInside(resolved) else { return nil }
+        let signatureRelative = TreeNaming.signatureDirectory + "/" + relativePath + TreeNaming.signatureSuffix
+        guard let signature = try? FileSystem.stamp(root + "/" + signatureRelative), signature.isRegularFile,
+              Self.signature(signature, isCurrentFor: stamp)
+        else { return nil }
+        return "/" + signatureRelative
+    }
+
+    /// The canonical absolute form of `path` with every symbolic link resolved; nil when it does not exist.
+    public static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+}

@@ -1,0 +1,224 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// Limits that protect the server from slow, oversized or too many connections.
+public struct ConnectionLimits: Sendable {
+    /// The longest request line accepted (414 beyond).
+    public var maxRequestLineBytes = 8 * 1024
+    /// The largest request head, request line and header fields together (431 beyond).
+    public var maxHeaderBytes = 32 * 1024
+    /// How long a client may take to send a complete request head once it started one (408 after).
+    public var headerTimeout: TimeAmount = .seconds(10)
+    /// How long a connection may stay open with no request in progress.
+    public var idleTimeout: TimeAmount = .seconds(60)
+    /// How long a client may leave the server unable to write to it before the connection is dropped.
+    public var stalledWriteTimeout: TimeAmount = .seconds(60)
+    /// The most connections open at once; more are closed as soon as they are accepted.
+    public var maxConnections = 1024
+
+    /// The default limits.
+    public init() {}
+}
+
+/// Counts open connections across event loops.
+final class ConnectionCounter: Sendable {
+    private let state = NIOLockedValueBox((open: 0, refusedLogged: false))
+
+    /// Counts a new connection; false when the cap is reached (and whether to log that).
+    func admit(limit: Int) -> (admitted: Bool, logRefusal: Bool) {
+        state.withLockedValue { state in
+            guard state.open < limit else {
+                let log = !state.refusedLogged
+                state.refusedLogged = true
+                return (false, log)
+            }
+            state.open += 1
+            return (true, false)
+        }
+    }
+
+    /// Counts a connection that closed.
+    func release() {
+        state.withLockedValue { state in
+            state.open -= 1
+            state.refusedLogged = false
+        }
+    }
+}
+
+/// Sits below the HTTP decoder and watches each request head as raw bytes: it answers 414 for an
+/// over-long request line, 431 for an over-large head and 408 for a head that takes too long, and it
+/// enforces the connection cap and drops clients that stop reading.
+///
+/// It tracks request boundaries itself (a head ends at an empty line; a `Content-Length` body is
+/// skipped), because the decoder above reports every oversize as the same parse error and does not
+/// time out a slow head at all.
+final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let limits: ConnectionLimits
+    private let counter: ConnectionCounter
+    private let logger: Logger
+    private var admitted = false
+    private var rejected = false
+    // Request-head tracking.
+    private var inHead = false
+    private var inRequestLine = false
+    private var lineBytes = 0
+    private var head: [UInt8] = []
+    private var bodyRemaining = 0
+    private var untrackable = false
+    private var headTimer: Scheduled<Void>?
+    private var writeTimer: Scheduled<Void>?
+
+    init(limits: ConnectionLimits, counter: ConnectionCounter, logger: Logger) {
+        self.limits = limits
+        self.counter = counter
+        self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let decision = counter.admit(limit: limits.maxConnections)
+        admitted = decision.admitted
+        if !decision.admitted {
+            if decision.logRefusal {
+                logger.warning("connection limit of \(limits.maxConnections) reached; refusing new connections until some close")
+            }
+            rejected = true
+            context.close(promise: nil)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        headTimer?.cancel()
+        writeTimer?.cancel()
+        if admitted {
+            admitted = false
+            counter.release()
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        headTimer?.cancel()
+        writeTimer?.cancel()
+        if admitted {
+            admitted = false
+            counter.release()
+        }
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !rejected else { return }
+        let buffer = unwrapInboundIn(data)
+        if !untrackable, let status = scan(buffer, context: context) {
+            reject(context: context, status: status)
+            return
+        }
+        context.fireChannelRead(data)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            writeTimer?.cancel()
+            writeTimer = nil
+        } else if writeTimer == nil {
+            writeTimer = context.eventLoop.scheduleTask(in: limits.stalledWriteTimeout) { [weak self] in
+                self?.logger.debug("dropping a client that stopped reading")
+                context.close(promise: nil)
+            }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// Walks the bytes of a read; returns a status to answer with when a limit is broken.
+    private func scan(_ buffer: ByteBuffer, context: ChannelHandlerContext) -> String? {
+        buffer.withUnsafeReadableBytes { bytes -> String? in
+            var index = 0
+            while index < bytes.count {
+                if bodyRemaining > 0 {
+                    let skipped = min(bodyRemaining, bytes.count - index)
+                    bodyRemaining -= skipped
+                    index += skipped
+                    continue
+                }
+                let byte = bytes[index]
+                index += 1
+                if !inHead {
+                    // Empty lines between requests are allowed (RFC 9112 §2.2).
+                    if byte == 0x0D || byte == 0x0A { continue }
+                    startHead(context: context)
+                }
+                if inRequestLine {
+                    if byte == 0x0A {
+                        inRequestLine = false
+                    } else {
+                        lineBytes += 1
+                        if lineBytes > limits.maxRequestLineBytes { return "414 URI Too Long" }
+                    }
+                }
+                head.append(byte)
+                if head.count > limits.maxHeaderBytes { return "431 Request Header Fields Too Large" }
+                if byte == 0x0A && (head.suffix(2) == [0x0A, 0x0A] || head.suffix(4) == [0x0D, 0x0A, 0x0D, 0x0A]) {
+                    finishHead()
+                    if untrackable { return nil }
+                }
+            }
+            return nil
+        }
+    }
+
+    private func startHead(context: ChannelHandlerContext) {
+        inHead = true
+        inRequestLine = true
+        lineBytes = 0
+        head.removeAll(keepingCapacity: true)
+        headTimer = context.eventLoop.scheduleTask(in: limits.headerTimeout) { [weak self] in
+            guard let self, self.inHead, !self.rejected else { return }
+            self.reject(context: context, status: "408 Request Timeout")
+        }
+    }
+
+    private func finishHead() {
+        inHead = false
+        headTimer?.cancel()
+        headTimer = nil
+        guard let text = String(validating: head, as: UTF8.self)?.lowercased() else { return }
+        for line in text.split(separator: "\n").dropFirst() {
+            let field = line.split(separator: ":", maxSplits: 1)
+            guard field.count == 2 else { continue }
+            let name = field[0].trimmingCharacters(in: " \t\r")
+            let value = field[1].trimmingCharacters(in: " \t\r")
+            if name == "content-length", let length = Int(value), length >= 0 {
+                bodyRemaining = length
+            } else if name == "transfer-encoding" {
+                // A chunked body cannot be followed without decoding it; the server refuses bodies
+                // and closes such connections anyway, so stop watching this one.
+                untrackable = true
+            }
+        }
+    }
+
+    private func reject(context: ChannelHandlerContext, status: String) {
+        rejected = true
+        headTimer?.cancel()
+        logger.debug("rejecting a request: \(status)")
+        let reply = "HTTP/1.1 \(status)\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        var buffer = context.channel.allocator.buffer(capacity: reply.utf8.count)
+        buffer.writeString(reply)
+        context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in context.close(promise: nil) }
+    }
+}
+
+extension Substring {
+    fileprivate func trimmingCharacters(in set: String) -> String {
+        var slice = self[...]
+        while let first = slice.first, set.contains(first) { slice = slice.dropFirst() }
+        while let last = slice.last, set.contains(last) { slice = slice.dropLast() }
+        return String(slice)
+    }
+}
