@@ -107,19 +107,20 @@ let package = Package(
             name: "SliceSyncTests",
             dependencies: ["SliceSync"]
         ),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(
             name: "SliceSyncServerTests",
             dependencies: [
                 "SliceSync",
+                "TestSupport",
                 "SliceSyncServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["SliceSync", "shash", "slicesync", "syncserver"],
+            dependencies: ["SliceSync", "TestSupport", "shash", "slicesync", "syncserver"],
             exclude: ["Servers"]
         ),
     ],

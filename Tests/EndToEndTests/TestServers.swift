@@ -48,6 +48,24 @@ final class TestServer {
         return TestServer(process: process, port: port)
     }
 
+    /// Starts the built syncserver on `root` and a free port; waits until it prints its URL.
+    static func syncserver(root: String, extra: [String] = []) throws -> TestServer {
+        let process = Process()
+        process.executableURL = ProgramRunner.buildDirectory.appendingPathComponent("syncserver")
+        process.arguments = ["--root", root, "--port", "0"] + extra
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let line = String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
+        guard let range = line.range(of: #"http://127\.0\.0\.1:(\d+)/"#, options: .regularExpression),
+              let port = Int(line[range].dropFirst("http://127.0.0.1:".count).dropLast()) else {
+            stop(process)
+            throw NSError(domain: "TestServer", code: 3, userInfo: [NSLocalizedDescriptionKey: "syncserver did not start: \(line)"])
+        }
+        return TestServer(process: process, port: port)
+    }
+
     /// Starts nginx (Debian's package) serving `root` on a free port, with `extra` http-level directives.
     static func nginx(root: String, scratch: String, extra: String = "") throws -> TestServer {
         for attempt in 0..<20 {
