@@ -5,8 +5,8 @@
 #
 #   bash scripts/demo.sh
 #
-# Works in a temporary directory; the repository is left untouched. The server is the project's
-# Range-capable test server (python3); nginx or any other Range-capable server works the same way.
+# Works in a temporary directory; the repository is left untouched. The server is syncserver; nginx,
+# S3 or any other Range-capable server works the same way.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d /tmp/slicesync-demo.XXXXXX)
@@ -14,10 +14,11 @@ server_pid=""
 cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-echo "== building shash and slicesync (release)"
-(cd "$here" && swift build -c release --product shash 2>&1 | tail -1 && swift build -c release --product slicesync 2>&1 | tail -1)
+echo "== building shash, slicesync and syncserver (release)"
+(cd "$here" && for product in shash slicesync syncserver; do swift build -c release --product "$product" 2>&1 | tail -1; done)
 shash="$here/.build/release/shash"
 slicesync="$here/.build/release/slicesync"
+syncserver="$here/.build/release/syncserver"
 
 echo
 echo "== a published tree: the bundled test data plus a generated 64 MiB disk image"
@@ -43,11 +44,11 @@ touch -d '30 minutes ago' "$work/pub/images/disk.img"
 find "$work/pub/.slicesync" -type f -printf '   %P  %s bytes\n' | sort
 
 echo
-echo "== serving the tree on 127.0.0.1"
-python3 "$here/Tests/EndToEndTests/Servers/faultserver.py" "$work/pub" normal >"$work/port" &
+echo "== serving the tree on 127.0.0.1 with syncserver"
+"$syncserver" --root "$work/pub" --port 0 -q >"$work/serving" &
 server_pid=$!
-for _ in $(seq 50); do [ -s "$work/port" ] && break; sleep 0.1; done
-url="http://127.0.0.1:$(cat "$work/port")/images/disk.img"
+for _ in $(seq 100); do grep -q http "$work/serving" 2>/dev/null && break; sleep 0.1; done
+url="$(grep -o 'http://[^ ]*' "$work/serving")images/disk.img"
 echo "   $url"
 
 echo

@@ -69,6 +69,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var inHead = false
     private var inRequestLine = false
     private var lineBytes = 0
+    private var headBytes = 0
+    private var recent: UInt32 = 0
     private var head: [UInt8] = []
     private var bodyRemaining = 0
     private var untrackable = false
@@ -127,32 +129,45 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             writeTimer?.cancel()
             writeTimer = nil
         } else if writeTimer == nil {
-            writeTimer = context.eventLoop.scheduleTask(in: limits.stalledWriteTimeout) { [weak self] in
-                self?.logger.debug("dropping a client that stopped reading")
-                context.close(promise: nil)
+            let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+            writeTimer = context.eventLoop.scheduleTask(in: limits.stalledWriteTimeout) {
+                bound.value.handler.logger.debug("dropping a client that stopped reading")
+                bound.value.context.close(promise: nil)
             }
         }
         context.fireChannelWritabilityChanged()
     }
 
     /// Walks the bytes of a read; returns a status to answer with when a limit is broken.
+    ///
+    /// Allocation-free on the common path: the head's bytes are copied once, in runs, and searched
+    /// for body-framing fields as bytes when the head ends.
     private func scan(_ buffer: ByteBuffer, context: ChannelHandlerContext) -> String? {
         buffer.withUnsafeReadableBytes { bytes -> String? in
             var index = 0
+            var runStart = 0
             while index < bytes.count {
                 if bodyRemaining > 0 {
                     let skipped = min(bodyRemaining, bytes.count - index)
                     bodyRemaining -= skipped
                     index += skipped
+                    runStart = index
                     continue
                 }
                 let byte = bytes[index]
                 index += 1
                 if !inHead {
                     // Empty lines between requests are allowed (RFC 9112 §2.2).
-                    if byte == 0x0D || byte == 0x0A { continue }
+                    if byte == 0x0D || byte == 0x0A {
+                        runStart = index
+                        continue
+                    }
                     startHead(context: context)
+                    runStart = index - 1
                 }
+                headBytes += 1
+                if headBytes > limits.maxHeaderBytes { return "431 Request Header Fields Too Large" }
+                recent = recent << 8 | UInt32(byte)
                 if inRequestLine {
                     if byte == 0x0A {
                         inRequestLine = false
@@ -161,12 +176,15 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
                         if lineBytes > limits.maxRequestLineBytes { return "414 URI Too Long" }
                     }
                 }
-                head.append(byte)
-                if head.count > limits.maxHeaderBytes { return "431 Request Header Fields Too Large" }
-                if byte == 0x0A && (head.suffix(2) == [0x0A, 0x0A] || head.suffix(4) == [0x0D, 0x0A, 0x0D, 0x0A]) {
+                if byte == 0x0A && (recent == 0x0D0A_0D0A || recent & 0xFFFF == 0x0A0A) {
+                    head.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<index]))
+                    runStart = index
                     finishHead()
                     if untrackable { return nil }
                 }
+            }
+            if inHead && runStart < bytes.count {
+                head.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<bytes.count]))
             }
             return nil
         }
@@ -176,10 +194,14 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         inHead = true
         inRequestLine = true
         lineBytes = 0
+        headBytes = 0
+        recent = 0
         head.removeAll(keepingCapacity: true)
-        headTimer = context.eventLoop.scheduleTask(in: limits.headerTimeout) { [weak self] in
-            guard let self, self.inHead, !self.rejected else { return }
-            self.reject(context: context, status: "408 Request Timeout")
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        headTimer = context.eventLoop.scheduleTask(in: limits.headerTimeout) {
+            let (handler, context) = bound.value
+            guard handler.inHead, !handler.rejected else { return }
+            handler.reject(context: context, status: "408 Request Timeout")
         }
     }
 
@@ -187,20 +209,37 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         inHead = false
         headTimer?.cancel()
         headTimer = nil
-        guard let text = String(validating: head, as: UTF8.self)?.lowercased() else { return }
-        for line in text.split(separator: "\n").dropFirst() {
-            let field = line.split(separator: ":", maxSplits: 1)
-            guard field.count == 2 else { continue }
-            let name = field[0].trimmingCharacters(in: " \t\r")
-            let value = field[1].trimmingCharacters(in: " \t\r")
-            if name == "content-length", let length = Int(value), length >= 0 {
-                bodyRemaining = length
-            } else if name == "transfer-encoding" {
-                // A chunked body cannot be followed without decoding it; the server refuses bodies
-                // and closes such connections anyway, so stop watching this one.
-                untrackable = true
-            }
+        if let length = Self.fieldValue(named: Self.contentLength, in: head) {
+            var value = 0
+            for byte in length where byte >= 0x30 && byte <= 0x39 { value = min(value &* 10 &+ Int(byte - 0x30), Int.max / 16) }
+            bodyRemaining = value
         }
+        if Self.fieldValue(named: Self.transferEncoding, in: head) != nil {
+            // A chunked body cannot be followed without decoding it; the server refuses bodies and
+            // closes such connections anyway, so stop watching this one.
+            untrackable = true
+        }
+    }
+
+    private static let contentLength = Array("content-length:".utf8)
+    private static let transferEncoding = Array("transfer-encoding:".utf8)
+
+    /// The bytes of a header field's value, found by a case-insensitive match at the start of a line.
+    private static func fieldValue(named name: [UInt8], in head: [UInt8]) -> ArraySlice<UInt8>? {
+        var lineStart = 0
+        while lineStart < head.count {
+            let lineEnd = head[lineStart...].firstIndex(of: 0x0A) ?? head.count
+            if lineEnd - lineStart > name.count {
+                var matches = true
+                for offset in 0..<name.count where head[lineStart + offset] | 0x20 != name[offset] | 0x20 {
+                    matches = false
+                    break
+                }
+                if matches { return head[(lineStart + name.count)..<lineEnd] }
+            }
+            lineStart = lineEnd + 1
+        }
+        return nil
     }
 
     private func reject(context: ChannelHandlerContext, status: String) {
@@ -210,15 +249,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         let reply = "HTTP/1.1 \(status)\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         var buffer = context.channel.allocator.buffer(capacity: reply.utf8.count)
         buffer.writeString(reply)
-        context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in context.close(promise: nil) }
-    }
-}
-
-extension Substring {
-    fileprivate func trimmingCharacters(in set: String) -> String {
-        var slice = self[...]
-        while let first = slice.first, set.contains(first) { slice = slice.dropFirst() }
-        while let last = slice.last, set.contains(last) { slice = slice.dropLast() }
-        return String(slice)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in channel.close(promise: nil) }
     }
 }

@@ -77,8 +77,8 @@ public struct FileServer: HTTPResponder {
                 return Self.plain(.movedPermanently, "moved\n", headers: headers, isHead: isHead)
             }
             return listing(path: path, request: request, isHead: isHead)
-        case .file(let resolved, _):
-            return await file(at: resolved, request: request, isHead: isHead, context: context)
+        case .file(let file, let stamp):
+            return serve(file, stamp: stamp, path: path, request: request, isHead: isHead, context: context)
         }
     }
 
@@ -98,7 +98,7 @@ public struct FileServer: HTTPResponder {
         return Response(status: .ok, headers: headers, body: isHead ? .init() : .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 
-    private func file(at path: String, request: Request, isHead: Bool, context: FileServerContext) async -> Response {
+    private func serve(_ opened: SystemFile, stamp openedStamp: FileStamp, path: RequestPath, request: Request, isHead: Bool, context: FileServerContext) -> Response {
         let preconditions = RequestPreconditions(
             ifMatch: request.headers.joined(.ifMatch),
             ifNoneMatch: request.headers.joined(.ifNoneMatch),
@@ -107,22 +107,21 @@ public struct FileServer: HTTPResponder {
             ifRange: request.headers[.ifRange],
             range: request.headers.joined(.range)
         )
-        // A file that is replaced between planning and reading is planned again from the new one.
-        for _ in 0..<3 {
-            let file: SystemFile
-            let stamp: FileStamp
-            do {
-                file = try SystemFile.openForReading(path)
-                stamp = try file.stamp()
-            } catch {
-                return Self.plain(error.code == .permissionDenied ? .forbidden : .notFound, error.code == .permissionDenied ? "forbidden\n" : "not found\n", isHead: isHead)
+        var file = opened
+        var stamp = openedStamp
+        // A file that shrinks between planning and reading is opened and planned again.
+        for attempt in 0..<3 {
+            if attempt > 0 {
+                guard case .file(let again, let againStamp) = tree.resolve(path) else { return Self.plain(.notFound, "not found\n", isHead: isHead) }
+                file = again
+                stamp = againStamp
             }
-            guard stamp.isRegularFile else { return Self.plain(.notFound, "not found\n", isHead: isHead) }
-            let representation = FileRepresentation(stamp: stamp, contentType: MediaTypes.forName(Paths.basename(path)))
+            let representation = FileRepresentation(stamp: stamp, contentType: MediaTypes.forName(path.segments.last ?? ""))
             let plan = FileResponsePlan.plan(file: representation, preconditions: preconditions, isHead: isHead, maxRanges: maxRanges)
             var headers = HTTPFields()
+            headers.reserveCapacity(plan.headers.count + 2)
             for (name, value) in plan.headers {
-                if let field = HTTPField.Name(name) { headers.append(HTTPField(name: field, value: value)) }
+                if let field = Self.fieldNames[name] ?? HTTPField.Name(name) { headers.append(HTTPField(name: field, value: value)) }
             }
             let status = HTTPResponse.Status(code: plan.status)
             let length = plan.body.reduce(0) { $0 + $1.count }
@@ -135,12 +134,18 @@ public struct FileServer: HTTPResponder {
             }
             let segments = plan.body
             let logger = context.logger
-            return Response(status: status, headers: headers, body: .init(contentLength: length) { writer in
+            return Response(status: status, headers: headers, body: .init(contentLength: length) { [file] writer in
                 try await Self.stream(segments, from: file, to: &writer, logger: logger)
             })
         }
         return Self.plain(.serviceUnavailable, "the file is changing; try again\n", isHead: isHead)
     }
+
+    /// The header names a file reply uses, made once rather than parsed per request.
+    private static let fieldNames: [String: HTTPField.Name] = [
+        "ETag": .eTag, "Last-Modified": .lastModified, "Accept-Ranges": .acceptRanges, "Content-Type": .contentType,
+        "Content-Range": .contentRange, "Content-Length": .contentLength,
+    ]
 
     /// Reads a small body in one go; nil when the file turned out shorter than planned.
     private static func read(_ segments: [BodySegment], from file: SystemFile, total: Int) -> ByteBuffer? {

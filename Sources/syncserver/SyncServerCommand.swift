@@ -85,12 +85,12 @@ struct SyncServerCommand: AsyncParsableCommand {
         configuration.limits.maxConnections = maxConnections
         let level: Logger.Level = quiet ? .error : (verbose ? .debug : .info)
         let logger = Logger(label: "syncserver") { _ in TerminalLogHandler(program: "syncserver", level: level) }
-        let quiet = self.quiet
         let root = self.root
         let server = SyncServer(configuration: configuration, logger: logger)
         do {
             try await server.run { url in
-                if !quiet { printLine("serving \(root) on \(url)") }
+                // Always printed, even with --quiet: scripts read the URL from it (useful with --port 0).
+                printLine("serving \(root) on \(url)")
             }
         } catch let error as FileSystemError {
             throw error

@@ -1,3 +1,4 @@
+import CSliceSyncSystem
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,15 +13,26 @@ import Glibc
 public struct ServedTree: Sendable {
     /// The root, fully resolved.
     public let root: String
+    /// The root, open, for resolving beneath it.
+    private let rootDirectory: SystemFile
 
     /// What a request path names.
     public enum Resolution: Sendable, Equatable {
-        /// A regular file, at this resolved path, with this stamp.
-        case file(path: String, stamp: FileStamp)
-        /// A directory, at this resolved path.
+        /// A regular file, open for reading, with its stamp.
+        case file(SystemFile, stamp: FileStamp)
+        /// A directory, at this path below the root.
         case directory(path: String)
         /// Nothing that may be served.
         case notFound
+
+        public static func == (lhs: Resolution, rhs: Resolution) -> Bool {
+            switch (lhs, rhs) {
+            case (.file(_, let a), .file(_, let b)): return a == b
+            case (.directory(let a), .directory(let b)): return a == b
+            case (.notFound, .notFound): return true
+            default: return false
+            }
+        }
     }
 
     /// Opens a tree at `root`, which must be a directory.
@@ -31,21 +43,38 @@ public struct ServedTree: Sendable {
         guard (try FileSystem.stamp(resolved))?.isDirectory == true else {
             throw FileSystemError(.notRegularFile, path: root, message: "\(root) is not a directory")
         }
+        let descriptor = open(resolved, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw FileSystemError(errno: errno, operation: "open", path: root) }
         self.root = resolved
+        self.rootDirectory = SystemFile.adopting(descriptor: descriptor, path: resolved)
     }
 
-    /// Resolves `path` under the root.
+    /// Resolves `path` under the root and opens what it names.
+    ///
+    /// The common case is one `openat2(RESOLVE_BENEATH)`, which follows links only while they stay
+    /// below the root. Absolute links (which that call refuses even when they point inside) and kernels
+    /// without it take the slow path: resolve every link with `realpath` and check the result's prefix.
     public func resolve(_ path: RequestPath) -> Resolution {
         let segments = path.segments
         if segments.contains(where: { TreeNaming.isTemporary($0) || $0.hasSuffix(TreeNaming.partialSuffix) }) { return .notFound }
-        let joined = segments.isEmpty ? root : root + "/" + segments.joined(separator: "/")
-        guard let resolved = Self.realPath(joined), isInside(resolved), let stamp = try? FileSystem.stamp(resolved) else { return .notFound }
-        if stamp.isDirectory { return .directory(path: resolved) }
+        if segments.isEmpty { return .directory(path: root) }
+        let relative = segments.joined(separator: "/")
+        let lexical = root == "/" ? "/" + relative : root + "/" + relative
+        var descriptor = slicesync_open_beneath(rootDirectory.descriptor, relative)
+        if descriptor < 0 {
+            guard errno == EXDEV || errno == ENOSYS || errno == EPERM else { return .notFound }
+            guard let resolved = Self.realPath(lexical), isInside(resolved) else { return .notFound }
+            descriptor = open(resolved, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+            if descriptor < 0 { return .notFound }
+        }
+        let file = SystemFile.adopting(descriptor: descriptor, path: lexical)
+        guard let stamp = try? file.stamp() else { return .notFound }
+        if stamp.isDirectory { return .directory(path: lexical) }
         guard stamp.isRegularFile else { return .notFound }
         if let signatureIndex = segments.firstIndex(of: TreeNaming.signatureDirectory) {
             guard isCurrentSignature(stamp, segments: segments, signatureIndex: signatureIndex) else { return .notFound }
         }
-        return .file(path: resolved, stamp: stamp)
+        return .file(file, stamp: stamp)
     }
 
     /// Whether a resolved path is the root or below it.

@@ -63,6 +63,11 @@ public final class SystemFile: @unchecked Sendable {
 
     deinit { close(descriptor) }
 
+    /// Takes ownership of an open descriptor; it is closed when the value goes away.
+    public static func adopting(descriptor: Int32, path: String) -> SystemFile {
+        SystemFile(descriptor: descriptor, path: path)
+    }
+
     /// Opens an existing regular file for reading; refuses FIFOs, devices and directories without blocking.
     public static func openForReading(_ path: String) throws(FileSystemError) -> SystemFile {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
