@@ -105,7 +105,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SliceSyncTests",
-            dependencies: ["SliceSync"]
+            dependencies: ["SliceSync", "TestSupport"]
         ),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(

@@ -96,22 +96,22 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        headTimer?.cancel()
-        writeTimer?.cancel()
-        if admitted {
-            admitted = false
-            counter.release()
-        }
+        releaseSlot()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        releaseSlot()
+        context.fireChannelInactive()
+    }
+
+    /// Stops the timers and gives the connection's slot back, once, whichever event comes first.
+    private func releaseSlot() {
         headTimer?.cancel()
         writeTimer?.cancel()
         if admitted {
             admitted = false
             counter.release()
         }
-        context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

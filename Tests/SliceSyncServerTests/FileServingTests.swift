@@ -8,8 +8,8 @@ import Testing
 struct FileServingTests {
     static let content = patterned(300_000)
 
-    private func withServer(_ body: (Int, ScratchTree) async throws -> Void, configure: (inout SyncServerConfiguration) -> Void = { _ in }) async throws {
-        let tree = try ScratchTree()
+    private func withServer(_ body: (Int, TemporaryDirectory) async throws -> Void, configure: (inout SyncServerConfiguration) -> Void = { _ in }) async throws {
+        let tree = try TemporaryDirectory()
         try tree.write("data/file.bin", Self.content)
         try tree.write("data/small.txt", Array("hello\n".utf8))
         try tree.write("empty", [])
@@ -140,7 +140,7 @@ struct FileServingTests {
     }
 
     @Test func traversalIsRefusedWithoutLeakingPaths() async throws {
-        let outside = try ScratchTree()
+        let outside = try TemporaryDirectory()
         try outside.write("secret.txt", Array("top secret".utf8))
         try await withServer { port, tree in
             try FileManager.default.createSymbolicLink(atPath: tree.file("data/out"), withDestinationPath: outside.file("secret.txt"))
@@ -241,7 +241,7 @@ struct FileServingTests {
     }
 
     @Test func aFileThatShrinksWhileSentEndsTheReplyWithoutPadding() async throws {
-        let tree = try ScratchTree()
+        let tree = try TemporaryDirectory()
         // 32 MiB: more than the loopback socket buffers hold, so the server is still sending when it shrinks.
         let unit = patterned(1 << 20, seed: 7)
         var big: [UInt8] = []
@@ -273,7 +273,7 @@ struct FileServingTests {
     }
 
     @Test func signaturesAreWrittenInTheBackgroundAndServed() async throws {
-        let tree = try ScratchTree()
+        let tree = try TemporaryDirectory()
         try tree.write("pub/file.bin", Self.content)
         let server = try await RunningServer.start(root: tree.path, signatures: true)
         var reply = try exchange(server.port, "/.slicesync/pub/file.bin.slicesync")

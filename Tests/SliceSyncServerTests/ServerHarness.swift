@@ -43,30 +43,6 @@ final class RunningServer: @unchecked Sendable {
     }
 }
 
-/// A directory for one test, removed afterwards.
-final class ScratchTree {
-    let path: String
-
-    init() throws {
-        var template = Array((NSTemporaryDirectory() + "/syncserver-test-XXXXXX").utf8CString)
-        guard let created = mkdtemp(&template) else { throw NSError(domain: "ScratchTree", code: Int(errno)) }
-        path = String(cString: created)
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-
-    func file(_ relative: String) -> String { path + "/" + relative }
-
-    @discardableResult
-    func write(_ relative: String, _ bytes: [UInt8], modified: Date? = Date(timeIntervalSince1970: 1_600_000_000)) throws -> String {
-        let full = file(relative)
-        try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try Data(bytes).write(to: URL(fileURLWithPath: full))
-        if let modified { try FileManager.default.setAttributes([.modificationDate: modified], ofItemAtPath: full) }
-        return full
-    }
-}
-
 func patterned(_ count: Int, seed: UInt64 = 1) -> [UInt8] {
     var state = seed &* 0x9E37_79B9_7F4A_7C15
     return (0..<count).map { _ in
