@@ -95,12 +95,3 @@ struct ShashEndToEndTests {
         }
     }
 }
-
-@Suite("syncserver before its issue lands")
-struct PendingProgramsTests {
-    @Test func saysItIsNotAvailableYet() throws {
-        let result = try ProgramRunner.run("syncserver", [])
-        #expect(result.status == 1)
-        #expect(result.stderr.contains("not yet available"))
-    }
-}
