@@ -70,21 +70,20 @@ public struct FileServer: HTTPResponder {
         switch tree.resolve(path) {
         case .notFound:
             return Self.plain(.notFound, "not found\n", isHead: isHead)
-        case .directory:
+        case .directory(let directory):
             guard path.hasTrailingSlash || path.segments.isEmpty else {
                 var headers = HTTPFields()
                 headers[.location] = RequestPath.encode("/" + path.relativePath + "/") + (path.query.map { "?" + $0 } ?? "")
                 return Self.plain(.movedPermanently, "moved\n", headers: headers, isHead: isHead)
             }
-            return listing(path: path, request: request, isHead: isHead)
+            return listing(directory: directory, path: path, request: request, isHead: isHead)
         case .file(let file, let stamp):
             return serve(file, stamp: stamp, path: path, request: request, isHead: isHead, context: context)
         }
     }
 
-    private func listing(path: RequestPath, request: Request, isHead: Bool) -> Response {
-        guard case .directory(let directory) = tree.resolve(path),
-              let listing = try? DirectoryListing.read(tree: tree, directory: directory, relativePath: path.relativePath) else {
+    private func listing(directory: String, path: RequestPath, request: Request, isHead: Bool) -> Response {
+        guard let listing = try? DirectoryListing.read(tree: tree, directory: directory, relativePath: path.relativePath) else {
             return Self.plain(.notFound, "not found\n", isHead: isHead)
         }
         let wantsJSON = path.query?.split(separator: "&").contains("format=json") == true

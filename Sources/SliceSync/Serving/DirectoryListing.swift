@@ -24,19 +24,19 @@ public struct DirectoryListing: Sendable, Equatable {
     /// Reads the directory at `directory` (resolved), published at `relativePath` below `tree`'s root.
     public static func read(tree: ServedTree, directory: String, relativePath: String) throws(FileSystemError) -> DirectoryListing {
         var entries: [Entry] = []
+        let parentSegments = relativePath.split(separator: "/").map(String.init)
+        // Signatures are not themselves signed: no signature column inside `.slicesync/`.
+        let insideSignatures = parentSegments.contains(TreeNaming.signatureDirectory)
         for entry in try FileSystem.list(directory) {
             let name = entry.name
-            if TreeNaming.isTemporary(name) || name.hasSuffix(TreeNaming.partialSuffix) { continue }
-            let entryRelative = relativePath.isEmpty ? name : relativePath + "/" + name
-            guard case let resolved = tree.resolve(RequestPath(segments: entryRelative.split(separator: "/").map(String.init), hasTrailingSlash: false)),
-                  resolved != .notFound else { continue }
-            switch resolved {
+            // Resolving applies every serving rule (temporary files, links leaving the root, stale signatures).
+            switch tree.resolve(RequestPath(segments: parentSegments + [name], hasTrailingSlash: false)) {
             case .directory(let path):
                 let mtime = (try? FileSystem.stamp(path))??.mtimeSeconds ?? 0
                 entries.append(Entry(name: name, type: "directory", size: nil, mtime: mtime, signature: nil))
             case .file(_, let stamp):
-                let signature = entryRelative.split(separator: "/").contains(Substring(TreeNaming.signatureDirectory))
-                    ? nil : tree.signatureURLPath(forFile: entryRelative, stamp: stamp)
+                let entryRelative = relativePath.isEmpty ? name : relativePath + "/" + name
+                let signature = insideSignatures ? nil : tree.signatureURLPath(forFile: entryRelative, stamp: stamp)
                 entries.append(Entry(name: name, type: "file", size: stamp.size, mtime: stamp.mtimeSeconds, signature: signature))
             case .notFound:
                 continue
