@@ -152,3 +152,28 @@ public func unblockInterruptSignals() {
     sigaddset(&signals, SIGTERM)
     pthread_sigmask(SIG_UNBLOCK, &signals, nil)
 }
+
+/// The settle period and rescan interval of a signature service, checked and converted from the
+/// `--settle SECONDS` and `--rescan MINUTES` options `shash --service` and `syncserver` share.
+public func serviceTiming(settleSeconds: Double, rescanMinutes: Double) throws -> (settle: Duration, rescan: Duration) {
+    guard settleSeconds >= 0 && settleSeconds <= 3600 else {
+        throw ValidationError("--settle must be between 0 and 3600 seconds, not \(settleSeconds)")
+    }
+    guard rescanMinutes > 0 && rescanMinutes <= 10_080 else {
+        throw ValidationError("--rescan must be more than 0 and at most 10080 minutes (a week), not \(rescanMinutes)")
+    }
+    return (.milliseconds(Int64(settleSeconds * 1000)), .milliseconds(Int64(rescanMinutes * 60_000)))
+}
+
+/// Calls `handler` once SIGINT or SIGTERM arrives (instead of the default of dying at once); keep the
+/// returned sources alive as long as the handler should fire.
+public func onInterrupt(_ handler: @escaping @Sendable () -> Void) -> [any DispatchSourceSignal] {
+    unblockInterruptSignals()
+    return [SIGINT, SIGTERM].map { number in
+        signal(number, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+        source.setEventHandler(handler: handler)
+        source.resume()
+        return source
+    }
+}

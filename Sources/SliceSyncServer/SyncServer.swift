@@ -19,6 +19,10 @@ public struct SyncServerConfiguration: Sendable {
     public var recursive = true
     /// Whether the server keeps signatures current at all.
     public var signatures = true
+    /// How long a changed file must stay closed and unchanged before it is signed.
+    public var settle: Duration = .seconds(2)
+    /// How often the whole tree is checked again, events or not.
+    public var rescanInterval: Duration = .seconds(600)
     /// Whether to log one line per request on standard output.
     public var accessLog = false
     /// Connection and request limits.
@@ -66,11 +70,14 @@ public struct SyncServer: Sendable {
         )
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app)]
         if configuration.signatures {
-            var options = TreeSigningOptions(parameters: configuration.signing)
-            options.recursive = configuration.recursive
-            options.signsLinksLeavingRoot = false
-            let signer = BackgroundSigner(root: tree.root, options: options, logger: logger)
-            services.append(.init(service: signer, successTerminationBehavior: .ignore))
+            var signing = TreeSigningOptions(parameters: configuration.signing)
+            signing.recursive = configuration.recursive
+            signing.signsLinksLeavingRoot = false
+            var options = SignatureServiceOptions(signing: signing)
+            options.settle = configuration.settle
+            options.rescanInterval = configuration.rescanInterval
+            let service = try SignatureService(root: tree.root, options: options, logger: logger)
+            services.append(.init(service: BackgroundSigner(service: service)))
         }
         var groupConfiguration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownGrace
@@ -78,38 +85,27 @@ public struct SyncServer: Sendable {
     }
 }
 
-/// Brings every signature of the tree up to date in the background, then waits for shutdown.
+/// Runs the signature service (the engine of `shash --service`) on a thread of its own until shutdown.
 struct BackgroundSigner: Service {
-    let root: String
-    let options: TreeSigningOptions
-    let logger: Logger
+    let service: SignatureService
 
     func run() async throws {
-        let cancellation = CancellationFlag()
-        var options = self.options
-        options.cancellation = cancellation
-        let signer = TreeSigner(options: options, logger: logger)
-        let root = self.root
-        let logger = self.logger
+        let service = self.service
         await withGracefulShutdownHandler {
             await withTaskCancellationHandler {
                 await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                     let thread = Thread {
-                        let report = signer.run(paths: [root])
-                        if !cancellation.isCancelled {
-                            logger.info("signatures up to date: \(report.filesHashed) signed, \(report.filesUpToDate) already current, \(report.signaturesRemoved) removed, \(report.failures.count) failed")
-                        }
+                        service.run()
                         continuation.resume()
                     }
+                    thread.name = "signature-service"
                     thread.start()
                 }
             } onCancel: {
-                cancellation.cancel()
+                service.stop()
             }
         } onGracefulShutdown: {
-            cancellation.cancel()
+            service.stop()
         }
-        guard !cancellation.isCancelled else { return }
-        try? await gracefulShutdown()
     }
 }

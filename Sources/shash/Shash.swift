@@ -15,12 +15,21 @@ struct Shash: ParsableCommand {
             current when its modification time equals the file's and it was written with the same format and \
             sizes); signatures whose file is gone are removed. Signatures are written atomically.
 
+            With --service (or -service), shash signs DIR like a one-shot run and then keeps watching it \
+            with inotify until SIGINT or SIGTERM: new, changed and moved-in files are signed once they \
+            were closed and stayed unchanged for --settle seconds; renamed files and directories have \
+            their signatures moved; deleted or moved-away files and directories have them removed. A full \
+            rescan runs when the kernel's event queue overflows and every --rescan minutes, which also \
+            covers network file systems that send no events. It logs one line per signature written or \
+            removed (-q: errors only).
+
             Examples:
               shash /srv/mirror                  sign a whole tree (format 2)
+              shash --service /srv/mirror        sign it and keep it signed as it changes
               shash --format 1 --slice 1M a.iso  the original slicesync format
               shash --verify /srv/mirror/a.iso   check a file against its signature
 
-            Exit status: 0 success, 2 bad usage, 3 malformed signature, 5 a file differs from its signature,
+            Exit status: 0 success (for --service: stopped by a signal), 2 bad usage, 3 malformed signature, 5 a file differs from its signature,
             6 a file could not be read or written.
             """
     )
@@ -58,6 +67,15 @@ struct Shash: ParsableCommand {
     @Flag(help: "Print one JSON object with the results on stdout.")
     var json = false
 
+    @Flag(name: [.customLong("service"), .customLong("service", withSingleDash: true)], help: "Keep watching DIR and its signatures current until SIGINT or SIGTERM.")
+    var service = false
+
+    @Option(help: ArgumentHelp("With --service: seconds a changed file must stay closed and unchanged before it is signed.", valueName: "seconds"))
+    var settle: Double = 2
+
+    @Option(help: ArgumentHelp("With --service: minutes between full rescans of the tree.", valueName: "minutes"))
+    var rescan: Double = 10
+
     @Argument(help: ArgumentHelp("Files or directories to sign (with --verify: files to check).", valueName: "path"))
     var paths: [String] = []
 
@@ -69,14 +87,36 @@ struct Shash: ParsableCommand {
             throw ValidationError("--signature goes with --verify and exactly one file")
         }
         if quiet && verbose { throw ValidationError("--quiet and --verbose exclude each other") }
+        if service {
+            guard paths.count == 1 else { throw ValidationError("--service watches exactly one directory") }
+            guard !verify && !json && !force else { throw ValidationError("--service does not go with --verify, --json or --force") }
+            _ = try serviceTiming(settleSeconds: settle, rescanMinutes: rescan)
+        }
     }
 
     func run() throws {
+        if service {
+            try runService()
+            return
+        }
         let logger = TerminalLogHandler.logger(program: "shash", quiet: quiet, verbose: verbose)
         if verify {
             try runVerify(logger: logger)
             return
         }
+        let options = try signingOptions()
+        let report = TreeSigner(options: options, logger: logger).run(paths: paths)
+        if json {
+            printLine(jsonLine(report))
+        } else if !quiet {
+            printLine(summary(report))
+        }
+        if !report.failures.isEmpty {
+            throw CommandFailure(.localIO)
+        }
+    }
+
+    private func signingOptions() throws -> TreeSigningOptions {
         let parameters: SigningParameters
         do {
             parameters = try SigningParameters(version: format == 1 ? .v1 : .v2, sliceSize: slice?.bytes, blockSize: block?.bytes)
@@ -87,15 +127,19 @@ struct Shash: ParsableCommand {
         options.recursive = recursive
         options.force = force
         if let jobs { options.jobs = jobs }
-        let report = TreeSigner(options: options, logger: logger).run(paths: paths)
-        if json {
-            printLine(jsonLine(report))
-        } else if !quiet {
-            printLine(summary(report))
-        }
-        if !report.failures.isEmpty {
-            throw CommandFailure(.localIO)
-        }
+        return options
+    }
+
+    /// `--service`: one line per signature written or removed by default, errors only with -q.
+    private func runService() throws {
+        let level: Logger.Level = quiet ? .error : (verbose ? .debug : .info)
+        let logger = Logger(label: "shash") { _ in TerminalLogHandler(program: "shash", level: level) }
+        var options = SignatureServiceOptions(signing: try signingOptions())
+        (options.settle, options.rescanInterval) = try serviceTiming(settleSeconds: settle, rescanMinutes: rescan)
+        let service = try SignatureService(root: paths[0], options: options, logger: logger)
+        let signals = onInterrupt { service.stop() }
+        service.run()
+        withExtendedLifetime(signals) {}
     }
 
     private func summary(_ report: TreeSigningReport) -> String {

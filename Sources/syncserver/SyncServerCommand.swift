@@ -16,7 +16,9 @@ struct SyncServerCommand: AsyncParsableCommand {
             If-Modified-Since and If-Unmodified-Since. Directories are listed as HTML, or as JSON with \
             'Accept: application/json' or '?format=json'. At start-up every file without a current \
             signature is signed in the background (as 'shash' does) while serving starts at once; \
-            signatures are served under /.slicesync/ only while they match their file.
+            then the tree is watched as 'shash --service' watches it, so files added, changed, renamed \
+            or deleted get their signatures written, moved or removed. Signatures are served under \
+            /.slicesync/ only while they match their file.
 
             Symbolic links are followed while they resolve inside the root; links that leave it answer 404.
 
@@ -47,6 +49,12 @@ struct SyncServerCommand: AsyncParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Sign files in subdirectories too.")
     var recursive = true
 
+    @Option(help: ArgumentHelp("Seconds a changed file must stay closed and unchanged before it is signed.", valueName: "seconds"))
+    var settle: Double = 2
+
+    @Option(help: ArgumentHelp("Minutes between full rescans of the tree (they catch changes no event reported).", valueName: "minutes"))
+    var rescan: Double = 10
+
     @Flag(name: .customLong("no-signatures"), help: "Serve files only; do not write signatures (current ones are still served).")
     var noSignatures = false
 
@@ -65,6 +73,7 @@ struct SyncServerCommand: AsyncParsableCommand {
     func validate() throws {
         guard format == 1 || format == 2 else { throw ValidationError("--format must be 1 or 2, not \(format)") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
+        _ = try serviceTiming(settleSeconds: settle, rescanMinutes: rescan)
         guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
         if quiet && verbose { throw ValidationError("--quiet and --verbose exclude each other") }
     }
@@ -81,6 +90,7 @@ struct SyncServerCommand: AsyncParsableCommand {
         }
         configuration.recursive = recursive
         configuration.signatures = !noSignatures
+        (configuration.settle, configuration.rescanInterval) = try serviceTiming(settleSeconds: settle, rescanMinutes: rescan)
         configuration.accessLog = accessLog
         configuration.limits.maxConnections = maxConnections
         let level: Logger.Level = quiet ? .error : (verbose ? .debug : .info)

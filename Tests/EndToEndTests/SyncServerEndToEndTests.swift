@@ -42,6 +42,19 @@ struct SyncServerEndToEndTests {
         #expect(try scratch.read("client/new.bin") == Data(new))
     }
 
+    @Test func signaturesFollowTheTreeWhileItIsServed() throws {
+        let scratch = try Scratch()
+        try scratch.write("pub/first.bin", pseudoRandomData(10_000, seed: 1))
+        let server = try TestServer.syncserver(root: scratch.file("pub"), extra: ["--settle", "0.3"])
+        let status = { (target: String) in (try? exchange(server.port, target))?.status }
+        #expect(eventually { status("/.slicesync/first.bin.slicesync") == 200 })
+        try scratch.write("pub/later/second.bin", pseudoRandomData(20_000, seed: 2), old: false)
+        #expect(eventually { status("/.slicesync/later/second.bin.slicesync") == 200 })
+        try FileManager.default.removeItem(atPath: scratch.file("pub/first.bin"))
+        #expect(eventually { status("/.slicesync/first.bin.slicesync") == 404 })
+        #expect(!scratch.exists("pub/.slicesync/first.bin.slicesync"))
+    }
+
     @Test func stopsCleanlyOnSIGTERMAndSIGINT() throws {
         for signal in [SIGTERM, SIGINT] {
             let scratch = try Scratch()

@@ -48,6 +48,41 @@ final class TestServer {
         return TestServer(process: process, port: port)
     }
 
+    /// Starts Python's `http.server`, which ignores Range headers and always sends the whole file.
+    static func pythonHTTPServer(root: String) throws -> TestServer {
+        try reportingPort(["python3", "-u", "-m", "http.server", "--bind", "127.0.0.1", "--directory", root, "0"], name: "python3 -m http.server", pattern: #"port (\d+)"#)
+    }
+
+    /// Starts an S3-compatible endpoint (moto) holding `root` uploaded to s3://`bucket`/`prefix`/.
+    static func s3(root: String, bucket: String, prefix: String) throws -> TestServer {
+        try reportingPort(["python3", serversDirectory.appendingPathComponent("s3server.py").path, root, bucket, prefix], name: "the S3 endpoint (pip install 'moto[server]')", pattern: #"^(\d+)"#)
+    }
+
+    /// Runs a command that prints its port on standard output; waits for that line (60 s at most).
+    private static func reportingPort(_ command: [String], name: String, pattern: String) throws -> TestServer {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = command
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let expression = try NSRegularExpression(pattern: pattern, options: [.anchorsMatchLines])
+        var text = ""
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline && process.isRunning {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+            if let match = expression.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)),
+               let range = Range(match.range(at: 1), in: text), let port = Int(text[range]) {
+                return TestServer(process: process, port: port)
+            }
+        }
+        stop(process)
+        throw NSError(domain: "TestServer", code: 4, userInfo: [NSLocalizedDescriptionKey: "\(name) did not start: \(text)"])
+    }
+
     /// Starts the built syncserver on `root` and a free port; waits until it prints its URL.
     static func syncserver(root: String, extra: [String] = []) throws -> TestServer {
         let process = Process()

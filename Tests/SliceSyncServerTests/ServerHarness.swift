@@ -4,6 +4,9 @@ import Logging
 import SliceSync
 @testable import SliceSyncServer
 
+/// Threads of the in-process servers' own, apart from the pool the blocking test code runs on.
+let serverExecutor = DedicatedExecutor(name: "syncserver-under-test")
+
 /// A syncserver running inside the test process on 127.0.0.1 and a free port.
 final class RunningServer: @unchecked Sendable {
     let port: Int
@@ -25,7 +28,7 @@ final class RunningServer: @unchecked Sendable {
         logger.logLevel = .critical
         let server = SyncServer(configuration: configuration, logger: logger)
         let (stream, continuation) = AsyncStream.makeStream(of: String.self)
-        let task = Task {
+        let task = Task(executorPreference: serverExecutor) {
             try await server.run { url in continuation.yield(url) }
         }
         var iterator = stream.makeAsyncIterator()

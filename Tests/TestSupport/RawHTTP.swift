@@ -89,10 +89,11 @@ public final class RawConnection {
         return buffer
     }
 
-    /// Whether the server closed the connection (or sent nothing before the timeout).
+    /// Whether the server closed (or reset) the connection; false when bytes came or the read timed out.
     public func isClosedByServer() -> Bool {
         var byte: UInt8 = 0
-        return recv(fd, &byte, 1, 0) <= 0
+        let count = recv(fd, &byte, 1, 0)
+        return count == 0 || (count < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
     }
 
     public static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {

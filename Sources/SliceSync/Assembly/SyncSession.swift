@@ -140,7 +140,7 @@ public final class SyncSession: Sendable {
         var lap = ContinuousClock.now
         func timing(_ what: String) {
             let now = ContinuousClock.now
-            logger.info("\(what) in \(String(format: "%.3f", Double((now - lap).components.attoseconds) / 1e18 + Double((now - lap).components.seconds))) s")
+            logger.info("\(what) in \(String(format: "%.3f", (now - lap).inSeconds)) s")
             lap = now
         }
         timing("fetched the signature")
@@ -163,7 +163,7 @@ public final class SyncSession: Sendable {
                 bytesFromServer: fullDownload ? length : missingBytes,
                 bytesDownloaded: remote.bytesReceived + signature.remote.bytesReceived,
                 signatureBytes: signature.remote.bytesReceived, requests: remote.requests + signature.remote.requests,
-                seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
+                seconds: elapsed.inSeconds,
                 hash: signature.hashLabel, fullDownload: fullDownload, repairedSlices: repaired,
                 alikeFiles: matcher.alikes.map(\.path),
                 dataRequestsPlanned: missingBytes == 0 ? 0 : (fullDownload ? 1 : requestCount))

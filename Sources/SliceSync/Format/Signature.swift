@@ -31,6 +31,18 @@ public enum Signature: Sendable, Equatable {
         }
     }
 
+    /// The exact bytes of this signature for the same content under another file name (after a rename).
+    public func serialized(renamedTo filename: String) -> [UInt8] {
+        switch self {
+        case .v1(var signature):
+            signature.filename = filename
+            return signature.serialized()
+        case .v2(var signature):
+            signature.header.filename = filename
+            return signature.serialized()
+        }
+    }
+
     /// The header facts every version carries.
     public var summary: SignatureSummary {
         switch self {

@@ -254,6 +254,22 @@ public enum FileSystem {
         rmdir(path) == 0
     }
 
+    /// Removes a directory tree without following symbolic links; returns how many files it removed.
+    @discardableResult
+    public static func removeTree(_ path: String) throws(FileSystemError) -> Int {
+        guard let (stamp, isSymlink) = try linkStamp(path) else { return 0 }
+        guard stamp.isDirectory && !isSymlink else {
+            try removeFile(path)
+            return 1
+        }
+        var removed = 0
+        for entry in try list(path) {
+            removed += try removeTree(Paths.join(path, entry.name))
+        }
+        if rmdir(path) != 0 && errno != ENOENT { throw FileSystemError(errno: errno, operation: "remove the directory", path: path) }
+        return removed
+    }
+
     /// One entry of a directory listing.
     public struct Entry: Sendable {
         /// The entry's name.

@@ -118,11 +118,12 @@ public struct TreeSigner: Sendable {
         }
         var result = report.snapshot
         let elapsed = ContinuousClock.now - clock
-        result.seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        result.seconds = elapsed.inSeconds
         return result
     }
 
-    private func collect(path: String, into tasks: inout [Task], roots: inout [String], report: ReportCollector) {
+    /// Lists the files under `path` to sign; directories go to `roots` for the orphan sweep.
+    func collect(path: String, into tasks: inout [Task], roots: inout [String], report: ReportCollector) {
         if path.split(separator: "/").contains(where: { TreeNaming.isReserved(String($0)) }) {
             report.fail(path, "\(path) is a signature directory or a temporary file of slicesync; it is never signed", FileSystemError.Code.invalidPath.rawValue, logger: logger)
             return
@@ -189,13 +190,14 @@ public struct TreeSigner: Sendable {
         }
     }
 
-    private static func resolves(_ path: String, inside root: String) -> Bool {
+    /// Whether `path`, with every link followed, is `root` or below it.
+    static func resolves(_ path: String, inside root: String) -> Bool {
         guard let resolvedRoot = ServedTree.realPath(root), let resolved = ServedTree.realPath(path) else { return false }
         return resolved.hasPrefix(resolvedRoot == "/" ? "/" : resolvedRoot + "/")
     }
 
     /// Removes signatures whose file is gone, stale temporary files and empty signature directories.
-    private func sweepOrphans(root: String, report: ReportCollector) {
+    func sweepOrphans(root: String, report: ReportCollector) {
         let signatureRoot = Paths.join(root, TreeNaming.signatureDirectory)
         guard (try? FileSystem.stamp(signatureRoot))??.isDirectory == true else { return }
         sweep(root: root, signatureRoot: signatureRoot, relative: "", report: report)
