@@ -14,11 +14,14 @@ server_pid=""
 cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-echo "== building shash, slicesync and syncserver (release)"
-(cd "$here" && for product in shash slicesync syncserver; do swift build -c release --product "$product" 2>&1 | tail -1; done)
-shash="$here/.build/release/shash"
-slicesync="$here/.build/release/slicesync"
-syncserver="$here/.build/release/syncserver"
+# DEMO_CONFIGURATION=debug reuses the debug build (CI has just made one); release is the default.
+configuration=${DEMO_CONFIGURATION:-release}
+echo "== building shash, slicesync and syncserver ($configuration)"
+(cd "$here" && for product in shash slicesync syncserver; do swift build -c "$configuration" --product "$product" 2>&1 | tail -1; done)
+bin=$(cd "$here" && swift build -c "$configuration" --show-bin-path)
+shash="$bin/shash"
+slicesync="$bin/slicesync"
+syncserver="$bin/syncserver"
 
 echo
 echo "== a published tree: the bundled test data plus a generated 64 MiB disk image"
