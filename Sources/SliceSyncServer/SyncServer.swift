@@ -1,5 +1,6 @@
 import Foundation
-import Hummingbird
+import HummingbirdCore
+import NIOPosix
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -50,25 +51,25 @@ public struct SyncServer: Sendable {
     /// Serves until a stop signal; `onListening` receives the URL once the socket is bound.
     public func run(onListening: @escaping @Sendable (String) -> Void) async throws {
         let tree = try ServedTree(root: configuration.root)
-        let responder = FileServer(tree: tree, accessLog: configuration.accessLog)
-        let applicationConfiguration = ApplicationConfiguration(
-            address: .hostname(configuration.host, port: configuration.port),
-            serverName: "syncserver",
-            backlog: 1024
+        let channel = FileServingChannel(
+            replies: FileReplies(tree: tree),
+            accessLog: configuration.accessLog,
+            limits: configuration.limits,
+            counter: ConnectionCounter()
         )
         let host = configuration.host
-        let app = Application(
-            responder: responder,
-            server: .guardedHTTP1(limits: configuration.limits),
-            configuration: applicationConfiguration,
+        let server = Server(
+            childChannelSetup: channel,
+            configuration: ServerConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "syncserver", backlog: 1024),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
                 let shownHost = host.contains(":") ? "[\(host)]" : host
                 onListening("http://\(shownHost):\(port)/")
             },
+            eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
             logger: logger
         )
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app)]
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server)]
         if configuration.signatures {
             var signing = TreeSigningOptions(parameters: configuration.signing)
             signing.recursive = configuration.recursive

@@ -541,7 +541,6 @@ private func describe(_ interval: Duration) -> String {
     return total >= 120 ? "\(Int(total / 60)) minutes" : "\(Int(total.rounded())) seconds"
 }
 
-
 /// One file for the hashing threads.
 struct WorkItem: Sendable {
     var relative: String

@@ -1,0 +1,153 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import SliceSync
+
+/// One reply, decided before anything is written: status, headers and where the body comes from.
+struct PlannedReply {
+    /// Where the body's bytes come from.
+    enum Body {
+        /// No body (HEAD, 304, or an empty file).
+        case none
+        /// Bytes already in memory.
+        case buffer(ByteBuffer)
+        /// Parts of an open file (and multipart delimiters), streamed as the client takes them.
+        case file(SystemFile, [BodySegment])
+    }
+
+    var status: HTTPResponseStatus
+    var headers: HTTPHeaders
+    var body: Body
+    /// The connection ends after this reply (an unsupported method, say).
+    var closesConnection = false
+}
+
+/// Decides the reply to a GET or HEAD for the files and directories of a published tree, with RFC 9110
+/// semantics; the I/O-free parts live in the core library's `Serving/`.
+struct FileReplies: Sendable {
+    /// The tree being served.
+    let tree: ServedTree
+    /// The most parts in one multipart reply.
+    var maxRanges = RangeSelection.defaultMaxRanges
+    /// Bodies up to this size are read at once and sent in a single write.
+    static let smallBodyLimit = 64 * 1024
+
+    /// The reply to one request.
+    func reply(to head: HTTPRequestHead, allocator: ByteBufferAllocator) -> PlannedReply {
+        guard head.method == .GET || head.method == .HEAD else {
+            var reply = Self.plain(.methodNotAllowed, "only GET and HEAD are served\n", allocator: allocator)
+            reply.headers.add(name: "Allow", value: "GET, HEAD")
+            reply.closesConnection = true
+            return reply
+        }
+        let isHead = head.method == .HEAD
+        let path: RequestPath
+        do {
+            path = try RequestPath.parse(head.uri)
+        } catch {
+            return Self.plain(.badRequest, "bad request path\n", isHead: isHead, allocator: allocator)
+        }
+        switch tree.resolve(path) {
+        case .notFound:
+            return Self.plain(.notFound, "not found\n", isHead: isHead, allocator: allocator)
+        case .directory(let directory):
+            guard path.hasTrailingSlash || path.segments.isEmpty else {
+                var reply = Self.plain(.movedPermanently, "moved\n", isHead: isHead, allocator: allocator)
+                reply.headers.add(name: "Location", value: RequestPath.encode("/" + path.relativePath + "/") + (path.query.map { "?" + $0 } ?? ""))
+                return reply
+            }
+            return listing(directory: directory, path: path, head: head, isHead: isHead, allocator: allocator)
+        case .file(let file, let stamp):
+            return serve(file, stamp: stamp, path: path, head: head, isHead: isHead, allocator: allocator)
+        }
+    }
+
+    private func listing(directory: String, path: RequestPath, head: HTTPRequestHead, isHead: Bool, allocator: ByteBufferAllocator) -> PlannedReply {
+        guard let listing = try? DirectoryListing.read(tree: tree, directory: directory, relativePath: path.relativePath) else {
+            return Self.plain(.notFound, "not found\n", isHead: isHead, allocator: allocator)
+        }
+        let wantsJSON = path.query?.split(separator: "&").contains("format=json") == true
+            || head.headers["Accept"].contains { $0.contains("application/json") }
+        let body = wantsJSON ? listing.json() : listing.html()
+        let headers: HTTPHeaders = [
+            "Content-Type": wantsJSON ? "application/json" : "text/html; charset=utf-8",
+            "Vary": "Accept",
+            "Cache-Control": "no-cache",
+            "Content-Length": String(body.count),
+        ]
+        return PlannedReply(status: .ok, headers: headers, body: isHead ? .none : .buffer(allocator.buffer(bytes: body)))
+    }
+
+    private func serve(_ opened: SystemFile, stamp openedStamp: FileStamp, path: RequestPath, head: HTTPRequestHead, isHead: Bool, allocator: ByteBufferAllocator) -> PlannedReply {
+        let preconditions = RequestPreconditions(
+            ifMatch: Self.joined(head.headers, "If-Match"),
+            ifNoneMatch: Self.joined(head.headers, "If-None-Match"),
+            ifModifiedSince: head.headers.first(name: "If-Modified-Since"),
+            ifUnmodifiedSince: head.headers.first(name: "If-Unmodified-Since"),
+            ifRange: head.headers.first(name: "If-Range"),
+            range: Self.joined(head.headers, "Range")
+        )
+        var file = opened
+        var stamp = openedStamp
+        // A file that shrinks between planning and reading is opened and planned again.
+        for attempt in 0..<3 {
+            if attempt > 0 {
+                guard case .file(let again, let againStamp) = tree.resolve(path) else {
+                    return Self.plain(.notFound, "not found\n", isHead: isHead, allocator: allocator)
+                }
+                file = again
+                stamp = againStamp
+            }
+            let representation = FileRepresentation(stamp: stamp, contentType: MediaTypes.forName(path.segments.last ?? ""))
+            let plan = FileResponsePlan.plan(file: representation, preconditions: preconditions, isHead: isHead, maxRanges: maxRanges)
+            var headers = HTTPHeaders()
+            headers.reserveCapacity(plan.headers.count + 3)
+            for (name, value) in plan.headers { headers.add(name: name, value: value) }
+            let status = HTTPResponseStatus(statusCode: plan.status)
+            let length = plan.body.reduce(0) { $0 + $1.count }
+            if length == 0 {
+                return PlannedReply(status: status, headers: headers, body: .none)
+            }
+            if length <= Self.smallBodyLimit {
+                guard let buffer = Self.read(plan.body, from: file, total: length, allocator: allocator) else { continue }
+                return PlannedReply(status: status, headers: headers, body: .buffer(buffer))
+            }
+            return PlannedReply(status: status, headers: headers, body: .file(file, plan.body))
+        }
+        return Self.plain(.serviceUnavailable, "the file is changing; try again\n", isHead: isHead, allocator: allocator)
+    }
+
+    /// Reads a small body in one go; nil when the file turned out shorter than planned.
+    private static func read(_ segments: [BodySegment], from file: SystemFile, total: Int, allocator: ByteBufferAllocator) -> ByteBuffer? {
+        var buffer = allocator.buffer(capacity: total)
+        for segment in segments {
+            switch segment {
+            case .bytes(let bytes):
+                buffer.writeBytes(bytes)
+            case .file(let range):
+                guard read(range, from: file, into: &buffer) else { return nil }
+            }
+        }
+        return buffer
+    }
+
+    /// Appends the bytes of `range` to `buffer`; false when the file ended first.
+    static func read(_ range: Range<Int>, from file: SystemFile, into buffer: inout ByteBuffer) -> Bool {
+        let count = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: range.count) { pointer in
+            (try? file.read(into: pointer.baseAddress!, count: range.count, at: range.lowerBound)) ?? 0
+        }
+        return count == range.count
+    }
+
+    /// A short text reply.
+    static func plain(_ status: HTTPResponseStatus, _ text: String, isHead: Bool = false, allocator: ByteBufferAllocator) -> PlannedReply {
+        let headers: HTTPHeaders = ["Content-Type": "text/plain; charset=utf-8", "Content-Length": String(text.utf8.count)]
+        return PlannedReply(status: status, headers: headers, body: isHead ? .none : .buffer(allocator.buffer(string: text)))
+    }
+
+    /// All values of a repeated field joined with commas, as RFC 9110 §5.3 allows; nil when absent.
+    private static func joined(_ headers: HTTPHeaders, _ name: String) -> String? {
+        let values = headers[name]
+        return values.isEmpty ? nil : values.joined(separator: ", ")
+    }
+}

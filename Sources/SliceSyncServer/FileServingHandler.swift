@@ -1,0 +1,194 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import SliceSync
+
+/// Answers the requests of one connection on its event loop: small replies in one write, large bodies
+/// read chunk by chunk as the client takes them (at most one chunk waits per connection).
+///
+/// Serving runs on the event loop rather than in a task per request: a reply is planned from a few
+/// system calls and page-cache reads, as nginx does, and skipping a task hop per request is what lets a
+/// two-core machine serve small ranges at a useful rate.
+final class FileServingHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    /// Large bodies are read and sent in chunks of this size.
+    static let chunkSize = 256 * 1024
+
+    private let replies: FileReplies
+    private let accessLog: Bool
+    private var request: HTTPRequestHead?
+    private var stream: Stream?
+    /// A reply is being written (its `.end` not yet sent).
+    private var responding = false
+    /// Shutting down: close once the current reply is done, take no further requests.
+    private var closing = false
+    private var context: ChannelHandlerContext?
+    private var date = CachedDate()
+
+    /// The rest of a large body.
+    private struct Stream {
+        var file: SystemFile
+        var segments: [BodySegment]
+        var index = 0
+        var offset: Int?
+        var keepAlive: Bool
+    }
+
+    init(replies: FileReplies, accessLog: Bool) {
+        self.replies = replies
+        self.accessLog = accessLog
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        stream = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            request = head
+        case .body:
+            break
+        case .end:
+            guard let head = request, !closing else { return }
+            request = nil
+            respond(to: head, context: context)
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { pump(context: context) }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // Idle keep-alive connections are closed; a long reply to a slow reader is not idle.
+        if event is IdleStateHandler.IdleStateEvent {
+            if !responding && request == nil { context.close(promise: nil) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        stream = nil
+        context.fireChannelInactive()
+    }
+
+    /// Finishes the reply in progress, then closes; closes at once when there is none.
+    func shutDownGracefully() {
+        closing = true
+        if !responding { context?.close(promise: nil) }
+    }
+
+    private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
+        var reply = replies.reply(to: head, allocator: context.channel.allocator)
+        let keepAlive = head.isKeepAlive && !reply.closesConnection && !closing
+        reply.headers.add(name: "Date", value: date.now())
+        reply.headers.add(name: "Server", value: "syncserver")
+        if !keepAlive {
+            reply.headers.replaceOrAdd(name: "Connection", value: "close")
+        } else if head.version.minor == 0 {
+            reply.headers.add(name: "Connection", value: "keep-alive")
+        }
+        if accessLog {
+            let peer = context.channel.remoteAddress?.ipAddress ?? "-"
+            let length = reply.headers.first(name: "Content-Length") ?? "-"
+            AccessLog.write("\(peer) - - [\(date.now())] \"\(head.method.rawValue) \(head.uri) HTTP/\(head.version.major).\(head.version.minor)\" \(reply.status.code) \(length)\n")
+        }
+        responding = true
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: reply.status, headers: reply.headers))), promise: nil)
+        switch reply.body {
+        case .none:
+            finish(context: context, keepAlive: keepAlive)
+        case .buffer(let buffer):
+            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            finish(context: context, keepAlive: keepAlive)
+        case .file(let file, let segments):
+            stream = Stream(file: file, segments: segments, keepAlive: keepAlive)
+            pump(context: context)
+        }
+    }
+
+    /// Writes chunks of the body while the channel takes them; resumes on writability.
+    ///
+    /// When the file turns out shorter than planned, the connection is closed before the promised
+    /// length: the client sees a truncated reply, never bytes that are not the file's.
+    private func pump(context: ChannelHandlerContext) {
+        while var current = stream {
+            guard current.index < current.segments.count else {
+                stream = nil
+                finish(context: context, keepAlive: current.keepAlive)
+                return
+            }
+            guard context.channel.isWritable else { break }
+            switch current.segments[current.index] {
+            case .bytes(let bytes):
+                context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: nil)
+                current.index += 1
+            case .file(let range):
+                let start = current.offset ?? range.lowerBound
+                let chunk = start..<min(range.upperBound, start + Self.chunkSize)
+                var buffer = context.channel.allocator.buffer(capacity: chunk.count)
+                guard FileReplies.read(chunk, from: current.file, into: &buffer) else {
+                    stream = nil
+                    context.close(promise: nil)
+                    return
+                }
+                context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+                if chunk.upperBound == range.upperBound {
+                    current.index += 1
+                    current.offset = nil
+                } else {
+                    current.offset = chunk.upperBound
+                }
+            }
+            stream = current
+        }
+        context.flush()
+    }
+
+    private func finish(context: ChannelHandlerContext, keepAlive: Bool) {
+        responding = false
+        guard keepAlive && !closing else {
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+            return
+        }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+}
+
+/// The `Date` header value, formatted at most once per second.
+struct CachedDate {
+    private var second = -1
+    private var text = ""
+
+    /// The current time as an IMF-fixdate.
+    mutating func now() -> String {
+        let current = Int(Date().timeIntervalSince1970)
+        if current != second {
+            second = current
+            text = HTTPDate.format(current)
+        }
+        return text
+    }
+}
+
+/// Serialises access-log lines on standard output.
+enum AccessLog {
+    private static let lock = NSLock()
+
+    static func write(_ line: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        FileHandle.standardOutput.write(Data(line.utf8))
+    }
+}
