@@ -109,7 +109,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 declare -A sign_zs sign_ss sign_ca
 for c in a b c d t; do
   t0=$(date +%s.%N); zsyncmake -u "$url/$c/new.bin" -o "$work/pub/$c/new.bin.zsync" "$work/pub/$c/new.bin" 2>/dev/null; t1=$(date +%s.%N)
-  "$shash" -q --force "$work/pub/$c"; t2=$(date +%s.%N)
+  "$shash" -q --force "$work/pub/$c/new.bin"; t2=$(date +%s.%N)
   rm -rf "$work/pub/$c/store" "$work/pub/$c/new.caibx"
   casync make --store="$work/pub/$c/store" "$work/pub/$c/new.caibx" "$work/pub/$c/new.bin" >/dev/null; t3=$(date +%s.%N)
   sign_zs[$c]=$(echo "$t1 - $t0" | bc); sign_ss[$c]=$(echo "$t2 - $t1" | bc); sign_ca[$c]=$(echo "$t3 - $t2" | bc)
