@@ -2,7 +2,7 @@
 # The whole benchmark in one command: release builds, generated and real corpora, every tool side by
 # side on this machine, medians and ratios. The README's tables come from this.
 #
-#   bash bench/run.sh [RUNS]      (default 3; the serving part always does 2 runs of 6 s per case)
+#   bash bench/run.sh [RUNS]      (default 3; the serving part always does 5 runs of 6 s per case)
 #
 # 1. signing: shash against zsyncmake (256 MiB and 1 GiB files)
 # 2. rebuilding: slicesync against zsync, casync and rsync, served by nginx (rsync by its daemon) on
@@ -25,4 +25,4 @@ echo "== 2. rebuilding"
 bash "$here/bench/client-vs-zsync.sh" "$runs"
 echo
 echo "== 3. serving"
-SKIP_BUILD=1 bash "$here/bench/server-vs-nginx.sh" 2 6
+SKIP_BUILD=1 bash "$here/bench/server-vs-nginx.sh" 5 6

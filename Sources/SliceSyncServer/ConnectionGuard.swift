@@ -75,6 +75,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var bodyRemaining = 0
     private var untrackable = false
     private var headTimer: Scheduled<Void>?
+    private var headStarted = NIODeadline.uptimeNanoseconds(0)
     private var writeTimer: Scheduled<Void>?
 
     init(limits: ConnectionLimits, counter: ConnectionCounter, logger: Logger) {
@@ -197,24 +198,36 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         headBytes = 0
         recent = 0
         head.removeAll(keepingCapacity: true)
+        headStarted = .now()
+        // One timer serves many requests of a keep-alive connection: it is armed when a head starts and
+        // none is pending, and when it fires for a head that began later, it waits for that head's turn.
+        if headTimer == nil { armHeadTimer(context: context, in: limits.headerTimeout) }
+    }
+
+    private func armHeadTimer(context: ChannelHandlerContext, in delay: TimeAmount) {
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
-        headTimer = context.eventLoop.scheduleTask(in: limits.headerTimeout) {
+        headTimer = context.eventLoop.scheduleTask(in: delay) {
             let (handler, context) = bound.value
+            handler.headTimer = nil
             guard handler.inHead, !handler.rejected else { return }
-            handler.reject(context: context, status: "408 Request Timeout")
+            let elapsed = NIODeadline.now() - handler.headStarted
+            if elapsed >= handler.limits.headerTimeout {
+                handler.reject(context: context, status: "408 Request Timeout")
+            } else {
+                handler.armHeadTimer(context: context, in: handler.limits.headerTimeout - elapsed)
+            }
         }
     }
 
     private func finishHead() {
         inHead = false
-        headTimer?.cancel()
-        headTimer = nil
-        if let length = Self.fieldValue(named: Self.contentLength, in: head) {
+        let framing = Self.bodyFraming(of: head)
+        if let length = framing.contentLength {
             var value = 0
             for byte in length where byte >= 0x30 && byte <= 0x39 { value = min(value &* 10 &+ Int(byte - 0x30), Int.max / 16) }
             bodyRemaining = value
         }
-        if Self.fieldValue(named: Self.transferEncoding, in: head) != nil {
+        if framing.chunked {
             // A chunked body cannot be followed without decoding it; the server refuses bodies and
             // closes such connections anyway, so stop watching this one.
             untrackable = true
@@ -224,22 +237,31 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private static let contentLength = Array("content-length:".utf8)
     private static let transferEncoding = Array("transfer-encoding:".utf8)
 
-    /// The bytes of a header field's value, found by a case-insensitive match at the start of a line.
-    private static func fieldValue(named name: [UInt8], in head: [UInt8]) -> ArraySlice<UInt8>? {
+    /// The value of `Content-Length` and whether `Transfer-Encoding` is present, found in one pass over
+    /// the head's lines by case-insensitive matches at the start of a line.
+    private static func bodyFraming(of head: [UInt8]) -> (contentLength: ArraySlice<UInt8>?, chunked: Bool) {
+        var contentLength: ArraySlice<UInt8>?
+        var chunked = false
         var lineStart = 0
         while lineStart < head.count {
             let lineEnd = head[lineStart...].firstIndex(of: 0x0A) ?? head.count
-            if lineEnd - lineStart > name.count {
-                var matches = true
-                for offset in 0..<name.count where head[lineStart + offset] | 0x20 != name[offset] | 0x20 {
-                    matches = false
-                    break
-                }
-                if matches { return head[(lineStart + name.count)..<lineEnd] }
+            switch head[lineStart] | 0x20 {
+            case UInt8(ascii: "c") where matches(Self.contentLength, head, lineStart, lineEnd):
+                contentLength = head[(lineStart + Self.contentLength.count)..<lineEnd]
+            case UInt8(ascii: "t") where matches(Self.transferEncoding, head, lineStart, lineEnd):
+                chunked = true
+            default:
+                break
             }
             lineStart = lineEnd + 1
         }
-        return nil
+        return (contentLength, chunked)
+    }
+
+    private static func matches(_ name: [UInt8], _ head: [UInt8], _ lineStart: Int, _ lineEnd: Int) -> Bool {
+        guard lineEnd - lineStart > name.count else { return false }
+        for offset in 0..<name.count where head[lineStart + offset] | 0x20 != name[offset] | 0x20 { return false }
+        return true
     }
 
     private func reject(context: ChannelHandlerContext, status: String) {

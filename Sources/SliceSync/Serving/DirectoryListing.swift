@@ -109,7 +109,10 @@ public enum MediaTypes {
 
     /// The media type for a file name; `application/octet-stream` when the extension is unknown.
     public static func forName(_ name: String) -> String {
-        guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return "application/octet-stream" }
-        return byExtension[name[name.index(after: dot)...].lowercased()] ?? "application/octet-stream"
+        let bytes = name.utf8
+        guard let dot = bytes.lastIndex(of: UInt8(ascii: ".")), dot != bytes.startIndex else { return "application/octet-stream" }
+        // ASCII lower-casing is enough: every known extension is ASCII.
+        let lowered = bytes[bytes.index(after: dot)...].map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }
+        return byExtension[String(decoding: lowered, as: UTF8.self)] ?? "application/octet-stream"
     }
 }

@@ -146,43 +146,49 @@ public struct FileResponsePlan: Sendable, Equatable {
         maxRanges: Int = RangeSelection.defaultMaxRanges,
         boundary: @autoclosure () -> String = MultipartByteRanges.randomBoundary()
     ) -> FileResponsePlan {
-        let validators: [(name: String, value: String)] = [
-            ("ETag", file.etag.description),
-            ("Last-Modified", HTTPDate.format(file.lastModified)),
-        ]
+        let etag = file.etag.description
+        let lastModified = HTTPDate.format(file.lastModified)
         var honourRange = true
         switch PreconditionOutcome.evaluate(preconditions, etag: file.etag, lastModified: file.lastModified) {
         case .notModified:
-            return FileResponsePlan(status: 304, headers: validators, body: [])
+            return FileResponsePlan(status: 304, headers: [("ETag", etag), ("Last-Modified", lastModified)], body: [])
         case .preconditionFailed:
             return FileResponsePlan(status: 412, headers: [("Content-Length", "0")], body: [])
         case .proceed(let honour):
             honourRange = honour
         }
-        let common = validators + [("Accept-Ranges", "bytes")]
         var selection = RangeSelection.whole
         if honourRange, let header = preconditions.range {
             selection = RangeSelection.select(header: header, length: file.length, maxRanges: maxRanges)
         }
-        var plan: FileResponsePlan
+        // One array, filled in sending order: this runs for every reply.
+        var headers: [(name: String, value: String)] = []
+        headers.reserveCapacity(7)
+        var status = 200
+        var body: [BodySegment] = []
         switch selection {
         case .whole:
-            plan = FileResponsePlan(status: 200, headers: [("Content-Type", file.contentType)] + common,
-                                    body: file.length > 0 ? [.file(0..<file.length)] : [])
+            headers.append(("Content-Type", file.contentType))
+            if file.length > 0 { body = [.file(0..<file.length)] }
         case .unsatisfiable:
-            plan = FileResponsePlan(status: 416, headers: [("Content-Range", "bytes */\(file.length)")] + common, body: [])
+            status = 416
+            headers.append(("Content-Range", "bytes */\(file.length)"))
         case .single(let range):
-            plan = FileResponsePlan(status: 206, headers: [
-                ("Content-Type", file.contentType),
-                ("Content-Range", "bytes \(range.lowerBound)-\(range.upperBound - 1)/\(file.length)"),
-            ] + common, body: [.file(range)])
+            status = 206
+            headers.append(("Content-Type", file.contentType))
+            headers.append(("Content-Range", "bytes \(range.lowerBound)-\(range.upperBound - 1)/\(file.length)"))
+            body = [.file(range)]
         case .multiple(let ranges):
+            status = 206
             let multipart = MultipartByteRanges(ranges: ranges, length: file.length, contentType: file.contentType, boundary: boundary())
-            plan = FileResponsePlan(status: 206, headers: [("Content-Type", multipart.contentType)] + common, body: multipart.segments)
+            headers.append(("Content-Type", multipart.contentType))
+            body = multipart.segments
         }
-        plan.headers.append(("Content-Length", String(plan.body.reduce(0) { $0 + $1.count })))
-        if isHead { plan.body = [] }
-        return plan
+        headers.append(("ETag", etag))
+        headers.append(("Last-Modified", lastModified))
+        headers.append(("Accept-Ranges", "bytes"))
+        headers.append(("Content-Length", String(body.reduce(0) { $0 + $1.count })))
+        return FileResponsePlan(status: status, headers: headers, body: isHead ? [] : body)
     }
 
     public static func == (lhs: FileResponsePlan, rhs: FileResponsePlan) -> Bool {

@@ -12,8 +12,32 @@ public enum HTTPDate {
         var time = time_t(seconds)
         var parts = tm()
         gmtime_r(&time, &parts)
-        return "\(weekdays[Int(parts.tm_wday)]), \(twoDigits(Int(parts.tm_mday))) \(months[Int(parts.tm_mon)]) \(Int(parts.tm_year) + 1900) "
-            + "\(twoDigits(Int(parts.tm_hour))):\(twoDigits(Int(parts.tm_min))):\(twoDigits(Int(parts.tm_sec))) GMT"
+        // Built as bytes: a server formats one of these for every reply.
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(29)
+        func digits(_ value: Int, count: Int) {
+            var divisor = 1
+            for _ in 1..<count { divisor *= 10 }
+            while divisor > 0 {
+                bytes.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
+                divisor /= 10
+            }
+        }
+        bytes += weekdays[Int(parts.tm_wday)].utf8
+        bytes += ", ".utf8
+        digits(Int(parts.tm_mday), count: 2)
+        bytes.append(UInt8(ascii: " "))
+        bytes += months[Int(parts.tm_mon)].utf8
+        bytes.append(UInt8(ascii: " "))
+        digits(Int(parts.tm_year) + 1900, count: 4)
+        bytes.append(UInt8(ascii: " "))
+        digits(Int(parts.tm_hour), count: 2)
+        bytes.append(UInt8(ascii: ":"))
+        digits(Int(parts.tm_min), count: 2)
+        bytes.append(UInt8(ascii: ":"))
+        digits(Int(parts.tm_sec), count: 2)
+        bytes += " GMT".utf8
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Parses an IMF-fixdate, an RFC 850 date or an asctime date; nil for anything else.
@@ -62,9 +86,5 @@ public enum HTTPDate {
     private static func number(_ text: String, digits: ClosedRange<Int>) -> Int? {
         guard digits.contains(text.utf8.count), text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
         return Int(text)
-    }
-
-    private static func twoDigits(_ value: Int) -> String {
-        value < 10 ? "0\(value)" : "\(value)"
     }
 }

@@ -28,25 +28,26 @@ public struct RequestPath: Sendable, Equatable {
 
     /// Decodes the path of `target`.
     public static func parse(_ target: String) throws(Rejection) -> RequestPath {
-        var raw = Substring(target)
-        if let hash = raw.firstIndex(of: "#") { raw = raw[..<hash] }
+        // Bytes, not Characters: the kernel splits paths on the byte "/", and this runs per request.
+        let utf8 = Array(target.utf8)
+        var end = utf8.firstIndex(of: UInt8(ascii: "#")) ?? utf8.count
         var query: String?
-        if let mark = raw.firstIndex(of: "?") {
-            query = String(raw[raw.index(after: mark)...])
-            raw = raw[..<mark]
+        if let mark = utf8[..<end].firstIndex(of: UInt8(ascii: "?")) {
+            query = String(decoding: utf8[(mark + 1)..<end], as: UTF8.self)
+            end = mark
         }
-        guard raw.first == "/" else { throw .notOriginForm }
-        let bytes = try percentDecoded(Array(raw.utf8))
-        guard let text = String(validating: bytes, as: UTF8.self) else { throw .invalidUTF8 }
+        guard end > 0, utf8[0] == UInt8(ascii: "/") else { throw .notOriginForm }
+        let bytes = try percentDecoded(Array(utf8[..<end]))
+        guard String(validating: bytes, as: UTF8.self) != nil else { throw .invalidUTF8 }
         if bytes.contains(where: { $0 < 0x20 || $0 == 0x7F }) { throw .controlCharacter }
         if bytes.contains(0x5C) { throw .backslash }
         var segments: [String] = []
-        for segment in text.split(separator: "/", omittingEmptySubsequences: true) {
-            if segment == "." { continue }
-            if segment == ".." { throw .parentSegment }
-            segments.append(String(segment))
+        for segment in bytes.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true) {
+            if segment.count == 1 && segment.first == UInt8(ascii: ".") { continue }
+            if segment.count == 2 && segment.allSatisfy({ $0 == UInt8(ascii: ".") }) { throw .parentSegment }
+            segments.append(String(decoding: segment, as: UTF8.self))
         }
-        return RequestPath(segments: segments, hasTrailingSlash: text.hasSuffix("/"), query: query)
+        return RequestPath(segments: segments, hasTrailingSlash: bytes.last == UInt8(ascii: "/"), query: query)
     }
 
     private static func percentDecoded(_ bytes: [UInt8]) throws(Rejection) -> [UInt8] {

@@ -9,40 +9,68 @@ public enum RangeRequest: Sendable, Equatable {
 
     /// Parses `value` for a representation of `length` bytes.
     public static func parse(_ value: String, length: Int) -> RangeRequest {
-        let trimmed = value.trimmingSpaces
-        guard let equals = trimmed.firstIndex(of: "="), trimmed[..<equals].trimmingSpaces.lowercased() == "bytes" else { return .invalid }
-        let specs = trimmed[trimmed.index(after: equals)...].split(separator: ",", omittingEmptySubsequences: false)
-        guard !specs.isEmpty, specs.count <= 1000 else { return .invalid }
-        // range-set is 1#range-spec: at least one non-empty element.
-        guard specs.contains(where: { !$0.trimmingSpaces.isEmpty }) else { return .invalid }
+        var value = value
+        // Bytes rather than Characters: a server parses this on every request.
+        return value.withUTF8 { parse(bytes: $0, length: length) }
+    }
+
+    private static func parse(bytes: UnsafeBufferPointer<UInt8>, length: Int) -> RangeRequest {
+        let (start, end) = trimmed(bytes, 0, bytes.count)
+        guard let equals = bytes[start..<end].firstIndex(of: UInt8(ascii: "=")) else { return .invalid }
+        let unit = trimmed(bytes, start, equals)
+        guard unit.1 - unit.0 == 5, zip(bytes[unit.0..<unit.1], "bytes".utf8).allSatisfy({ $0 | 0x20 == $1 }) else { return .invalid }
         var result: [Range<Int>] = []
-        for raw in specs {
-            let spec = raw.trimmingSpaces
-            if spec.isEmpty { continue } // RFC 9110 allows empty list elements
-            guard let dash = spec.firstIndex(of: "-") else { return .invalid }
-            let first = spec[..<dash]
-            let last = spec[spec.index(after: dash)...]
-            if first.isEmpty {
-                guard let suffix = digits(last) else { return .invalid }
+        var elements = 0
+        var nonEmpty = false
+        var elementStart = equals + 1
+        while elementStart <= end {
+            let elementEnd = bytes[elementStart..<end].firstIndex(of: UInt8(ascii: ",")) ?? end
+            elements += 1
+            guard elements <= 1000 else { return .invalid }
+            let (lo, hi) = trimmed(bytes, elementStart, elementEnd)
+            elementStart = elementEnd + 1
+            // RFC 9110 allows empty list elements, as long as one is not empty.
+            if lo == hi { continue }
+            nonEmpty = true
+            guard let dash = bytes[lo..<hi].firstIndex(of: UInt8(ascii: "-")) else { return .invalid }
+            if dash == lo {
+                guard let suffix = digits(bytes, dash + 1, hi) else { return .invalid }
                 if suffix > 0 && length > 0 { result.append(max(0, length - suffix)..<length) }
             } else {
-                guard let start = digits(first) else { return .invalid }
-                var end: Int
-                if last.isEmpty {
-                    end = length
-                } else {
-                    guard let lastByte = digits(last), lastByte >= start else { return .invalid }
-                    end = lastByte == Int.max ? Int.max : lastByte + 1
+                guard let first = digits(bytes, lo, dash) else { return .invalid }
+                var last = length
+                if dash + 1 < hi {
+                    guard let lastByte = digits(bytes, dash + 1, hi), lastByte >= first else { return .invalid }
+                    last = lastByte == Int.max ? Int.max : lastByte + 1
                 }
-                end = min(end, length)
-                if start < length { result.append(start..<end) }
+                if first < length { result.append(first..<min(last, length)) }
             }
         }
+        guard nonEmpty else { return .invalid }
         return result.isEmpty ? .unsatisfiable : .ranges(result)
     }
 
-    private static func digits(_ text: some StringProtocol) -> Int? {
-        guard !text.isEmpty, text.count <= 19, text.allSatisfy({ $0 >= "0" && $0 <= "9" }) else { return nil }
-        return Int(text)
+    /// The bounds of `bytes[start..<end]` without leading and trailing spaces and tabs.
+    private static func trimmed(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> (Int, Int) {
+        var lo = start
+        var hi = end
+        while lo < hi && (bytes[lo] == 0x20 || bytes[lo] == 0x09) { lo += 1 }
+        while hi > lo && (bytes[hi - 1] == 0x20 || bytes[hi - 1] == 0x09) { hi -= 1 }
+        return (lo, hi)
+    }
+
+    /// A run of 1 to 19 ASCII digits as a number; nil for anything else.
+    private static func digits(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Int? {
+        guard end > start, end - start <= 19 else { return nil }
+        var value = 0
+        for index in start..<end {
+            let digit = bytes[index] &- 0x30
+            guard digit <= 9 else { return nil }
+            let (product, overflowMultiply) = value.multipliedReportingOverflow(by: 10)
+            let (sum, overflowAdd) = product.addingReportingOverflow(Int(digit))
+            guard !overflowMultiply, !overflowAdd else { return nil }
+            value = sum
+        }
+        return value
     }
 }

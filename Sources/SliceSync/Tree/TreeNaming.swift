@@ -17,12 +17,26 @@ public enum TreeNaming {
     /// Whether a directory entry with this name is a file the tools never sign: their own temporary
     /// and partial files, and signature directories.
     public static func isReserved(_ name: String) -> Bool {
-        name == signatureDirectory || isTemporary(name) || name.hasSuffix(partialSuffix)
+        name == signatureDirectory || isTemporary(name) || isPartial(name)
     }
 
     /// Whether this name is one of the tools' temporary files.
     public static func isTemporary(_ name: String) -> Bool {
-        name.contains(temporaryMarker)
+        // Compared as bytes, as the file system stores names: this runs for every path a server resolves.
+        let marker = temporaryMarker.utf8
+        let bytes = name.utf8
+        guard bytes.count >= marker.count else { return false }
+        var index = bytes.startIndex
+        while let dot = bytes[index...].firstIndex(of: UInt8(ascii: ".")) {
+            if bytes[dot...].starts(with: marker) { return true }
+            index = bytes.index(after: dot)
+        }
+        return false
+    }
+
+    /// Whether this name is a download's kept partial work.
+    public static func isPartial(_ name: String) -> Bool {
+        name.utf8.count >= partialSuffix.utf8.count && name.utf8.reversed().starts(with: partialSuffix.utf8.reversed())
     }
 
     /// A fresh temporary name next to `path` (same directory, so a rename is atomic).
