@@ -34,6 +34,8 @@ public final class SignatureService: @unchecked Sendable {
     private let cancellation = CancellationFlag()
     private let watcher: DirectoryWatcher
     private let work: WorkQueue
+    /// The signing options with the service's cancellation, so a stop also ends a walk in progress.
+    private let signing: TreeSigningOptions
 
     /// Everything below is owned by the thread that runs `run()`.
     private var watches: [Int32: String] = [:]
@@ -86,6 +88,9 @@ public final class SignatureService: @unchecked Sendable {
         guard let stamp = try FileSystem.stamp(self.root), stamp.isDirectory else {
             throw FileSystemError(.notFound, path: root, message: "\(root) is not a directory; the service watches a directory tree")
         }
+        var signing = options.signing
+        signing.cancellation = cancellation
+        self.signing = signing
         watcher = try DirectoryWatcher()
         var writer = SignatureFileWriter(parameters: options.signing.parameters, pool: nil)
         writer.cancellation = cancellation
@@ -132,12 +137,12 @@ public final class SignatureService: @unchecked Sendable {
     private func fullScan(initial: Bool, eventsLost: Bool = false) {
         nextRescan = ContinuousClock.now + options.rescanInterval
         watchTree(relative: "")
-        let signer = TreeSigner(options: options.signing, logger: logger)
+        let signer = TreeSigner(options: signing, logger: logger)
         let collector = ReportCollector()
         var tasks: [TreeSigner.Task] = []
         var roots: [String] = []
         signer.collect(path: root, into: &tasks, roots: &roots, report: collector)
-        signer.sweepOrphans(root: root, report: collector)
+        if !cancellation.isCancelled { signer.sweepOrphans(root: root, report: collector) }
         scan = ScanProgress(id: scan.id + 1, outstanding: 0, active: true, isInitial: initial, report: collector.snapshot, started: .now)
         let now = ContinuousClock.now
         let recent = Date().timeIntervalSince1970 - options.settle.inSeconds
@@ -317,7 +322,7 @@ public final class SignatureService: @unchecked Sendable {
     private func directoryAppeared(_ relative: String) {
         watchTree(relative: relative)
         // Files may have been created before the watch existed: queue whatever is there now.
-        let signer = TreeSigner(options: options.signing, logger: logger)
+        let signer = TreeSigner(options: signing, logger: logger)
         let collector = ReportCollector()
         var tasks: [TreeSigner.Task] = []
         var roots: [String] = []

@@ -147,6 +147,8 @@ public struct TreeSigner: Sendable {
     }
 
     private func walk(root: String, relative: String, into tasks: inout [Task], report: ReportCollector) throws(FileSystemError) {
+        // A stop during the walk of a huge tree need not wait for the walk to end.
+        if options.cancellation?.isCancelled == true { return }
         let directory = Paths.join(root, relative)
         let entries = try FileSystem.list(directory) { dir in
             report.fail(dir, "\(dir) holds a name that is not valid UTF-8; that entry is skipped", FileSystemError.Code.invalidPath.rawValue, logger: logger)
