@@ -1,6 +1,7 @@
 import Foundation
 import SliceSync
 import Testing
+import TestSupport
 
 /// `shash --service` running as a program on a scratch tree, stopped by SIGTERM at the end of each test.
 final class RunningService {
@@ -58,16 +59,6 @@ final class RunningService {
     func temporaryFiles() -> [String] {
         ((try? FileManager.default.subpathsOfDirectory(atPath: tree.file("pub"))) ?? []).filter { $0.contains(".slicesync.tmp-") }
     }
-}
-
-/// Polls `condition` every 50 ms for at most `seconds`; true once it holds.
-func eventually(within seconds: Double = 20, _ condition: () -> Bool) -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
-        if condition() { return true }
-        usleep(50_000)
-    }
-    return condition()
 }
 
 @Suite("shash --service, run as a program on a changing tree", .serialized)

@@ -31,12 +31,7 @@ struct SyncServerEndToEndTests {
         try scratch.write("client/old.bin", old)
         let server = try TestServer.syncserver(root: scratch.file("pub"))
         // The server signs in the background; the signature appears within a few seconds.
-        var signed = false
-        for _ in 0..<100 where !signed {
-            signed = scratch.exists("pub/.slicesync/a/new.bin.slicesync")
-            if !signed { usleep(100_000) }
-        }
-        #expect(signed)
+        #expect(eventually(within: 10) { scratch.exists("pub/.slicesync/a/new.bin.slicesync") })
         let result = try ProgramRunner.run("slicesync", ["\(server.base)/a/new.bin", "--alike", scratch.file("client/old.bin"), "-o", scratch.file("client/new.bin"), "--json"])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(try scratch.read("client/new.bin") == Data(new))

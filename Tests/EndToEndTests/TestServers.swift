@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 /// A server process on 127.0.0.1 for one test, stopped by PID when the value goes away.
 final class TestServer {
@@ -34,18 +35,7 @@ final class TestServer {
 
     /// Starts the fault-injection server serving `root` in `mode`.
     static func fault(root: String, mode: String) throws -> TestServer {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", serversDirectory.appendingPathComponent("faultserver.py").path, root, mode]
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        let line = String(decoding: out.fileHandleForReading.availableData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard let port = Int(line) else {
-            stop(process)
-            throw NSError(domain: "TestServer", code: 1, userInfo: [NSLocalizedDescriptionKey: "the fault server did not start: \(line)"])
-        }
-        return TestServer(process: process, port: port)
+        try reportingPort(["python3", serversDirectory.appendingPathComponent("faultserver.py").path, root, mode], name: "the fault server", pattern: #"^(\d+)"#)
     }
 
     /// Starts Python's `http.server`, which ignores Range headers and always sends the whole file.
@@ -85,20 +75,8 @@ final class TestServer {
 
     /// Starts the built syncserver on `root` and a free port; waits until it prints its URL.
     static func syncserver(root: String, extra: [String] = []) throws -> TestServer {
-        let process = Process()
-        process.executableURL = ProgramRunner.buildDirectory.appendingPathComponent("syncserver")
-        process.arguments = ["--root", root, "--port", "0"] + extra
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let line = String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
-        guard let range = line.range(of: #"http://127\.0\.0\.1:(\d+)/"#, options: .regularExpression),
-              let port = Int(line[range].dropFirst("http://127.0.0.1:".count).dropLast()) else {
-            stop(process)
-            throw NSError(domain: "TestServer", code: 3, userInfo: [NSLocalizedDescriptionKey: "syncserver did not start: \(line)"])
-        }
-        return TestServer(process: process, port: port)
+        let program = ProgramRunner.buildDirectory.appendingPathComponent("syncserver").path
+        return try reportingPort([program, "--root", root, "--port", "0"] + extra, name: "syncserver", pattern: #"http://127\.0\.0\.1:(\d+)/"#)
     }
 
     /// Starts nginx (Debian's package) serving `root` on a free port, with `extra` http-level directives.
@@ -140,15 +118,6 @@ final class TestServer {
     }
 
     private static func canConnect(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
+        (try? RawConnection(port: port)) != nil
     }
 }

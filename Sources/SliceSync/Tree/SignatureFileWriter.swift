@@ -73,28 +73,58 @@ public struct SignatureFileWriter: Sendable {
         throw FileSystemError(.changedWhileReading, path: filePath, message: "\(filePath) kept changing while it was hashed; it will be signed once it is stable")
     }
 
+    /// Signatures larger than this (files of many GiB) are hashed again after a rename rather than held
+    /// in memory whole.
+    static let largestSignatureMoved = 256 << 20
+
+    /// Rewrites the current signature of a file renamed from `oldFilename` under its new name at
+    /// `signaturePath`, keeping its stamp, and removes the old one: a rename needs no hashing. False,
+    /// with nothing changed, when the old signature is not current for the file (it must be hashed).
+    public func moveSignature(from oldSignaturePath: String, oldFilename: String, to signaturePath: String, filePath: String) throws(FileSystemError) -> Bool {
+        let filename = Paths.basename(filePath)
+        guard TreeNaming.isSignable(filename), let stamp = try FileSystem.stamp(filePath), stamp.isRegularFile,
+              isCurrent(signaturePath: oldSignaturePath, fileStamp: stamp, filename: oldFilename),
+              let signature = try? Signature.parse(SystemFile.openForReading(oldSignaturePath).readAll(limit: Self.largestSignatureMoved))
+        else { return false }
+        try Self.replace(signaturePath) { (output) throws(FileSystemError) in
+            try output.write(signature.serialized(renamedTo: filename), at: 0)
+            return (stamp.mtimeSeconds, stamp.mtimeNanoseconds)
+        }
+        try FileSystem.removeFile(oldSignaturePath)
+        return true
+    }
+
     private func write(source: SystemFile, stamp before: FileStamp, filename: String, startedAt: Int, to signaturePath: String) throws(FileSystemError) {
-        let directory = Paths.parent(of: signaturePath)
+        try Self.replace(signaturePath) { (output) throws(FileSystemError) in
+            var builder = SignatureBuilder(parameters: parameters, pool: pool)
+            builder.cancellation = cancellation
+            _ = try builder.sign(source: source, length: before.size, filename: filename, into: output)
+            afterHashing?(source.path)
+            let after = try source.stamp()
+            let atPath = try FileSystem.stamp(source.path)
+            guard !after.contentMayDiffer(from: before), let atPath,
+                  atPath.device == before.device, atPath.inode == before.inode else {
+                throw FileSystemError(.changedWhileReading, path: source.path, message: "\(source.path) changed while it was being hashed")
+            }
+            let racy = before.mtimeSeconds >= startedAt - racyWindow
+            return (before.mtimeSeconds - (racy ? 1 : 0), before.mtimeNanoseconds)
+        }
+    }
+
+    /// Replaces `path` atomically: `fill` writes a temporary file next to it and returns the modification
+    /// time to give it; the file is fsynced, renamed into place and its directory fsynced. On any
+    /// failure the temporary file is removed and `path` is untouched.
+    private static func replace(_ path: String, fill: (SystemFile) throws(FileSystemError) -> (seconds: Int, nanoseconds: Int)) throws(FileSystemError) {
+        let directory = Paths.parent(of: path)
         try FileSystem.createDirectories(directory)
-        let temporary = TreeNaming.temporaryPath(for: signaturePath)
+        let temporary = TreeNaming.temporaryPath(for: path)
         let output = try SystemFile.createExclusive(temporary, mode: 0o644)
         var renamed = false
         defer { if !renamed { try? FileSystem.removeFile(temporary) } }
-
-        var builder = SignatureBuilder(parameters: parameters, pool: pool)
-        builder.cancellation = cancellation
-        _ = try builder.sign(source: source, length: before.size, filename: filename, into: output)
-        afterHashing?(source.path)
-        let after = try source.stamp()
-        let atPath = try FileSystem.stamp(source.path)
-        guard !after.contentMayDiffer(from: before), let atPath,
-              atPath.device == before.device, atPath.inode == before.inode else {
-            throw FileSystemError(.changedWhileReading, path: source.path, message: "\(source.path) changed while it was being hashed")
-        }
-        let racy = before.mtimeSeconds >= startedAt - racyWindow
-        try output.setModificationTime(seconds: before.mtimeSeconds - (racy ? 1 : 0), nanoseconds: before.mtimeNanoseconds)
+        let modified = try fill(output)
+        try output.setModificationTime(seconds: modified.seconds, nanoseconds: modified.nanoseconds)
         try output.sync()
-        try FileSystem.rename(temporary, to: signaturePath)
+        try FileSystem.rename(temporary, to: path)
         renamed = true
         try FileSystem.syncDirectory(directory)
     }

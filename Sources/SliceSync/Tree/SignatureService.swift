@@ -34,6 +34,8 @@ public final class SignatureService: @unchecked Sendable {
     private let cancellation = CancellationFlag()
     private let watcher: DirectoryWatcher
     private let work: WorkQueue
+    /// Writes, checks and moves signatures; the hashing threads use a copy with their pool.
+    private let writer: SignatureFileWriter
     /// The signing options with the service's cancellation, so a stop also ends a walk in progress.
     private let signing: TreeSigningOptions
 
@@ -97,6 +99,7 @@ public final class SignatureService: @unchecked Sendable {
         // Inotify reports every later write, and a file is hashed only after it settled, so a
         // signature need not be made provisional for a recent modification time.
         writer.racyWindow = 0
+        self.writer = writer
         work = WorkQueue(writer: writer, threads: max(1, options.signing.jobs), largeFileSize: options.largeFileSize, cancellation: cancellation, logger: logger)
     }
 
@@ -137,12 +140,8 @@ public final class SignatureService: @unchecked Sendable {
     private func fullScan(initial: Bool, eventsLost: Bool = false) {
         nextRescan = ContinuousClock.now + options.rescanInterval
         watchTree(relative: "")
-        let signer = TreeSigner(options: signing, logger: logger)
-        let collector = ReportCollector()
-        var tasks: [TreeSigner.Task] = []
-        var roots: [String] = []
-        signer.collect(path: root, into: &tasks, roots: &roots, report: collector)
-        if !cancellation.isCancelled { signer.sweepOrphans(root: root, report: collector) }
+        let (tasks, collector) = filesToSign(under: root)
+        if !cancellation.isCancelled { TreeSigner(options: signing, logger: logger).sweepOrphans(root: root, report: collector) }
         scan = ScanProgress(id: scan.id + 1, outstanding: 0, active: true, isInitial: initial, report: collector.snapshot, started: .now)
         let now = ContinuousClock.now
         let recent = Date().timeIntervalSince1970 - options.settle.inSeconds
@@ -168,6 +167,15 @@ public final class SignatureService: @unchecked Sendable {
             schedule(relative, PendingFile(lastChange: lastChange, writing: false, force: false, scanID: scan.id, stamp: stamp))
         }
         finishScanIfDone()
+    }
+
+    /// The files below `path` that one-shot signing would sign, and what the walk had to report.
+    private func filesToSign(under path: String) -> (tasks: [TreeSigner.Task], report: ReportCollector) {
+        let report = ReportCollector()
+        var tasks: [TreeSigner.Task] = []
+        var roots: [String] = []
+        TreeSigner(options: signing, logger: logger).collect(path: path, into: &tasks, roots: &roots, report: report)
+        return (tasks, report)
     }
 
     private func finishScanIfDone() {
@@ -204,7 +212,7 @@ public final class SignatureService: @unchecked Sendable {
             logger.error("cannot watch \(directory): \(String(cString: strerror(code)))")
             return
         }
-        guard options.signing.recursive, let entries = try? FileSystem.list(directory) else { return }
+        guard signing.recursive, let entries = try? FileSystem.list(directory) else { return }
         for entry in entries where !TreeNaming.isReserved(entry.name) {
             // Linked directories are not followed, as in one-shot signing.
             guard entry.kind == .directory || (entry.kind == .unknown && (try? FileSystem.linkStamp(Paths.join(directory, entry.name)))??.stamp.isDirectory == true) else { continue }
@@ -251,7 +259,7 @@ public final class SignatureService: @unchecked Sendable {
                 continue
             }
             if event.isDirectory {
-                guard options.signing.recursive else { continue }
+                guard signing.recursive else { continue }
                 if event.has(IN_CREATE) || event.has(IN_MOVED_TO) { directoryAppeared(relative) }
                 if event.has(IN_DELETE) { directoryRemoved(relative) }
                 continue
@@ -322,13 +330,8 @@ public final class SignatureService: @unchecked Sendable {
     private func directoryAppeared(_ relative: String) {
         watchTree(relative: relative)
         // Files may have been created before the watch existed: queue whatever is there now.
-        let signer = TreeSigner(options: signing, logger: logger)
-        let collector = ReportCollector()
-        var tasks: [TreeSigner.Task] = []
-        var roots: [String] = []
-        signer.collect(path: Paths.join(root, relative), into: &tasks, roots: &roots, report: collector)
         let now = ContinuousClock.now
-        for task in tasks {
+        for task in filesToSign(under: Paths.join(root, relative)).tasks {
             touch(relativePath(of: task.filePath), now: now, writing: false)
         }
     }
@@ -369,7 +372,7 @@ public final class SignatureService: @unchecked Sendable {
             let to = Paths.join(signatureRoot, new)
             if (try? FileSystem.linkStamp(from))??.stamp.isDirectory == true {
                 do throws(FileSystemError) {
-                    if (try FileSystem.linkStamp(to)) != nil { _ = try FileSystem.removeTree(to) }
+                    try FileSystem.removeTree(to)
                     try FileSystem.createDirectories(Paths.parent(of: to))
                     try FileSystem.rename(from, to: to)
                     logger.info("moved \(from) to \(to)")
@@ -385,7 +388,7 @@ public final class SignatureService: @unchecked Sendable {
         let state = pending.removeValue(forKey: old)
         let from = TreeNaming.signaturePath(root: root, relativePath: old)
         let to = TreeNaming.signaturePath(root: root, relativePath: new)
-        if state == nil, !inFlight.contains(old), moveSignature(from: from, to: to, file: Paths.join(root, new)) {
+        if state == nil, !inFlight.contains(old), moveSignature(from: from, to: to, oldName: Paths.basename(old), file: Paths.join(root, new)) {
             logger.info("moved \(from) to \(to)")
             return
         }
@@ -398,27 +401,10 @@ public final class SignatureService: @unchecked Sendable {
         schedule(new, file)
     }
 
-    /// Rewrites a current signature under the file's new name; false when it has to be hashed again.
-    private func moveSignature(from: String, to: String, file: String) -> Bool {
-        guard let stamp = try? FileSystem.stamp(file), stamp.isRegularFile,
-              let signatureStamp = try? FileSystem.stamp(from), signatureStamp.size <= 256 << 20,
-              signatureStamp.mtimeSeconds == stamp.mtimeSeconds, signatureStamp.mtimeNanoseconds == stamp.mtimeNanoseconds,
-              let bytes = try? SystemFile.openForReading(from).readAll(limit: 256 << 20),
-              let signature = try? Signature.parse(bytes), signature.summary.length == stamp.size,
-              options.signing.parameters.matches(signature.summary), TreeNaming.isSignable(Paths.basename(file))
-        else { return false }
-        do throws(FileSystemError) {
-            try FileSystem.createDirectories(Paths.parent(of: to))
-            let temporary = TreeNaming.temporaryPath(for: to)
-            let output = try SystemFile.createExclusive(temporary, mode: 0o644)
-            var renamed = false
-            defer { if !renamed { try? FileSystem.removeFile(temporary) } }
-            try output.write(signature.serialized(renamedTo: Paths.basename(file)), at: 0)
-            try output.setModificationTime(seconds: signatureStamp.mtimeSeconds, nanoseconds: signatureStamp.mtimeNanoseconds)
-            try output.sync()
-            try FileSystem.rename(temporary, to: to)
-            renamed = true
-            try FileSystem.removeFile(from)
+    /// Moves a current signature along with its renamed file; false when the file must be hashed again.
+    private func moveSignature(from: String, to: String, oldName: String, file: String) -> Bool {
+        do {
+            guard try writer.moveSignature(from: from, oldFilename: oldName, to: to, filePath: file) else { return false }
             pruneEmptyParents(of: from)
             return true
         } catch {
@@ -495,7 +481,7 @@ public final class SignatureService: @unchecked Sendable {
 
     /// Whether a path may be signed: a link that leaves the root is not, when the options say so.
     private func isSignedUnderPolicy(_ path: String) -> Bool {
-        guard !options.signing.signsLinksLeavingRoot, (try? FileSystem.linkStamp(path))??.isSymlink == true else { return true }
+        guard !signing.signsLinksLeavingRoot, (try? FileSystem.linkStamp(path))??.isSymlink == true else { return true }
         return TreeSigner.resolves(path, inside: root)
     }
 
@@ -578,6 +564,7 @@ final class WorkQueue: @unchecked Sendable {
     private var running = 0
     private var largeFileActive = false
     private var stopping = false
+    private var threadsAlive = 0
     /// Called on a hashing thread after each file.
     var onFinished: @Sendable () -> Void = {}
 
@@ -634,8 +621,6 @@ final class WorkQueue: @unchecked Sendable {
         pool.shutdown()
     }
 
-    private var threadsAlive = 0
-
     private func next() -> WorkItem? {
         condition.lock()
         defer { condition.unlock() }
@@ -689,7 +674,8 @@ final class WorkQueue: @unchecked Sendable {
     }
 }
 
-/// Pending files ordered by when they may be hashed; each pending file has exactly one entry.
+/// Pending files ordered by when they may be hashed. A file that was moved earlier in the schedule also
+/// leaves its old entry behind; the token tells the stale one, which is skipped when it comes up.
 struct DueHeap {
     struct Entry {
         var due: ContinuousClock.Instant

@@ -47,20 +47,15 @@ struct SignatureServiceTests {
         try body(label)
     }
 
-    func waitFor(_ condition: () -> Bool) -> Bool {
-        for _ in 0..<400 where !condition() { usleep(25_000) }
-        return condition()
-    }
-
     @Test func aRenamedFileKeepsItsSignatureUnderTheNewNameWithoutHashing() throws {
         let dir = try TemporaryDirectory()
         let content = randomBytes(600_000, seed: 4)
         try dir.write("d/old-name.iso", content)
         try withService(dir.path) { label in
-            #expect(waitFor { dir.exists(".slicesync/d/old-name.iso.slicesync") })
-            #expect(waitFor { RecordingLogHandler.lines(label).contains { $0.hasPrefix("signatures up to date") } })
+            #expect(eventually { dir.exists(".slicesync/d/old-name.iso.slicesync") })
+            #expect(eventually { RecordingLogHandler.lines(label).contains { $0.hasPrefix("signatures up to date") } })
             try FileManager.default.moveItem(atPath: dir.file("d/old-name.iso"), toPath: dir.file("d/new-name.iso"))
-            #expect(waitFor { dir.exists(".slicesync/d/new-name.iso.slicesync") && !dir.exists(".slicesync/d/old-name.iso.slicesync") })
+            #expect(eventually { dir.exists(".slicesync/d/new-name.iso.slicesync") && !dir.exists(".slicesync/d/old-name.iso.slicesync") })
             let written = try Signature.parse([UInt8](Data(contentsOf: URL(fileURLWithPath: dir.file(".slicesync/d/new-name.iso.slicesync")))))
             let expected = try SignatureBuilder(parameters: SigningParameters(), pool: nil).signature(of: content, filename: "new-name.iso")
             #expect(written == expected)
@@ -77,7 +72,7 @@ struct SignatureServiceTests {
         let dir = try TemporaryDirectory()
         try dir.write("a.bin", randomBytes(10_000, seed: 1))
         try withService(dir.path) { label in
-            #expect(waitFor { RecordingLogHandler.lines(label).contains { $0.hasPrefix("signatures up to date") } })
+            #expect(eventually { RecordingLogHandler.lines(label).contains { $0.hasPrefix("signatures up to date") } })
             usleep(800_000)
             // One signature written, and no second look at it caused by that write.
             #expect(RecordingLogHandler.lines(label).filter { $0.hasPrefix("signed ") }.count == 1)
@@ -90,10 +85,10 @@ struct SignatureServiceTests {
         try outside.write("secret", randomBytes(1000, seed: 2))
         try dir.write("pub/inside.bin", randomBytes(1000, seed: 3))
         try withService(dir.file("pub"), configure: { $0.signing.signsLinksLeavingRoot = false }) { _ in
-            #expect(waitFor { dir.exists("pub/.slicesync/inside.bin.slicesync") })
+            #expect(eventually { dir.exists("pub/.slicesync/inside.bin.slicesync") })
             try FileManager.default.createSymbolicLink(atPath: dir.file("pub/leaves"), withDestinationPath: outside.file("secret"))
             try FileManager.default.createSymbolicLink(atPath: dir.file("pub/stays"), withDestinationPath: "inside.bin")
-            #expect(waitFor { dir.exists("pub/.slicesync/stays.slicesync") })
+            #expect(eventually { dir.exists("pub/.slicesync/stays.slicesync") })
             usleep(300_000)
             #expect(!dir.exists("pub/.slicesync/leaves.slicesync"))
         }
