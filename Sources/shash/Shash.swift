@@ -40,7 +40,7 @@ struct Shash: ParsableCommand {
     @Option(help: ArgumentHelp("Slice size, with an optional K, M or G suffix (default: 1M for format 1, 256K for format 2).", valueName: "size"))
     var slice: ByteSize?
 
-    @Option(help: ArgumentHelp("Block size of format 2, with an optional K or M suffix (default: 2K).", valueName: "size"))
+    @Option(help: ArgumentHelp("Block size of format 2, with an optional K or M suffix (default: 2K; 512 for tar archives).", valueName: "size"))
     var block: ByteSize?
 
     @Flag(inversion: .prefixedNo, help: "Descend into subdirectories.")

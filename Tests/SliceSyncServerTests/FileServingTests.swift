@@ -87,7 +87,7 @@ struct FileServingTests {
             let merged = try exchange(port, "/data/file.bin", headers: ["Range: \(abusive)"])
             #expect(merged.status == 206)
             #expect(merged.body.count == 300_000)
-            let many = "bytes=" + (0..<101).map { "\($0 * 10)-\($0 * 10)" }.joined(separator: ",")
+            let many = "bytes=" + (0..<201).map { "\($0 * 10)-\($0 * 10)" }.joined(separator: ",")
             #expect(try exchange(port, "/data/file.bin", headers: ["Range: \(many)"]).status == 200)
         }
     }

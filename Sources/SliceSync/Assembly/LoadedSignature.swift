@@ -153,6 +153,16 @@ final class LoadedSignature: Sendable {
             }
         }
         session.logger.info("\(slices.count - missing.count) of \(slices.count) slices found whole")
+        let zeros = zeroSlices(among: missing)
+        if !zeros.isEmpty {
+            for slice in zeros {
+                for block in header.blockRange(ofSlice: slice) {
+                    map.sources[block] = LocalSource(file: LocalSource.zeros, offset: block * header.blockSize)
+                }
+            }
+            missing.removeAll { zeros.contains($0) }
+            session.logger.info("\(zeros.count) slices are all zeros")
+        }
         guard !missing.isEmpty else { return map }
 
         // The blocks of a changed slice are first looked for where its old content must be: in the parts

@@ -84,35 +84,68 @@ final class OutputFile: @unchecked Sendable {
         hasher.start()
         var flushed = 0
         var slot = 0
+        // Bytes of the current buffer filled so far: consecutive segments share a buffer, so a file
+        // made of thousands of small pieces (a tar's headers between its members) is still handed to
+        // the hasher in big chunks.
+        var filled = 0
+        // Local bytes read into the buffer but not yet written: buffer[unwritten..<filled], which
+        // belong at `unwrittenAt` in the output. They go out in one write per buffer or run.
+        var unwritten = 0
+        var unwrittenAt = 0
+        func writePending() throws(FileSystemError) {
+            if filled > unwritten { try file.write(from: ring[slot] + unwritten, count: filled - unwritten, at: unwrittenAt) }
+            unwritten = filled
+        }
+        handoff.acquire(slot)
         do throws(FileSystemError) {
             for segment in segments {
                 var position = segment.range.lowerBound
                 while position < segment.range.upperBound {
-                    let count = min(size, segment.range.upperBound - position)
-                    handoff.acquire(slot)
-                    let buffer = ring[slot]
+                    let count = min(size - filled, segment.range.upperBound - position)
+                    let buffer = ring[slot] + filled
                     switch segment {
                     case .local(let source, let range):
-                        let file = sources[source.file]
-                        let got = try file.read(into: buffer, count: count, at: source.offset + (position - range.lowerBound))
-                        guard got == count else {
-                            throw FileSystemError(.changedWhileReading, path: file.path, message: "\(file.path) became shorter while it was being read; run again")
+                        if unwritten == filled { unwrittenAt = position }
+                        let at = source.offset + (position - range.lowerBound)
+                        switch source.file {
+                        case LocalSource.zeros:
+                            buffer.initializeMemory(as: UInt8.self, repeating: 0, count: count)
+                        case LocalSource.repeated:
+                            // A copy of a piece downloaded before assembly began.
+                            guard try file.read(into: buffer, count: count, at: at) == count else {
+                                throw FileSystemError(.io, path: temporaryPath, message: "\(temporaryPath) is shorter than expected")
+                            }
+                        default:
+                            let file = sources[source.file]
+                            guard try file.read(into: buffer, count: count, at: at) == count else {
+                                throw FileSystemError(.changedWhileReading, path: file.path, message: "\(file.path) became shorter while it was being read; run again")
+                            }
                         }
-                        try self.file.write(from: buffer, count: count, at: position)
                     case .output:
+                        try writePending()
                         guard try file.read(into: buffer, count: count, at: position) == count else {
                             throw FileSystemError(.io, path: temporaryPath, message: "\(temporaryPath) is shorter than expected")
                         }
                     }
-                    handoff.give(slot, count: count)
-                    slot = (slot + 1) % ring.count
+                    filled += count
                     position += count
+                    if case .output = segment { unwritten = filled }
+                    if filled == size {
+                        try writePending()
+                        handoff.give(slot, count: filled)
+                        slot = (slot + 1) % ring.count
+                        filled = 0
+                        unwritten = 0
+                        handoff.acquire(slot)
+                    }
                     if position - flushed >= 32 << 20 {
                         _ = slicesync_start_writeback(file.descriptor, off_t(flushed), off_t(position - flushed))
                         flushed = position
                     }
                 }
             }
+            try writePending()
+            handoff.give(slot, count: filled)
         } catch {
             handoff.close()
             _ = handoff.result()

@@ -145,6 +145,7 @@ public final class SyncSession: Sendable {
         }
         timing("fetched the signature")
         var map = try await signature.locate(using: matcher, session: self)
+        signature.fillRepeats(&map)
         timing("matched local files (\(formatBytes(map.reusedBytes)) found)")
         try Task.checkCancellation()
         if scanProgress.isCancelled { throw CancellationError() }
@@ -220,7 +221,7 @@ public final class SyncSession: Sendable {
             // Keep the work for the next run: what was downloaded, plus the local pieces (unless the user
             // is waiting for Ctrl-C to take effect; the local files are still there).
             if !assembled && !(error is CancellationError) && !scanProgress.isCancelled {
-                for run in map.localRuns {
+                for run in map.localRuns where run.source.file < LocalSource.maxFiles {
                     try? output.copy(from: matcher.alikes[run.source.file].file, at: run.source.offset, to: run.target.lowerBound, count: run.target.count)
                 }
                 assembled = !map.localRuns.isEmpty

@@ -1,5 +1,5 @@
 /// One slice of a format 1 signature: the zlib Adler-32 and the MD5 of the slice.
-public struct V1SliceHash: Sendable, Equatable {
+public struct V1SliceHash: Sendable, Hashable {
     /// Adler-32 of the slice.
     public var adler32: UInt32
     /// MD5 of the slice, 16 bytes.

@@ -6,6 +6,8 @@ public struct SigningParameters: Sendable, Equatable, Codable {
     public var sliceSize: Int
     /// Block size in bytes; format 2 only.
     public var blockSize: Int
+    /// Whether the block size is the default rather than chosen: then tar archives get 512-byte blocks.
+    public var blockSizeIsDefault: Bool
 
     /// Default slice size of format 1, as in the original slicesync: 1 MiB.
     public static let defaultV1SliceSize = 1 << 20
@@ -13,6 +15,7 @@ public struct SigningParameters: Sendable, Equatable, Codable {
     /// Parameters with every size checked against the format's bounds; nil sizes take the defaults.
     public init(version: SignatureVersion = .v2, sliceSize: Int? = nil, blockSize: Int? = nil) throws(SignatureError) {
         self.version = version
+        blockSizeIsDefault = blockSize == nil
         switch version {
         case .v1:
             guard blockSize == nil else {
@@ -31,6 +34,36 @@ public struct SigningParameters: Sendable, Equatable, Codable {
             self.sliceSize = slice
             self.blockSize = block
         }
+    }
+
+    /// Block size for tar archives when none is chosen. Tar members start on 512-byte boundaries and
+    /// every member's header (its name and time) changes between two releases while most contents do
+    /// not; with 512-byte blocks only the headers are fetched, and the extended headers, which all
+    /// change to the same new time, are fetched once (measured on two botocore sdists: 5.5 MB on the
+    /// wire against 11.6 MB with 2 KiB blocks and zsync's 14.6 MB).
+    public static let tarBlockSize = 512
+
+    /// These parameters for a file whose first bytes are `start`: a tar archive gets `tarBlockSize`
+    /// blocks when the block size is the default.
+    public func forFile(startingWith start: [UInt8]) -> SigningParameters {
+        guard version == .v2, blockSizeIsDefault, sliceSize % Self.tarBlockSize == 0, Self.isTarHeader(start) else { return self }
+        var adapted = self
+        adapted.blockSize = Self.tarBlockSize
+        return adapted
+    }
+
+    /// Bytes of a file's start that `forFile(startingWith:)` looks at.
+    public static let sniffedBytes = 512
+
+    /// Whether `bytes` begin with a tar header: the `ustar` magic (POSIX, GNU and pax archives) and a
+    /// header checksum that adds up.
+    static func isTarHeader(_ bytes: [UInt8]) -> Bool {
+        guard bytes.count >= 512, bytes[257..<262].elementsEqual("ustar".utf8) else { return false }
+        var sum = 0
+        for (index, byte) in bytes[0..<512].enumerated() { sum += (148..<156).contains(index) ? 0x20 : Int(byte) }
+        let field = bytes[148..<156].prefix { $0 >= 0x30 && $0 <= 0x37 || $0 == 0x20 }.filter { $0 != 0x20 }
+        guard !field.isEmpty, let stored = Int(String(decoding: field, as: UTF8.self), radix: 8) else { return false }
+        return stored == sum
     }
 
     /// Whether a signature described by `summary` was written with these parameters.

@@ -25,6 +25,10 @@ public final class Matcher: Sendable {
         var files: [AlikeFile] = []
         for path in paths where !seen.contains(path) {
             seen.insert(path)
+            guard files.count < LocalSource.maxFiles else {
+                logger.warning("not using \(path) as an alike file: at most \(LocalSource.maxFiles) alike files are scanned")
+                continue
+            }
             do {
                 let file = try SystemFile.openForReading(path)
                 files.append(AlikeFile(path: path, length: try file.stamp().size, file: file))

@@ -12,6 +12,13 @@ public struct LocalSource: Sendable, Hashable, Codable {
         self.file = file
         self.offset = offset
     }
+
+    /// Alike files the matcher takes at most; the file numbers above are the two kinds below.
+    public static let maxFiles = 250
+    /// Not a file: the piece is all zeros (`offset` is its own offset in the target, so runs merge).
+    public static let zeros = 255
+    /// Not a file: the piece repeats another, downloaded, piece of the target at `offset`.
+    public static let repeated = 254
 }
 
 /// Decides which of the candidate pieces (whose weak hash matched) a window of bytes really is.

@@ -9,8 +9,9 @@ public enum RangeSelection: Sendable, Equatable {
     /// Several disjoint ranges: 206 multipart/byteranges, in this order.
     case multiple([Range<Int>])
 
-    /// The server's default cap on the number of parts in one reply.
-    public static let defaultMaxRanges = 100
+    /// The server's default cap on the number of parts in one reply: Apache httpd's `MaxRanges`
+    /// default, which is also what the slicesync client asks for at most.
+    public static let defaultMaxRanges = 200
 
     /// Chooses what to send for `header` on a representation of `length` bytes.
     ///

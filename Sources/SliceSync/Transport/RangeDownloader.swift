@@ -8,9 +8,11 @@ public enum RequestPlanner {
     /// so below a few hundred bytes fetching the gap is cheaper than describing two ranges. Ranges are
     /// block-aligned, so in practice only the unaligned tail of a file meets this.
     public static let mergeGap = 256
-    /// Longest Range header sent: well inside every server's header limits (nginx 1 KiB lines by
-    /// default for large headers are 8 KiB; Apache 8 KiB).
-    public static let maxRangeHeader = 2000
+    /// Longest Range header sent: room for 200 ranges of a file of some GiB, while the whole request
+    /// stays inside the 8 KiB that nginx (`large_client_header_buffers`), Apache
+    /// (`LimitRequestFieldSize`) and most proxies allow for a header line, with room left for a long
+    /// Authorization header.
+    public static let maxRangeHeader = 4400
     /// Largest body asked for in one request; bounds the memory a reply needs (replies are held whole
     /// until their parts are verified).
     public static let maxRequestBytes = 8 << 20

@@ -9,7 +9,8 @@ public final class RemoteFile: Sendable {
         var url: String
         var etag: String?
         var length: Int?
-        /// Ranges per request the server has handled; starts high and drops on refusals.
+        /// Ranges per request the server has handled; starts at Apache's `MaxRanges` default (200,
+        /// past which it answers with the whole file) and drops on refusals.
         var maxRanges: Int
         /// Set once a single-range request was answered with the whole file.
         var rangesUnsupported = false
@@ -25,7 +26,7 @@ public final class RemoteFile: Sendable {
     static let maxRedirects = 8
 
     /// A remote file at `url`, fetched through `exchange` with `headers` added to every request.
-    public init(url: String, exchange: HTTPExchange, headers: [(String, String)], maxRanges: Int = 64, logger: Logger) {
+    public init(url: String, exchange: HTTPExchange, headers: [(String, String)], maxRanges: Int = 200, logger: Logger) {
         self.exchange = exchange
         self.extraHeaders = headers
         self.logger = logger

@@ -38,8 +38,9 @@ public struct SignatureFileWriter: Sendable {
         self.pool = pool
     }
 
-    /// Whether the signature at `signaturePath` is current for the file with `stamp` and `filename`.
-    public func isCurrent(signaturePath: String, fileStamp stamp: FileStamp, filename: String) -> Bool {
+    /// Whether the signature at `signaturePath` is current for the file with `stamp`, `filename` and
+    /// first bytes `fileStart` (which decide the block size of a tar archive).
+    public func isCurrent(signaturePath: String, fileStamp stamp: FileStamp, filename: String, fileStart: [UInt8] = []) -> Bool {
         guard let signatureStamp = try? FileSystem.stamp(signaturePath), signatureStamp.isRegularFile,
               signatureStamp.mtimeSeconds == stamp.mtimeSeconds,
               signatureStamp.mtimeNanoseconds == stamp.mtimeNanoseconds,
@@ -47,7 +48,7 @@ public struct SignatureFileWriter: Sendable {
               let prefix = try? file.readPrefix(limit: SignatureLimits.maxHeaderBytes + 64),
               let summary = try? SignatureSummary.parse(prefix: prefix)
         else { return false }
-        return parameters.matches(summary) && summary.length == stamp.size && summary.filename == filename
+        return parameters.forFile(startingWith: fileStart).matches(summary) && summary.length == stamp.size && summary.filename == filename
     }
 
     /// Brings the signature of `filePath` at `signaturePath` up to date.
@@ -60,11 +61,12 @@ public struct SignatureFileWriter: Sendable {
             let startedAt = Self.now()
             let source = try SystemFile.openForReading(filePath)
             let before = try source.stamp()
-            if !force && isCurrent(signaturePath: signaturePath, fileStamp: before, filename: filename) {
+            let start = try source.readPrefix(limit: SigningParameters.sniffedBytes)
+            if !force && isCurrent(signaturePath: signaturePath, fileStamp: before, filename: filename, fileStart: start) {
                 return .upToDate
             }
             do {
-                try write(source: source, stamp: before, filename: filename, startedAt: startedAt, to: signaturePath)
+                try write(source: source, stamp: before, parameters: parameters.forFile(startingWith: start), filename: filename, startedAt: startedAt, to: signaturePath)
                 return .written(bytesHashed: before.size)
             } catch where error.code == .changedWhileReading && attempt < attempts {
                 continue
@@ -83,7 +85,8 @@ public struct SignatureFileWriter: Sendable {
     public func moveSignature(from oldSignaturePath: String, oldFilename: String, to signaturePath: String, filePath: String) throws(FileSystemError) -> Bool {
         let filename = Paths.basename(filePath)
         guard TreeNaming.isSignable(filename), let stamp = try FileSystem.stamp(filePath), stamp.isRegularFile,
-              isCurrent(signaturePath: oldSignaturePath, fileStamp: stamp, filename: oldFilename),
+              let start = try? SystemFile.openForReading(filePath).readPrefix(limit: SigningParameters.sniffedBytes),
+              isCurrent(signaturePath: oldSignaturePath, fileStamp: stamp, filename: oldFilename, fileStart: start),
               let signature = try? Signature.parse(SystemFile.openForReading(oldSignaturePath).readAll(limit: Self.largestSignatureMoved))
         else { return false }
         try Self.replace(signaturePath) { (output) throws(FileSystemError) in
@@ -94,7 +97,7 @@ public struct SignatureFileWriter: Sendable {
         return true
     }
 
-    private func write(source: SystemFile, stamp before: FileStamp, filename: String, startedAt: Int, to signaturePath: String) throws(FileSystemError) {
+    private func write(source: SystemFile, stamp before: FileStamp, parameters: SigningParameters, filename: String, startedAt: Int, to signaturePath: String) throws(FileSystemError) {
         try Self.replace(signaturePath) { (output) throws(FileSystemError) in
             var builder = SignatureBuilder(parameters: parameters, pool: pool)
             builder.cancellation = cancellation

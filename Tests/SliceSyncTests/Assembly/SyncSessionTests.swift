@@ -116,6 +116,40 @@ struct SyncMatchingTests {
         #expect(report.alikeFiles.count == 2)
     }
 
+    @Test func zerosNeedNoDownloadAndZeroSlicesNoFineTable() async throws {
+        let harness = try SyncHarness()
+        let a = randomBytes(600_000, seed: 31)
+        let b = randomBytes(600_000, seed: 32)
+        // 6 MiB of zeros: 24 whole zero slices, and zero blocks in the changed slices around them.
+        let target = a + [UInt8](repeating: 0, count: (6 << 20) + 4321) + b
+        let url = try harness.publish("f.bin", target)
+        try harness.dir.write("old", a + b)
+        let report = try await harness.sync(url, alikes: ["old"])
+        #expect(try harness.read("out.bin") == target)
+        // The slices around the edges of the zeros are changed; their blocks of zeros are not fetched.
+        #expect(report.bytesFromServer <= 2 * 2048)
+        // Beyond the first request, fine tables only for those edge slices (128 records of 12 bytes
+        // each), not for the zero slices.
+        let signature = harness.server.state.withLock { $0.files["/pub/.slicesync/f.bin.slicesync"]! }
+        #expect(signature.count - LoadedSignature.prefixBytes > 4 * 3 * 128 * 12)
+        #expect(report.signatureBytes <= LoadedSignature.prefixBytes + 3 * 128 * 12)
+    }
+
+    @Test(arguments: [SignatureVersion.v1, .v2])
+    func aPieceThatRepeatsIsDownloadedOnce(version: SignatureVersion) async throws {
+        let harness = try SyncHarness()
+        let unit = version == .v1 ? 16_384 : 2048
+        let old = randomBytes(64 * unit, seed: 33)
+        let piece = randomBytes(unit, seed: 34)
+        var new = old
+        for k in stride(from: 3, to: 60, by: 4) { new.replaceSubrange((k * unit)..<((k + 1) * unit), with: piece) }
+        let url = try harness.publish("f.bin", new, version: version, slice: version == .v1 ? unit : 8 * unit)
+        try harness.dir.write("old", old)
+        let report = try await harness.sync(url, alikes: ["old"])
+        #expect(try harness.read("out.bin") == new)
+        #expect(report.bytesFromServer == unit)
+    }
+
     @Test func noAlikeFileMeansAPlainVerifiedDownload() async throws {
         let harness = try SyncHarness()
         let target = randomBytes(700_000, seed: 13)

@@ -66,4 +66,55 @@ struct SignatureFileWriterTests {
         #expect(!writer.isCurrent(signaturePath: dir.file(".slicesync/f.slicesync"), fileStamp: stamp, filename: "f"))
         #expect(try writer.update(filePath: path, signaturePath: dir.file(".slicesync/f.slicesync")) == .written(bytesHashed: 3))
     }
+
+    /// A POSIX ustar header for a member `name` of `size` bytes, with a correct checksum.
+    static func tarHeader(name: String, size: Int) -> [UInt8] {
+        var header = [UInt8](repeating: 0, count: 512)
+        func put(_ text: String, at offset: Int) { header.replaceSubrange(offset..<(offset + text.utf8.count), with: Array(text.utf8)) }
+        put(name, at: 0)
+        put("0000644", at: 100)
+        put(String(format: "%011o", size), at: 124)
+        put(String(format: "%011o", 1_724_099_932), at: 136)
+        put("        ", at: 148)
+        put("0", at: 156)
+        put("ustar", at: 257)
+        put("00", at: 263)
+        let sum = header.reduce(0) { $0 + Int($1) }
+        put(String(format: "%06o", sum), at: 148)
+        header[154] = 0
+        return header
+    }
+
+    @Test func tarArchivesGetTarSizedBlocksUnlessABlockSizeIsChosen() throws {
+        let content = randomBytes(100_000, seed: 5)
+        let tar = Self.tarHeader(name: "pkg-1.0/data.bin", size: content.count) + content
+            + [UInt8](repeating: 0, count: 512 - content.count % 512 + 1024)
+        #expect(SigningParameters.isTarHeader(tar))
+        var damaged = tar
+        damaged[10] ^= 1
+        #expect(!SigningParameters.isTarHeader(damaged))
+        #expect(!SigningParameters.isTarHeader(content))
+
+        let dir = try TemporaryDirectory()
+        let path = try dir.write("pkg.tar", tar)
+        let signaturePath = dir.file(".slicesync/pkg.tar.slicesync")
+        func blockSize() throws -> Int {
+            try SignatureV2Header.parse(try SystemFile.openForReading(signaturePath).readAll(limit: 1 << 20)).blockSize
+        }
+        let automatic = SignatureFileWriter(parameters: try SigningParameters(), pool: nil)
+        #expect(try automatic.update(filePath: path, signaturePath: signaturePath) == .written(bytesHashed: tar.count))
+        #expect(try blockSize() == SigningParameters.tarBlockSize)
+        #expect(try automatic.update(filePath: path, signaturePath: signaturePath) == .upToDate)
+
+        let chosen = SignatureFileWriter(parameters: try SigningParameters(blockSize: 2048), pool: nil)
+        #expect(try chosen.update(filePath: path, signaturePath: signaturePath) == .written(bytesHashed: tar.count))
+        #expect(try blockSize() == 2048)
+        // Signed with a chosen size, the signature is not what the default now gives: it is redone.
+        #expect(try automatic.update(filePath: path, signaturePath: signaturePath) == .written(bytesHashed: tar.count))
+
+        let other = try dir.write("data.bin", content)
+        let otherSignature = dir.file(".slicesync/data.bin.slicesync")
+        #expect(try automatic.update(filePath: other, signaturePath: otherSignature) == .written(bytesHashed: content.count))
+        #expect(try SignatureV2Header.parse(try SystemFile.openForReading(otherSignature).readAll(limit: 1 << 20)).blockSize == SignatureV2Header.defaultBlockSize)
+    }
 }
