@@ -164,6 +164,26 @@ final class LoadedSignature: Sendable {
             session.logger.info("\(zeros.count) slices are all zeros")
         }
         guard !missing.isEmpty else { return map }
+        if slices.allSatisfy({ $0 == nil }) {
+            // Nothing was found whole: the local files may share blocks with every slice (each changed
+            // a little) or nothing at all (another file, compressed data). The fine tables that came
+            // with the signature's first bytes decide it without a request: when none of their blocks
+            // is anywhere in the local files, fetching the other fine tables would be a wasted request
+            // and bytes, and the file comes whole.
+            let sample = missing.filter { header.fineTableRange(ofSlice: $0).upperBound <= prefix.count }
+            if !sample.isEmpty {
+                try await loadFineTables(of: sample, into: &map, session: session)
+                let records = map.fineRecords
+                let found = try await session.runBlocking { try matcher.matchBlocks(header, blocks: records) }
+                guard !found.isEmpty else {
+                    session.logger.info("no block of the first \(sample.count) slices is in the local files: the file comes whole")
+                    // Whole slices, so that each is checked against its coarse record as it arrives.
+                    map.verifyBySlice = true
+                    return map
+                }
+                for (block, source) in found { map.sources[block] = source }
+            }
+        }
 
         // The blocks of a changed slice are first looked for where its old content must be: in the parts
         // of the local files that no whole slice was taken from (widened by a block, for blocks that
@@ -189,7 +209,7 @@ final class LoadedSignature: Sendable {
             return map
         }
         try await loadFineTables(of: missing, into: &map, session: session)
-        var wanted = map.fineRecords
+        var wanted = map.fineRecords.filter { map.sources[$0.key] == nil }
         let (firstPass, regions) = (wanted, unused)
         let nearby = try await session.runBlocking { try matcher.matchBlocks(header, blocks: firstPass, within: regions) }
         for (block, source) in nearby {

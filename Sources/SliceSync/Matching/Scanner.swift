@@ -151,8 +151,11 @@ struct Scanner<Hasher: WindowHasher, Verifier: PieceVerifier>: Sendable {
             let fastEnd = limit - base
             var jumped = false
             while i < fastEnd {
+                // Most positions fail the filter: roll through them in a tight loop.
+                i = table.nextPossible(hasher: hasher, bytes: bytes, from: i, to: fastEnd, state: &state)
+                guard i < fastEnd else { break }
                 let weak = hasher.weak(state)
-                if table.mayContain(weak), let candidates = table.lookup(weak) {
+                if let candidates = table.lookup(weak) {
                     p = base + i
                     if let matched = handleHit(candidates, at: p, pointer: buffer + i, region: region, found: found) {
                         lastMatch = matched

@@ -49,8 +49,9 @@ struct WeakTable: Sendable {
         let sorted = entries.sorted { $0.weak < $1.weak || ($0.weak == $1.weak && $0.index < $1.index) }
         keys = sorted.map(\.weak)
         values = sorted.map { Int32($0.index) }
-        // About 64 bits per entry keeps the false pass rate near 1.5 %, within 2^16...2^27 bits.
-        var logBits = 16
+        // About 64 bits per entry keeps the false pass rate near 1.5 %, within 2^20...2^27 bits; small
+        // tables get the 128 KiB minimum (it stays in the L2 cache) and so a far lower rate.
+        var logBits = 20
         while logBits < 27 && (1 << logBits) < entries.count * 64 { logBits += 1 }
         shift = UInt32(32 - logBits)
         var bits = [UInt64](repeating: 0, count: (1 << logBits) / 64)
@@ -69,6 +70,27 @@ struct WeakTable: Sendable {
     @inline(__always) func mayContain(_ weak: UInt32) -> Bool {
         let slot = Int(Self.mix(weak) >> shift)
         return bits.withUnsafeBufferPointer { $0[slot >> 6] } & (1 << UInt64(slot & 63)) != 0
+    }
+
+    /// Rolls `state` (the window at `from`) forward until a position whose weak hash passes the filter,
+    /// or `end`; returns that position. Everything lives in locals, so the loop stays in registers.
+    @inline(never)
+    func nextPossible<H: WindowHasher>(hasher: H, bytes: UnsafePointer<UInt8>, from: Int, to end: Int, state: inout UInt64) -> Int {
+        let window = hasher.window
+        let shift = self.shift
+        return bits.withUnsafeBufferPointer { words in
+            let words = words.baseAddress!
+            var hash = state
+            var i = from
+            while i < end {
+                let slot = Int(Self.mix(hasher.weak(hash)) >> shift)
+                if words[slot >> 6] & (1 << UInt64(slot & 63)) != 0 { break }
+                hash = hasher.roll(hash, outgoing: bytes[i], incoming: bytes[i + window])
+                i += 1
+            }
+            state = hash
+            return i
+        }
     }
 
     /// The pieces with this weak hash, or nil.

@@ -160,14 +160,31 @@ struct SyncMatchingTests {
         #expect(report.bytesFromServer == target.count)
     }
 
-    @Test func unrelatedContentCostsLittleMoreThanTheFile() async throws {
+    @Test(arguments: [2_000_000, 6_000_000])
+    func unrelatedContentCostsLittleMoreThanTheFile(length: Int) async throws {
         let harness = try SyncHarness()
-        let target = randomBytes(2_000_000, seed: 14)
+        let target = randomBytes(length, seed: 14)
         let url = try harness.publish("f.bin", target)
-        try harness.dir.write("old", randomBytes(2_000_000, seed: 15))
+        try harness.dir.write("old", randomBytes(length, seed: 15))
         let report = try await harness.sync(url, alikes: ["old"])
         #expect(try harness.read("out.bin") == target)
         #expect(Double(report.bytesDownloaded) <= Double(target.count) * 1.01)
+        // The fine tables in the signature's first bytes show that nothing is shared: no request for
+        // the others (6 MB has a signature of 35 KiB, the first request brings 16 KiB).
+        #expect(report.requests == 2)
+        #expect(report.signatureBytes <= LoadedSignature.prefixBytes)
+    }
+
+    @Test func everySliceChangedStillReusesItsBlocks() async throws {
+        let harness = try SyncHarness()
+        let old = randomBytes(6_000_000, seed: 16)
+        var new = old
+        for slice in stride(from: 1000, to: new.count, by: 262_144) { new[slice] ^= 0xFF }
+        let url = try harness.publish("f.bin", new)
+        try harness.dir.write("old", old)
+        let report = try await harness.sync(url, alikes: ["old"])
+        #expect(try harness.read("out.bin") == new)
+        #expect(report.bytesFromServer <= 23 * 2048)
     }
 
     @Test func updatesInPlaceAndReportsUnchangedFiles() async throws {
