@@ -217,7 +217,11 @@ final class LoadedSignature: Sendable {
             wanted[block] = nil
         }
         let stillMissing = wanted.keys.reduce(0) { $0 + map.unitRange($1).count }
-        if stillMissing > header.length / 10 {
+        // The first pass was already everywhere when no whole slice was taken from any local file.
+        let searchedEverything = matcher.alikes.enumerated().allSatisfy { index, alike in
+            alike.length == 0 || unused[index] == [0..<alike.length]
+        }
+        if stillMissing > header.length / 10 && !searchedEverything {
             let remaining = wanted
             let anywhere = try await session.runBlocking { try matcher.matchBlocks(header, blocks: remaining) }
             for (block, source) in anywhere { map.sources[block] = source }
@@ -263,16 +267,14 @@ final class LoadedSignature: Sendable {
         if map.verifyBySlice || v1 != nil { return sliceMatches(index, bytes) }
         // A block of a slice found whole is never downloaded; every downloaded block has its record.
         guard let record = map.fineRecords[index] else { return true }
-        return RollingHash.weak(RollingHash.hash(base, count: bytes.count)) == record.weak
-            && V2BlockVerifier.blockStrong(base, length: bytes.count) == record.strong
+        return HashRecord.block(base, length: bytes.count) == record
     }
 
     /// Whether `bytes` are slice `index`: its format 1 line, or its format 2 coarse record.
     func sliceMatches(_ index: Int, _ bytes: UnsafeRawBufferPointer) -> Bool {
         guard let base = bytes.baseAddress else { return bytes.isEmpty }
         if let v1 { return v1.slices[index] == V1SliceHash(of: base, count: bytes.count) }
-        return RollingHash.weak(RollingHash.hash(base, count: bytes.count)) == coarse[index].weak
-            && V2SliceVerifier.sliceStrong(base, length: bytes.count, blockSize: v2!.blockSize) == coarse[index].strong
+        return HashRecord.slice(base, length: bytes.count, blockSize: v2!.blockSize) == coarse[index]
     }
 
     func wholeFileDigest(of file: SystemFile, length: Int) throws -> [UInt8] {

@@ -112,9 +112,7 @@ final class OutputFile: @unchecked Sendable {
                             buffer.initializeMemory(as: UInt8.self, repeating: 0, count: count)
                         case LocalSource.repeated:
                             // A copy of a piece downloaded before assembly began.
-                            guard try file.read(into: buffer, count: count, at: at) == count else {
-                                throw FileSystemError(.io, path: temporaryPath, message: "\(temporaryPath) is shorter than expected")
-                            }
+                            try readBack(into: buffer, count: count, at: at)
                         default:
                             let file = sources[source.file]
                             guard try file.read(into: buffer, count: count, at: at) == count else {
@@ -123,9 +121,7 @@ final class OutputFile: @unchecked Sendable {
                         }
                     case .output:
                         try writePending()
-                        guard try file.read(into: buffer, count: count, at: position) == count else {
-                            throw FileSystemError(.io, path: temporaryPath, message: "\(temporaryPath) is shorter than expected")
-                        }
+                        try readBack(into: buffer, count: count, at: position)
                     }
                     filled += count
                     position += count
@@ -153,6 +149,13 @@ final class OutputFile: @unchecked Sendable {
         }
         handoff.close()
         return handoff.result()
+    }
+
+    /// Reads `count` bytes the output already holds at `offset`.
+    private func readBack(into buffer: UnsafeMutableRawPointer, count: Int, at offset: Int) throws(FileSystemError) {
+        guard try file.read(into: buffer, count: count, at: offset) == count else {
+            throw FileSystemError(.io, path: temporaryPath, message: "\(temporaryPath) is shorter than expected")
+        }
     }
 
     /// Reads `count` bytes at `offset` of the output.

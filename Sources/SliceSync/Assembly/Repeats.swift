@@ -34,7 +34,7 @@ extension LoadedSignature {
         } else if !map.verifyBySlice {
             let records = map.fineRecords
             map.fillRepeats(record: { records[$0] }, zero: { length in
-                Self.withZeros(length) { HashRecord(weak: RollingHash.weak(RollingHash.hash($0, count: length)), strong: V2BlockVerifier.blockStrong($0, length: length)) }
+                Self.withZeros(length) { HashRecord.block($0, length: length) }
             })
         }
     }
@@ -46,10 +46,7 @@ extension LoadedSignature {
         var result = Set<Int>()
         for index in missing {
             let length = sliceRange(index).count
-            let zero = zeroRecords[length] ?? Self.withZeros(length) {
-                HashRecord(weak: RollingHash.weak(RollingHash.hash($0, count: length)),
-                           strong: V2SliceVerifier.sliceStrong($0, length: length, blockSize: header.blockSize))
-            }
+            let zero = zeroRecords[length] ?? Self.withZeros(length) { HashRecord.slice($0, length: length, blockSize: header.blockSize) }
             zeroRecords[length] = zero
             if coarse[index] == zero { result.insert(index) }
         }

@@ -68,8 +68,12 @@ struct WeakTable: Sendable {
     @inline(__always) static func mix(_ weak: UInt32) -> UInt32 { weak &* 0x9E37_79B1 ^ (weak >> 15) }
 
     @inline(__always) func mayContain(_ weak: UInt32) -> Bool {
-        let slot = Int(Self.mix(weak) >> shift)
-        return bits.withUnsafeBufferPointer { $0[slot >> 6] } & (1 << UInt64(slot & 63)) != 0
+        bits.withUnsafeBufferPointer { Self.passes(weak, words: $0.baseAddress!, shift: shift) }
+    }
+
+    @inline(__always) private static func passes(_ weak: UInt32, words: UnsafePointer<UInt64>, shift: UInt32) -> Bool {
+        let slot = Int(mix(weak) >> shift)
+        return words[slot >> 6] & (1 << UInt64(slot & 63)) != 0
     }
 
     /// Rolls `state` (the window at `from`) forward until a position whose weak hash passes the filter,
@@ -83,8 +87,7 @@ struct WeakTable: Sendable {
             var hash = state
             var i = from
             while i < end {
-                let slot = Int(Self.mix(hasher.weak(hash)) >> shift)
-                if words[slot >> 6] & (1 << UInt64(slot & 63)) != 0 { break }
+                if Self.passes(hasher.weak(hash), words: words, shift: shift) { break }
                 hash = hasher.roll(hash, outgoing: bytes[i], incoming: bytes[i + window])
                 i += 1
             }
