@@ -45,7 +45,12 @@ struct SliceSyncEndToEndTests {
         if mode == "ignore-range" {
             #expect(report.fullDownload)
         } else {
-            #expect(report.bytesFromServer < 20_000, "fetched \(report.bytesFromServer)")
+            // Six edits, each one 4 KiB sketch unit.
+            #expect(report.bytesFromServer <= 6 * 4096, "fetched \(report.bytesFromServer)")
+        }
+        if mode == "normal" {
+            // The signature's first bytes place every edit: one request for them, one for the data.
+            #expect(report.requests == 2)
         }
     }
 
@@ -68,7 +73,7 @@ struct SliceSyncEndToEndTests {
         #expect(first.status == 0, "\(first.stderr)")
         #expect(try scenario.scratch.read("client/file.bin") == scenario.new)
         let report = try scenario.report(first)
-        #expect(report.bytesFromServer <= 8 * 2048)
+        #expect(report.bytesFromServer <= 8 * 4096)
         #expect(report.requests <= 4)
         let second = try ProgramRunner.run("slicesync", ["\(server.base)/dir/file.bin", "-o", scenario.scratch.file("client/file.bin"), "--json"])
         #expect(try scenario.report(second).outcome == "unchanged")

@@ -19,7 +19,7 @@ struct SyncServerEndToEndTests {
         let viaNginx = try scenario.report(fromNginx)
         #expect(viaSyncserver.bytesFromServer == viaNginx.bytesFromServer)
         #expect(viaSyncserver.requests == viaNginx.requests)
-        #expect(viaSyncserver.bytesFromServer < 20_000)
+        #expect(viaSyncserver.bytesFromServer <= 6 * 4096)
     }
 
     @Test func signaturesItWritesItselfServeTheClient() throws {

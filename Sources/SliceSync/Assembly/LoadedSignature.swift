@@ -11,6 +11,8 @@ final class LoadedSignature: Sendable {
     let coarse: [HashRecord]
     /// The first bytes of the signature as fetched; small signatures arrive whole with them.
     let prefix: [UInt8]
+    /// Format 2: the sketch entries in `prefix` (all of them, some, or none).
+    let sketch: [UInt16]
 
     init(remote: RemoteFile, v1: SignatureV1?, v2: SignatureV2Header?, coarse: [HashRecord], prefix: [UInt8] = []) {
         self.remote = remote
@@ -18,6 +20,7 @@ final class LoadedSignature: Sendable {
         self.v2 = v2
         self.coarse = coarse
         self.prefix = prefix
+        sketch = v2.map { header in prefix.withUnsafeBytes { SketchTable.parse($0, header: header) } } ?? []
         version = v1 != nil ? .v1 : .v2
     }
 
@@ -33,20 +36,38 @@ final class LoadedSignature: Sendable {
 
     // MARK: Fetching
 
-    /// Bytes asked for first: the header and the coarse table of files up to about 340 MiB with the
-    /// default sizes; larger files take one more request for the rest of the coarse table. Asking for
-    /// more would make every small download pay for bytes it does not use.
+    /// Bytes asked for first when there is no local file to reuse: the header and the coarse table of
+    /// files up to about 340 MiB with the default sizes (larger files take one more request for the
+    /// rest), all that a plain download needs.
     static let prefixBytes = 16 * 1024
+
+    /// Bytes asked for first when local files hold `localLength` bytes and the largest starts with
+    /// `localStart`: enough for the header, the coarse table, the sketch table and two fine tables of
+    /// a new version a little larger than the local one, as the default sizes lay them out.
+    ///
+    /// The sketch spares a round trip for fine tables when a few things changed, and the fine tables
+    /// of the first slices tell, when no slice is found whole, whether anything is shared at all. The
+    /// signature's real sizes are known only from its header; a guess too small costs one more request.
+    static func firstRequestBytes(localLength: Int, localStart: [UInt8]) -> Int {
+        guard localLength > 0, let defaults = try? SigningParameters().forFile(startingWith: localStart),
+              let unit = defaults.sketchUnit else { return prefixBytes }
+        let expected = localLength + localLength / 64 + defaults.sliceSize
+        let tables = (expected / defaults.sliceSize + 1) * HashRecord.size + (expected / unit + 1) * SketchTable.entrySize
+            + 2 * (defaults.sliceSize / defaults.blockSize) * HashRecord.size
+        return min(max(prefixBytes, 1024 + tables), 64 << 20)
+    }
 
     private struct NotFound: Error {}
     private struct Enough: Error {}
 
     /// Fetches and parses the signature at `remote`; nil when the server says it is not there.
-    static func fetch(_ remote: RemoteFile, logger: Logger) async throws -> LoadedSignature? {
+    /// `firstBytes` is what the first request asks for; with `wantsSketch`, a second request for the
+    /// rest of the coarse table brings the sketch table too.
+    static func fetch(_ remote: RemoteFile, firstBytes: Int = prefixBytes, wantsSketch: Bool = false, logger: Logger) async throws -> LoadedSignature? {
         let first: (bytes: [UInt8], total: Int?)
         do {
             first = try await remote.retrying("fetching the signature") {
-                try await fetchBytes(remote, range: 0..<prefixBytes, limit: prefixBytes)
+                try await fetchBytes(remote, range: 0..<firstBytes, limit: firstBytes)
             }
         } catch is NotFound {
             return nil
@@ -55,7 +76,7 @@ final class LoadedSignature: Sendable {
         switch version {
         case .v1:
             var bytes = first.bytes
-            if bytes.count == prefixBytes && first.total != prefixBytes {
+            if bytes.count == firstBytes && first.total != firstBytes {
                 bytes = try await remote.retrying("fetching the signature") {
                     try await fetchBytes(remote, range: nil, limit: SignatureVerifier.maxSignatureBytes).bytes
                 }
@@ -68,8 +89,8 @@ final class LoadedSignature: Sendable {
                 throw SignatureError(total < header.totalLength ? .truncated : .trailingData,
                                      "\(remote.url) is \(total) bytes but its header describes \(header.totalLength)")
             }
-            let needed = header.headerLength + header.coarseTableLength
-            if bytes.count < needed {
+            if bytes.count < header.sketchTableOffset {
+                let needed = wantsSketch ? header.fineTablesOffset : header.sketchTableOffset
                 let start = bytes.count
                 bytes += try await remote.retrying("fetching the signature") {
                     try await fetchBytes(remote, range: start..<needed, limit: needed - start).bytes
@@ -208,6 +229,23 @@ final class LoadedSignature: Sendable {
             map.verifyBySlice = true
             return map
         }
+        if !sketch.isEmpty {
+            let sketchMatcher = SketchMatcher(header: header, sketch: sketch, alikes: matcher.alikes)
+            let candidates = missing
+            let (resolved, sources) = try await session.runBlocking { try sketchMatcher.resolve(missing: candidates, found: slices) }
+            for (block, source) in sources { map.sources[block] = source }
+            if !resolved.isEmpty {
+                session.logger.info("\(resolved.count) changed slices resolved from the sketch table")
+                let done = Set(resolved.map(\.slice))
+                missing.removeAll { done.contains($0) }
+                guard !missing.isEmpty else { return map }
+                // Other slices need their fine tables, so the round trip is paid anyway: a resolved slice
+                // that still misses more than a unit or two gets its fine table as well (a fraction of
+                // the bytes it may find elsewhere); its blocks already found stay.
+                let unit = header.sketchUnit ?? header.blockSize
+                missing = (missing + resolved.filter { $0.missingBytes > 2 * unit }.map(\.slice)).sorted()
+            }
+        }
         try await loadFineTables(of: missing, into: &map, session: session)
         var wanted = map.fineRecords.filter { map.sources[$0.key] == nil }
         let (firstPass, regions) = (wanted, unused)
@@ -265,7 +303,8 @@ final class LoadedSignature: Sendable {
     func verifyUnit(_ index: Int, _ bytes: UnsafeRawBufferPointer, map: PieceMap) -> Bool {
         guard let base = bytes.baseAddress else { return bytes.isEmpty }
         if map.verifyBySlice || v1 != nil { return sliceMatches(index, bytes) }
-        // A block of a slice found whole is never downloaded; every downloaded block has its record.
+        // A downloaded block without its record belongs to a slice resolved from the sketch table: the
+        // whole-file hash checks it, and the slice records locate it if it is wrong.
         guard let record = map.fineRecords[index] else { return true }
         return HashRecord.block(base, length: bytes.count) == record
     }

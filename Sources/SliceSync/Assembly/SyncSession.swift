@@ -248,11 +248,13 @@ public final class SyncSession: Sendable {
         } else {
             candidates = try SignatureLocator.candidates(for: fileURL)
         }
+        let local = largestLocalFile(fileURL: fileURL)
+        let firstBytes = LoadedSignature.firstRequestBytes(localLength: local.length, localStart: local.start)
         var tried: [String] = []
         for candidate in candidates {
             try Task.checkCancellation()
             let remote = RemoteFile(url: candidate, exchange: exchange, headers: options.headers, logger: logger)
-            guard let signature = try await LoadedSignature.fetch(remote, logger: logger) else {
+            guard let signature = try await LoadedSignature.fetch(remote, firstBytes: firstBytes, wantsSketch: local.length > 0, logger: logger) else {
                 tried.append(candidate)
                 continue
             }
@@ -261,6 +263,27 @@ public final class SyncSession: Sendable {
         }
         throw TransportError(.signatureNotFound, "no signature found for \(fileURL); looked at:\n  " + tried.joined(separator: "\n  ")
             + "\nSign the published tree with 'shash', or pass --signature URL.")
+    }
+
+    /// The length and first bytes of the largest local file the sync will use, for sizing the first
+    /// request before the destination is settled (a directory destination is looked into as well).
+    private func largestLocalFile(fileURL: String) -> (length: Int, start: [UInt8]) {
+        let name = try? SignatureLocator.fileName(of: fileURL)
+        var paths = options.alikes
+        if let destination = options.destination {
+            paths.append(destination)
+            if let name { paths.append(Paths.join(destination, name)) }
+        } else if let name {
+            paths.append(name)
+        }
+        paths += paths.map(OutputFile.partialPath(of:))
+        var best: (length: Int, start: [UInt8]) = (0, [])
+        for path in paths {
+            guard let stamp = try? FileSystem.stamp(path), stamp.isRegularFile, stamp.size > best.length,
+                  let start = try? SystemFile.openForReading(path).readPrefix(limit: SigningParameters.sniffedBytes) else { continue }
+            best = (stamp.size, start)
+        }
+        return best
     }
 
     private func resolveDestination(fileURL: String) throws -> String {

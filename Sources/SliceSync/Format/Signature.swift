@@ -47,7 +47,8 @@ public enum Signature: Sendable, Equatable {
     public var summary: SignatureSummary {
         switch self {
         case .v1(let s): SignatureSummary(version: .v1, filename: s.filename, length: s.length, sliceSize: s.sliceSize, blockSize: nil)
-        case .v2(let s): SignatureSummary(version: .v2, filename: s.header.filename, length: s.header.length, sliceSize: s.header.sliceSize, blockSize: s.header.blockSize)
+        case .v2(let s): SignatureSummary(version: .v2, filename: s.header.filename, length: s.header.length, sliceSize: s.header.sliceSize,
+                                          blockSize: s.header.blockSize, sketchUnit: s.header.sketchUnit)
         }
     }
 }
@@ -64,14 +65,17 @@ public struct SignatureSummary: Sendable, Equatable {
     public var sliceSize: Int
     /// Block size in bytes (format 2 only).
     public var blockSize: Int?
+    /// Sketch unit in bytes (format 2 signatures with a sketch table only).
+    public var sketchUnit: Int?
 
     /// Creates a summary.
-    public init(version: SignatureVersion, filename: String, length: Int, sliceSize: Int, blockSize: Int?) {
+    public init(version: SignatureVersion, filename: String, length: Int, sliceSize: Int, blockSize: Int?, sketchUnit: Int? = nil) {
         self.version = version
         self.filename = filename
         self.length = length
         self.sliceSize = sliceSize
         self.blockSize = blockSize
+        self.sketchUnit = sketchUnit
     }
 
     /// Reads the summary from the first bytes of a signature without parsing its tables.
@@ -83,7 +87,8 @@ public struct SignatureSummary: Sendable, Equatable {
                 return SignatureSummary(version: .v1, filename: filename, length: length, sliceSize: slice, blockSize: nil)
             case .v2:
                 let header = try SignatureV2Header.parse(raw)
-                return SignatureSummary(version: .v2, filename: header.filename, length: header.length, sliceSize: header.sliceSize, blockSize: header.blockSize)
+                return SignatureSummary(version: .v2, filename: header.filename, length: header.length, sliceSize: header.sliceSize,
+                                        blockSize: header.blockSize, sketchUnit: header.sketchUnit)
             }
         }
     }

@@ -56,6 +56,9 @@ public struct SignatureV2Header: Sendable, Equatable {
     public var blockSize: Int
     /// SHA-256 of the whole file, 32 bytes.
     public var sha256: [UInt8]
+    /// Bytes per sketch entry (a multiple of the block size that divides the slice size), or nil for a
+    /// signature without a sketch table.
+    public var sketchUnit: Int?
 
     /// The only hashing scheme format 2 defines.
     public static let hashing = "rk64+sha256"
@@ -64,22 +67,34 @@ public struct SignatureV2Header: Sendable, Equatable {
     /// Default block size: 2 KiB.
     public static let defaultBlockSize = 2 * 1024
 
+    /// Most blocks in one sketch entry.
+    public static let maxBlocksPerSketchEntry = 64
+
+    /// The sketch unit writers choose: two blocks, or one when a slice holds an odd number of blocks.
+    ///
+    /// Sixteen bits per two blocks keep the table at one byte per block (what the first request can
+    /// afford) while a changed unit passes for an unchanged one only once in 65,536 tests.
+    public static func defaultSketchUnit(sliceSize: Int, blockSize: Int) -> Int {
+        (sliceSize / blockSize) % 2 == 0 ? 2 * blockSize : blockSize
+    }
+
     /// Creates a header after checking that the sizes are within the format's bounds.
-    public init(filename: String, length: Int, sliceSize: Int, blockSize: Int, sha256: [UInt8]) throws(SignatureError) {
+    public init(filename: String, length: Int, sliceSize: Int, blockSize: Int, sketchUnit: Int? = nil, sha256: [UInt8]) throws(SignatureError) {
         _ = try SignatureHeader.validateFilename(Array(filename.utf8))
-        try Self.validate(length: length, sliceSize: sliceSize, blockSize: blockSize)
+        try Self.validate(length: length, sliceSize: sliceSize, blockSize: blockSize, sketchUnit: sketchUnit)
         guard sha256.count == 32 else { throw SignatureError(.invalidHash, "a SHA-256 has 32 bytes, not \(sha256.count)") }
         self.filename = filename
         self.length = length
         self.sliceSize = sliceSize
         self.blockSize = blockSize
+        self.sketchUnit = sketchUnit
         self.sha256 = sha256
         self.headerLength = 0
         self.headerLength = serialized().count
     }
 
     /// Checks the numeric fields against each other and against the format's bounds.
-    public static func validate(length: Int, sliceSize: Int, blockSize: Int) throws(SignatureError) {
+    public static func validate(length: Int, sliceSize: Int, blockSize: Int, sketchUnit: Int? = nil) throws(SignatureError) {
         guard (0...SignatureLimits.maxLength).contains(length) else {
             throw SignatureError(.valueOutOfRange, "Length \(length) is outside 0...\(SignatureLimits.maxLength)")
         }
@@ -99,6 +114,12 @@ public struct SignatureV2Header: Sendable, Equatable {
         guard slices <= SignatureLimits.maxSliceCount else {
             throw SignatureError(.valueOutOfRange, "\(slices) slices is more than the \(SignatureLimits.maxSliceCount) allowed; use a larger slice size")
         }
+        if let sketchUnit {
+            guard sketchUnit >= blockSize, sketchUnit % blockSize == 0, sliceSize % sketchUnit == 0,
+                  sketchUnit / blockSize <= maxBlocksPerSketchEntry else {
+                throw SignatureError(.valueOutOfRange, "Sketch \(sketchUnit) must be a multiple of Block \(blockSize) (at most \(maxBlocksPerSketchEntry) blocks) that divides Slice \(sliceSize)")
+            }
+        }
     }
 
     /// Number of slices (coarse records).
@@ -107,6 +128,8 @@ public struct SignatureV2Header: Sendable, Equatable {
     public var blockCount: Int { length == 0 ? 0 : (length - 1) / blockSize + 1 }
     /// Blocks in every slice but possibly the last.
     public var blocksPerSlice: Int { sliceSize / blockSize }
+    /// Number of sketch entries (0 without a sketch table).
+    public var sketchCount: Int { sketchUnit.map { length == 0 ? 0 : (length - 1) / $0 + 1 } ?? 0 }
 
     /// The serialized header, including the blank line that ends it.
     public func serialized() -> [UInt8] {
@@ -115,7 +138,7 @@ public struct SignatureV2Header: Sendable, Equatable {
         Filename: \(filename)
         Length: \(length)
         Slice: \(sliceSize)
-        Block: \(blockSize)
+        Block: \(blockSize)\(sketchUnit.map { "\nSketch: \($0)" } ?? "")
         Hashing: \(Self.hashing)
         SHA-256: \(Encoding.hex(sha256))
 
@@ -131,8 +154,12 @@ public struct SignatureV2Header: Sendable, Equatable {
     public var coarseTableOffset: Int { headerLength }
     /// Bytes of the coarse table.
     public var coarseTableLength: Int { sliceCount * HashRecord.size }
+    /// Where the sketch table starts in the file (right after the coarse table).
+    public var sketchTableOffset: Int { coarseTableOffset + coarseTableLength }
+    /// Bytes of the sketch table.
+    public var sketchTableLength: Int { sketchCount * SketchTable.entrySize }
     /// Where the fine tables start in the file.
-    public var fineTablesOffset: Int { coarseTableOffset + coarseTableLength }
+    public var fineTablesOffset: Int { sketchTableOffset + sketchTableLength }
     /// Total bytes of the signature file.
     public var totalLength: Int { fineTablesOffset + blockCount * HashRecord.size }
 
@@ -164,6 +191,9 @@ public struct SignatureV2Header: Sendable, Equatable {
         let length = try fields.number("Length", in: 0...SignatureLimits.maxLength)
         let sliceSize = try fields.number("Slice", in: 1...SignatureLimits.maxSliceSize)
         let blockSize = try fields.number("Block", in: 1...SignatureLimits.maxBlockSize)
+        let sketchUnit = try fields.value("Sketch").map { (raw) throws(SignatureError) in
+            try SignatureHeader.parseDecimal(raw, field: "Sketch", in: 1...SignatureLimits.maxSliceSize)
+        }
         let hashing = try fields.text("Hashing")
         guard hashing == Self.hashing else {
             throw SignatureError(.unsupportedHashing, "hashing \"\(hashing)\" is not supported (expected \(Self.hashing))")
@@ -172,7 +202,8 @@ public struct SignatureV2Header: Sendable, Equatable {
         guard let sha256 = Encoding.decodeHex(hexHash, length: 32) else {
             throw SignatureError(.invalidHash, "the SHA-256 field must be exactly 64 lowercase hex digits (it has \(hexHash.count) characters)")
         }
-        var header = try SignatureV2Header(filename: filename, length: length, sliceSize: sliceSize, blockSize: blockSize, sha256: sha256)
+        var header = try SignatureV2Header(filename: filename, length: length, sliceSize: sliceSize, blockSize: blockSize,
+                                           sketchUnit: sketchUnit, sha256: sha256)
         // Tables start after the header as read, which may carry fields this build does not know.
         header.headerLength = fields.length
         return header
@@ -186,7 +217,7 @@ public struct SignatureV2Header: Sendable, Equatable {
     /// Two headers are equal when their fields are; how they were read does not matter.
     public static func == (lhs: SignatureV2Header, rhs: SignatureV2Header) -> Bool {
         lhs.filename == rhs.filename && lhs.length == rhs.length && lhs.sliceSize == rhs.sliceSize
-            && lhs.blockSize == rhs.blockSize && lhs.sha256 == rhs.sha256
+            && lhs.blockSize == rhs.blockSize && lhs.sketchUnit == rhs.sketchUnit && lhs.sha256 == rhs.sha256
     }
 }
 
@@ -198,23 +229,34 @@ public struct SignatureV2: Sendable, Equatable {
     public var coarse: [HashRecord]
     /// One record per block, slices in order.
     public var fine: [HashRecord]
+    /// One entry per sketch unit when the header has a sketch unit, else empty.
+    public var sketch: [UInt16]
 
-    /// Creates a signature from its parts.
-    public init(header: SignatureV2Header, coarse: [HashRecord], fine: [HashRecord]) {
+    /// Creates a signature from its parts; the sketch, when nil, is derived from the fine records.
+    public init(header: SignatureV2Header, coarse: [HashRecord], fine: [HashRecord], sketch: [UInt16]? = nil) {
         self.header = header
         self.coarse = coarse
         self.fine = fine
+        self.sketch = sketch ?? SketchTable.entries(fine: fine, header: header)
     }
 
     /// The exact bytes of the signature file.
     public func serialized() -> [UInt8] {
         var out = header.serialized()
-        let tables = coarse.count + fine.count
         let start = out.count
-        out += [UInt8](repeating: 0, count: tables * HashRecord.size)
+        // Sized from the tables, not from `header.headerLength`, which a renamed header no longer matches.
+        out += [UInt8](repeating: 0, count: (coarse.count + fine.count) * HashRecord.size + sketch.count * SketchTable.entrySize)
         out.withUnsafeMutableBytes { raw in
             var offset = start
-            for record in coarse + fine {
+            for record in coarse {
+                record.store(to: raw.baseAddress! + offset)
+                offset += HashRecord.size
+            }
+            for entry in sketch {
+                raw.storeBytes(of: entry.bigEndian, toByteOffset: offset, as: UInt16.self)
+                offset += SketchTable.entrySize
+            }
+            for record in fine {
                 record.store(to: raw.baseAddress! + offset)
                 offset += HashRecord.size
             }
@@ -231,16 +273,17 @@ public struct SignatureV2: Sendable, Equatable {
     public static func parse(_ bytes: UnsafeRawBufferPointer) throws(SignatureError) -> SignatureV2 {
         let header = try SignatureV2Header.parse(bytes)
         let coarse = try parseCoarseTable(bytes, header: header)
-        let start = header.headerLength + header.coarseTableLength
-        let expected = start + header.blockCount * HashRecord.size
+        let start = header.fineTablesOffset
+        let expected = header.totalLength
         guard bytes.count >= expected else {
-            throw SignatureError(.truncated, "the fine tables need \(header.blockCount * HashRecord.size) bytes but only \(bytes.count - start) follow the coarse table")
+            throw SignatureError(.truncated, "the sketch and fine tables need \(expected - header.sketchTableOffset) bytes but only \(max(0, bytes.count - header.sketchTableOffset)) follow the coarse table")
         }
         guard bytes.count == expected else {
             throw SignatureError(.trailingData, "there are \(bytes.count - expected) bytes after the fine tables")
         }
+        let sketch = SketchTable.parse(bytes, header: header)
         let fine = HashRecord.parseTable(UnsafeRawBufferPointer(rebasing: bytes[start..<expected]), count: header.blockCount)
-        return SignatureV2(header: header, coarse: coarse, fine: fine)
+        return SignatureV2(header: header, coarse: coarse, fine: fine, sketch: sketch)
     }
 
     /// Parses the coarse table that follows the header in `bytes` (which may end right after it).

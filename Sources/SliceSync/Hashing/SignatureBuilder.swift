@@ -187,6 +187,9 @@ struct Layout: Sendable {
     /// Whether pool threads hash pieces (false for format 1 with slices larger than a piece).
     let parallelPieces: Bool
     let headerLength: Int
+    /// Format 2: where the sketch table and the fine tables start (the header's length does not depend on its hash).
+    let sketchTableOffset: Int
+    let fineTablesOffset: Int
 
     init(parameters: SigningParameters, length: Int, filename: String, targetPieceSize: Int) {
         self.parameters = parameters
@@ -202,10 +205,17 @@ struct Layout: Sendable {
                 parallelPieces = false
             }
             headerLength = SignatureV1.header(filename: filename, sliceSize: parameters.sliceSize, length: length).count
+            sketchTableOffset = 0
+            fineTablesOffset = 0
         case .v2:
-            pieceSize = parameters.blockSize * max(1, targetPieceSize / parameters.blockSize)
+            // Whole sketch units per piece, so that each piece's sketch entries are its own.
+            let unit = parameters.sketchUnit ?? parameters.blockSize
+            pieceSize = unit * max(1, targetPieceSize / unit)
             parallelPieces = true
-            headerLength = Self.v2Header(parameters: parameters, length: length, filename: filename, sha256: [UInt8](repeating: 0, count: 32)).headerLength
+            let header = Self.v2Header(parameters: parameters, length: length, filename: filename, sha256: Self.placeholderHash)
+            headerLength = header.headerLength
+            sketchTableOffset = header.sketchTableOffset
+            fineTablesOffset = header.fineTablesOffset
         }
         pieceCount = length == 0 ? 0 : (length - 1) / pieceSize + 1
     }
@@ -221,7 +231,8 @@ struct Layout: Sendable {
 
     private static func v2Header(parameters: SigningParameters, length: Int, filename: String, sha256: [UInt8]) -> SignatureV2Header {
         // The builder validates the parameters against the length and the caller the name before a Layout exists.
-        try! SignatureV2Header(filename: filename, length: length, sliceSize: parameters.sliceSize, blockSize: parameters.blockSize, sha256: sha256)
+        try! SignatureV2Header(filename: filename, length: length, sliceSize: parameters.sliceSize, blockSize: parameters.blockSize,
+                               sketchUnit: parameters.sketchUnit, sha256: sha256)
     }
 
     func writeHeaderPlaceholder(to sink: some SignatureSink) throws(FileSystemError) {
@@ -231,6 +242,7 @@ struct Layout: Sendable {
     }
 
     var sliceCount: Int { length == 0 ? 0 : (length - 1) / parameters.sliceSize + 1 }
+    private static let placeholderHash = [UInt8](repeating: 0, count: 32)
 }
 
 /// A ring of page-aligned read buffers.
@@ -344,8 +356,11 @@ final class PipelineState {
         case .v2:
             let blockSize = layout.parameters.blockSize
             let firstBlock = range.lowerBound / blockSize
-            let fineOffset = layout.headerLength + layout.sliceCount * HashRecord.size + firstBlock * HashRecord.size
-            try sink.write(result.records, at: fineOffset)
+            try sink.write(result.records, at: layout.fineTablesOffset + firstBlock * HashRecord.size)
+            if let unit = layout.parameters.sketchUnit {
+                try sink.write(Self.sketchEntries(records: result.records, blocksPerEntry: unit / blockSize),
+                               at: layout.sketchTableOffset + range.lowerBound / unit * SketchTable.entrySize)
+            }
             let blocksPerSlice = layout.parameters.sliceSize / blockSize
             result.digests.withUnsafeBytes { digests in
                 for index in 0..<result.rolling.count {
@@ -370,6 +385,23 @@ final class PipelineState {
                 try drainSequentialV1(range: range, buffer: buffer, to: sink)
             }
         }
+    }
+
+    /// The big-endian sketch entries of a piece's encoded fine records.
+    private static func sketchEntries(records: [UInt8], blocksPerEntry: Int) -> [UInt8] {
+        let blocks = records.count / HashRecord.size
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity((blocks + blocksPerEntry - 1) / blocksPerEntry * SketchTable.entrySize)
+        records.withUnsafeBytes { raw in
+            for first in stride(from: 0, to: blocks, by: blocksPerEntry) {
+                let entry = SketchTable.entry(strongs: (first..<min(first + blocksPerEntry, blocks)).lazy.map {
+                    HashRecord.load(from: raw.baseAddress! + $0 * HashRecord.size).strong
+                })
+                bytes.append(UInt8(entry >> 8))
+                bytes.append(UInt8(entry & 0xFF))
+            }
+        }
+        return bytes
     }
 
     private func closeSlice() {

@@ -8,6 +8,13 @@ public struct SigningParameters: Sendable, Equatable, Codable {
     public var blockSize: Int
     /// Whether the block size is the default rather than chosen: then tar archives get 512-byte blocks.
     public var blockSizeIsDefault: Bool
+    /// Whether format 2 signatures carry a sketch table (see `SketchTable`); on unless turned off.
+    public var sketch = true
+
+    /// Bytes per sketch entry of the format 2 signatures these parameters write, or nil for none.
+    public var sketchUnit: Int? {
+        version == .v2 && sketch ? SignatureV2Header.defaultSketchUnit(sliceSize: sliceSize, blockSize: blockSize) : nil
+    }
 
     /// Default slice size of format 1, as in the original slicesync: 1 MiB.
     public static let defaultV1SliceSize = 1 << 20
@@ -68,7 +75,8 @@ public struct SigningParameters: Sendable, Equatable, Codable {
 
     /// Whether a signature described by `summary` was written with these parameters.
     public func matches(_ summary: SignatureSummary) -> Bool {
-        summary.version == version && summary.sliceSize == sliceSize && (version == .v1 || summary.blockSize == blockSize)
+        summary.version == version && summary.sliceSize == sliceSize
+            && (version == .v1 || summary.blockSize == blockSize && summary.sketchUnit == sketchUnit)
     }
 
     /// Checks that a file of `length` bytes fits the format with these sizes.

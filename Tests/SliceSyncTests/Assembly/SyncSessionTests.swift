@@ -16,8 +16,9 @@ struct SyncHarness {
 
     /// Puts `bytes` at /pub/NAME with its signature at /pub/.slicesync/NAME.slicesync.
     @discardableResult
-    func publish(_ name: String, _ bytes: [UInt8], version: SignatureVersion = .v2, slice: Int? = nil, block: Int? = nil) throws -> String {
-        let parameters = try SigningParameters(version: version, sliceSize: slice, blockSize: block)
+    func publish(_ name: String, _ bytes: [UInt8], version: SignatureVersion = .v2, slice: Int? = nil, block: Int? = nil, sketch: Bool = true) throws -> String {
+        var parameters = try SigningParameters(version: version, sliceSize: slice, blockSize: block)
+        parameters.sketch = sketch
         let signature = try SignatureBuilder(parameters: parameters, pool: nil).signature(of: bytes, filename: name)
         server.put("/pub/\(name)", bytes)
         server.put("/pub/.slicesync/\(name).slicesync", signature.serialized())
@@ -41,23 +42,30 @@ struct SyncHarness {
 @Suite("Syncing: matching at any offset")
 struct SyncMatchingTests {
     static let size = 3 * 1024 * 1024 + 777
+    /// What the sketch table resolves a changed slice to: two blocks of the default 2 KiB.
+    static let sketchUnit = 4096
 
-    func check(alike: [UInt8], target: [UInt8], maxFromServer: Int, version: SignatureVersion = .v2, slice: Int? = nil) async throws {
+    @discardableResult
+    func check(alike: [UInt8], target: [UInt8], maxFromServer: Int, version: SignatureVersion = .v2, slice: Int? = nil, sketch: Bool = true) async throws -> SyncReport {
         let harness = try SyncHarness()
-        let url = try harness.publish("f.bin", target, version: version, slice: slice)
+        let url = try harness.publish("f.bin", target, version: version, slice: slice, sketch: sketch)
         try harness.dir.write("old.bin", alike)
         let report = try await harness.sync(url, alikes: ["old.bin"])
         #expect(try harness.read("out.bin") == target)
         #expect(report.outcome == "updated")
         #expect(report.bytesFromServer <= maxFromServer, "fetched \(report.bytesFromServer) bytes")
         #expect(report.bytesReused + report.bytesFromServer == target.count || report.fullDownload)
+        return report
     }
 
     @Test func scatteredInPlaceEdits() async throws {
         let old = randomBytes(Self.size, seed: 1)
         var new = old
         for k in 0..<10 { for i in 0..<100 { new[k * 300_001 + 5000 + i] ^= 0xA5 } }
-        try await check(alike: old, target: new, maxFromServer: 10 * 2 * 2048)
+        // The sketch table places every changed unit: the signature's first bytes, then the data.
+        let report = try await check(alike: old, target: new, maxFromServer: 10 * 2 * Self.sketchUnit)
+        #expect(report.requests == 2)
+        #expect(report.signatureBytes <= LoadedSignature.firstRequestBytes(localLength: old.count, localStart: []))
     }
 
     @Test func insertionsAndDeletionsShiftEverything() async throws {
@@ -66,7 +74,56 @@ struct SyncMatchingTests {
         new.insert(contentsOf: randomBytes(777, seed: 3), at: 1_000_000)
         new.removeSubrange(2_000_000..<2_000_500)
         new.insert(contentsOf: [1, 2, 3], at: 17)
-        try await check(alike: old, target: new, maxFromServer: 3 * 2 * 2048 + 1000)
+        let report = try await check(alike: old, target: new, maxFromServer: 3 * 2 * Self.sketchUnit + 1000)
+        #expect(report.requests == 2)
+    }
+
+    @Test func signaturesWithoutASketchFetchTheFineTablesOfChangedSlices() async throws {
+        // Large enough that the changed slices' fine tables are not in the first 16 KiB.
+        let old = randomBytes(8_000_000, seed: 2)
+        var new = old
+        new.insert(contentsOf: randomBytes(777, seed: 3), at: 5_000_000)
+        for i in 0..<100 { new[7_000_000 + i] ^= 0x5A }
+        let report = try await check(alike: old, target: new, maxFromServer: 2 * 2 * 2048 + 1000, sketch: false)
+        #expect(report.requests == 3)
+    }
+
+    @Test func aChangedSliceWhoseContentMovedFarComesFromItsFineTable() async throws {
+        // A slice's old content is not where its neighbours point (100 KB moved 1 MB away): the sketch
+        // cannot place it, the fine tables find it, and only a unit at each seam and edit is fetched.
+        // Large enough that the fine tables are not in the first 16 KiB.
+        let old = randomBytes(8_000_000, seed: 21)
+        let moved = Array(old[5_300_000..<5_400_000])
+        var new = Array(old[..<5_300_000]) + Array(old[5_400_000..<6_400_000]) + moved + Array(old[6_400_000...])
+        for i in 0..<100 { new[7_000_000 + i] ^= 0x33 }
+        let report = try await check(alike: old, target: new, maxFromServer: 4 * Self.sketchUnit)
+        #expect(report.requests == 3)
+    }
+
+    @Test func aUnitThatPassesTheSketchByChanceIsRepaired() async throws {
+        // A hostile or unlucky sketch entry makes one changed unit pass: the whole-file hash fails, the
+        // slice records find the slice, and it is fetched again. The result is still exact.
+        let harness = try SyncHarness()
+        let old = randomBytes(1_000_000, seed: 22)
+        var new = old
+        new[600_000] ^= 1
+        new[610_000] ^= 1
+        let url = try harness.publish("f.bin", new)
+        let path = "/pub/.slicesync/f.bin.slicesync"
+        guard case .v2(var signature) = try Signature.parse(harness.server.state.withLock { $0.files[path]! }) else {
+            Issue.record("expected format 2")
+            return
+        }
+        let unit = 610_000 / Self.sketchUnit
+        signature.sketch[unit] = old.withUnsafeBytes {
+            SketchTable.entry($0.baseAddress! + unit * Self.sketchUnit, length: Self.sketchUnit, blockSize: 2048)
+        }
+        harness.server.put(path, signature.serialized())
+        try harness.dir.write("old.bin", old)
+        let report = try await harness.sync(url, alikes: ["old.bin"])
+        #expect(try harness.read("out.bin") == new)
+        #expect(report.repairedSlices == 1)
+        #expect(report.requests == 3)
     }
 
     @Test func appendedData() async throws {
@@ -112,7 +169,7 @@ struct SyncMatchingTests {
         try harness.dir.write("b", b)
         let report = try await harness.sync(url, alikes: ["a", "b"])
         #expect(try harness.read("out.bin") == target)
-        #expect(report.bytesFromServer <= 2 * 2048)
+        #expect(report.bytesFromServer <= 2 * Self.sketchUnit)
         #expect(report.alikeFiles.count == 2)
     }
 
@@ -211,7 +268,7 @@ struct SyncMatchingTests {
         try harness.dir.write("f.bin", old)
         let report = try await harness.sync(url, destination: "f.bin") { $0.dryRun = true }
         #expect(report.outcome == "dry-run")
-        #expect(report.bytesFromServer == 2048)
+        #expect(report.bytesFromServer == SyncMatchingTests.sketchUnit)
         #expect(try harness.read("f.bin") == old)
         #expect(harness.dir.allFiles() == ["f.bin"])
     }
@@ -236,7 +293,7 @@ struct SyncServerBehaviourTests {
     func everyRangeBehaviourEndsWithTheRightFile(behaviour: FakeServer.Behaviour) async throws {
         let (report, _, _) = try await scenario(behaviour)
         #expect(!report.fullDownload)
-        #expect(report.bytesFromServer <= 8 * 2048)
+        #expect(report.bytesFromServer <= 8 * SyncMatchingTests.sketchUnit)
     }
 
     @Test func aServerThatIgnoresRangesGivesAFullDownload() async throws {
@@ -330,7 +387,7 @@ struct SyncServerBehaviourTests {
         try FileManager.default.removeItem(atPath: harness.dir.file("old"))
         let report = try await harness.sync(url)
         #expect(try harness.read("out.bin") == new)
-        #expect(report.bytesFromServer <= 4 * 2048)
+        #expect(report.bytesFromServer <= 4 * SyncMatchingTests.sketchUnit)
         #expect(!harness.dir.exists("out.bin.slicesync.part"))
     }
 

@@ -128,12 +128,13 @@ struct FormatDocumentExampleTests {
             Length: 200
             Slice: 128
             Block: 64
+            Sketch: 128
             Hashing: rk64+sha256
             SHA-256: 1901da1c9f699b48f6b2636e65cbf73abf99d0441ef67f5c540a42f7051dec6f
 
 
             """)
-        #expect(signature.header.headerLength == 162)
+        #expect(signature.header.headerLength == 174)
         #expect(signature.coarse == [
             HashRecord(weak: 0x213a_c7be, strong: 0xf70d_e27c_568e_0eaa),
             HashRecord(weak: 0xd4c6_2d88, strong: 0xa8a9_1bfc_e4e6_b227),
@@ -144,8 +145,12 @@ struct FormatDocumentExampleTests {
             HashRecord(weak: 0x8b2d_ca11, strong: 0xc39e_13bb_b057_26a3),
             HashRecord(weak: 0x4479_df00, strong: 0x2d16_485c_5853_ff9f),
         ])
-        #expect(signature.header.fineTableRange(ofSlice: 1) == 210..<234)
-        #expect(signature.serialized().count == 234)
+        // Each sketch entry: the XOR of the top 16 bits of its two blocks' strong hashes.
+        #expect(signature.sketch == [0xfdea ^ 0x9afa, 0xc39e ^ 0x2d16])
+        #expect(signature.sketch == [0x6710, 0xee88])
+        #expect(signature.header.sketchTableOffset == 198)
+        #expect(signature.header.fineTableRange(ofSlice: 1) == 226..<250)
+        #expect(signature.serialized().count == 250)
     }
 }
 

@@ -1,0 +1,202 @@
+import Dispatch
+import Synchronization
+
+/// Format 2: resolves slices that changed from the sketch table alone, without their fine tables.
+///
+/// A few local edits leave a changed slice's old content where its found neighbours point: the part
+/// before an edit continues the slice found before it, the part after the edit leads up to the slice
+/// found after it (shifted by what was inserted or deleted). Each unit of the slice is tested at those
+/// two places against its 16-bit sketch entry; what passes is taken, what fails is downloaded. A
+/// slice is resolved this way only when little is left to download, because the fine tables could
+/// find the rest elsewhere; and never when every unit passes, since the slice's own record says that
+/// something changed (a unit passed by chance, one test in 65,536).
+///
+/// A unit that passes by chance makes the rebuilt slice wrong. The whole-file hash catches it, the
+/// slice records locate it, and it is fetched again: a rare extra request, never a wrong file.
+struct SketchMatcher: Sendable {
+    let header: SignatureV2Header
+    /// The sketch entries that arrived with the first request (possibly not all of them).
+    let sketch: [UInt16]
+    let alikes: [AlikeFile]
+
+    /// A resolved slice leaves at most this many bytes to download.
+    var maxMissingPerSlice: Int { header.sliceSize / 8 }
+
+    /// Where the bytes of the target file would be in a local file if they had not moved relative to a
+    /// found slice: target offset `x` is at `x + shift` in `file`.
+    struct Anchor: Equatable {
+        var file: Int
+        var shift: Int
+    }
+
+    /// Shift searches per sync, each over `probeReach` bytes either way (about 30 ms each here).
+    static let maxProbes = 8
+    static let probeReach = 4096
+    /// Runs of changed slices longer than this are not searched: many edits, which the fine tables
+    /// handle better.
+    static let maxProbedRun = 4
+
+    /// For the slices in `missing` that it can resolve: the local source of every block it found.
+    /// `found` holds every slice's whole-slice source (nil when not found whole).
+    /// A resolved slice comes with the bytes it still needs from the server.
+    func resolve(missing: [Int], found: [LocalSource?]) throws(FileSystemError) -> (resolved: [(slice: Int, missingBytes: Int)], sources: [(block: Int, source: LocalSource)]) {
+        guard header.sketchUnit != nil, !missing.isEmpty else { return ([], []) }
+        let wanted = Set(missing)
+        var runs: [ClosedRange<Int>] = []
+        var first = 0
+        while first < found.count {
+            guard found[first] == nil else {
+                first += 1
+                continue
+            }
+            var last = first
+            while last + 1 < found.count && found[last + 1] == nil { last += 1 }
+            if (first...last).contains(where: wanted.contains) { runs.append(first...last) }
+            first = last + 1
+        }
+        // Runs are independent: both cores hash local bytes, each run on one of them.
+        let runList = runs
+        let probesLeft = Atomic<Int>(Self.maxProbes)
+        let results = Mutex<(resolved: [(slice: Int, missingBytes: Int)], sources: [(block: Int, source: LocalSource)], error: FileSystemError?)>(([], [], nil))
+        DispatchQueue.concurrentPerform(iterations: runList.count) { index in
+            do throws(FileSystemError) {
+                let (resolved, sources) = try resolve(run: runList[index], wanted: wanted, found: found, probesLeft: probesLeft)
+                results.withLock {
+                    $0.resolved += resolved
+                    $0.sources += sources
+                }
+            } catch {
+                results.withLock { $0.error = error }
+            }
+        }
+        let collected = results.withLock { $0 }
+        if let error = collected.error { throw error }
+        return (collected.resolved.sorted { $0.slice < $1.slice }, collected.sources)
+    }
+
+    private func resolve(run: ClosedRange<Int>, wanted: Set<Int>, found: [LocalSource?], probesLeft: borrowing Atomic<Int>) throws(FileSystemError) -> (resolved: [(slice: Int, missingBytes: Int)], sources: [(block: Int, source: LocalSource)]) {
+        let unit = header.sketchUnit!
+        let units = (run.lowerBound * header.sliceSize / unit)..<min(((run.upperBound + 1) * header.sliceSize + unit - 1) / unit, header.sketchCount)
+        guard units.upperBound <= sketch.count else { return ([], []) }
+        var anchors = anchors(before: run.lowerBound > 0 ? run.lowerBound - 1 : nil, after: run.upperBound + 1 < found.count ? run.upperBound + 1 : nil, found: found)
+        guard !anchors.isEmpty else { return ([], []) }
+        var taken: [Int: LocalSource] = [:]
+        for anchor in anchors { try test(anchor, units: units, taken: &taken) }
+        // Content between two edits of one run has moved by the first edit's size: search for it.
+        var probed = Set<Int>()
+        while run.count <= Self.maxProbedRun,
+              run.contains(where: { wanted.contains($0) && missingBytes(slice: $0, taken: taken) > maxMissingPerSlice }),
+              let (probe, base) = nextGap(units: units, taken: taken, skipping: probed),
+              probesLeft.subtract(1, ordering: .relaxed).oldValue > 0 {
+            probed.insert(probe)
+            guard let anchor = try search(unit: probe, around: base), !anchors.contains(anchor) else { continue }
+            anchors.append(anchor)
+            try test(anchor, units: units, taken: &taken)
+        }
+        var resolved: [(slice: Int, missingBytes: Int)] = []
+        var sources: [(block: Int, source: LocalSource)] = []
+        for slice in run where wanted.contains(slice) {
+            let missing = missingBytes(slice: slice, taken: taken)
+            guard missing > 0, missing <= maxMissingPerSlice else { continue }
+            resolved.append((slice, missing))
+            let range = header.sliceRange(slice)
+            for index in (range.lowerBound / unit)..<((range.upperBound + unit - 1) / unit) {
+                guard let source = taken[index] else { continue }
+                let target = unitRange(index)
+                for offset in stride(from: target.lowerBound, to: target.upperBound, by: header.blockSize) {
+                    sources.append((offset / header.blockSize, LocalSource(file: source.file, offset: source.offset + offset - target.lowerBound)))
+                }
+            }
+        }
+        return (resolved, sources)
+    }
+
+    private func unitRange(_ index: Int) -> Range<Int> {
+        let unit = header.sketchUnit!
+        return (index * unit)..<min((index + 1) * unit, header.length)
+    }
+
+    private func missingBytes(slice: Int, taken: [Int: LocalSource]) -> Int {
+        let unit = header.sketchUnit!
+        let range = header.sliceRange(slice)
+        return ((range.lowerBound / unit)..<((range.upperBound + unit - 1) / unit)).reduce(0) { $0 + (taken[$1] == nil ? unitRange($1).count : 0) }
+    }
+
+    /// Tests every unit not yet taken at `anchor`, taking those whose local bytes match their entry.
+    private func test(_ anchor: Anchor, units: Range<Int>, taken: inout [Int: LocalSource]) throws(FileSystemError) {
+        let alike = alikes[anchor.file]
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: header.sliceSize, alignment: 16)
+        defer { buffer.deallocate() }
+        let perRead = max(1, header.sliceSize / header.sketchUnit!)
+        for chunk in stride(from: units.lowerBound, to: units.upperBound, by: perRead) {
+            let chunkUnits = chunk..<min(chunk + perRead, units.upperBound)
+            guard chunkUnits.contains(where: { taken[$0] == nil }) else { continue }
+            let start = max(unitRange(chunkUnits.lowerBound).lowerBound + anchor.shift, 0)
+            let end = min(unitRange(chunkUnits.upperBound - 1).upperBound + anchor.shift, alike.length)
+            guard start < end else { continue }
+            let count = try alike.file.read(into: buffer, count: end - start, at: start)
+            for index in chunkUnits where taken[index] == nil {
+                let target = unitRange(index)
+                let local = (target.lowerBound + anchor.shift - start)..<(target.upperBound + anchor.shift - start)
+                guard local.lowerBound >= 0, local.upperBound <= count else { continue }
+                if SketchTable.entry(buffer + local.lowerBound, length: local.count, blockSize: header.blockSize) == sketch[index] {
+                    taken[index] = LocalSource(file: anchor.file, offset: target.lowerBound + anchor.shift)
+                }
+            }
+        }
+    }
+
+    /// The first unit after an edit inside a long gap, with the place of the unit before the edit:
+    /// a taken unit followed by at least four that are not.
+    private func nextGap(units: Range<Int>, taken: [Int: LocalSource], skipping: Set<Int>) -> (probe: Int, base: Anchor)? {
+        for index in units.dropFirst() where index + 3 < units.upperBound {
+            guard let before = taken[index - 1], !skipping.contains(index + 1),
+                  (index...(index + 3)).allSatisfy({ taken[$0] == nil }) else { continue }
+            return (index + 1, Anchor(file: before.file, shift: before.offset - unitRange(index - 1).lowerBound))
+        }
+        return nil
+    }
+
+    /// Looks for unit `probe` within `probeReach` bytes of where `base` puts it; three consecutive
+    /// units must match at the same place, so a chance match is one in 2^48 per place tried.
+    private func search(unit probe: Int, around base: Anchor) throws(FileSystemError) -> Anchor? {
+        let alike = alikes[base.file]
+        let reach = Self.probeReach
+        let span = unitRange(probe).lowerBound..<unitRange(probe + 2).upperBound
+        let start = max(span.lowerBound + base.shift - reach, 0)
+        let end = min(span.upperBound + base.shift + reach, alike.length)
+        guard start < end else { return nil }
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: end - start, alignment: 16)
+        defer { buffer.deallocate() }
+        let count = try alike.file.read(into: buffer, count: end - start, at: start)
+        for delta in -reach...reach where delta != 0 {
+            let shift = base.shift + delta
+            let matches = (probe...(probe + 2)).allSatisfy { index in
+                let target = unitRange(index)
+                let local = (target.lowerBound + shift - start)..<(target.upperBound + shift - start)
+                return local.lowerBound >= 0 && local.upperBound <= count
+                    && SketchTable.entry(buffer + local.lowerBound, length: local.count, blockSize: header.blockSize) == sketch[index]
+            }
+            if matches { return Anchor(file: base.file, shift: shift) }
+        }
+        return nil
+    }
+
+    /// The places a changed slice's old content may be: continuing the nearest slice found before it,
+    /// and leading up to the nearest slice found after it. With nothing found on one side, the start
+    /// (or end) of the other side's file stands in for it: an edit near the start or end of the file.
+    func anchors(before: Int?, after: Int?, found: [LocalSource?]) -> [Anchor] {
+        var anchors: [Anchor] = []
+        if let before, let source = found[before] {
+            anchors.append(Anchor(file: source.file, shift: source.offset - before * header.sliceSize))
+        } else if let after, let source = found[after] {
+            anchors.append(Anchor(file: source.file, shift: 0))
+        }
+        if let after, let source = found[after] {
+            anchors.append(Anchor(file: source.file, shift: source.offset - after * header.sliceSize))
+        } else if let before, let source = found[before] {
+            anchors.append(Anchor(file: source.file, shift: alikes[source.file].length - header.length))
+        }
+        return anchors.enumerated().filter { index, anchor in !anchors[..<index].contains(anchor) }.map(\.element)
+    }
+}
