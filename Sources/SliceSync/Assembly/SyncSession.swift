@@ -128,7 +128,7 @@ public final class SyncSession: Sendable {
         // Local files: the ones given, the destination itself, and partial work of earlier runs.
         let directory = Paths.parent(of: destination)
         let name = Paths.basename(destination)
-        var alikePaths = options.alikes + [destination, OutputFile.partialPath(of: destination)]
+        var alikePaths = localPaths(destination: destination)
         let leftovers = ((try? FileSystem.list(directory)) ?? [])
             .filter { $0.name.hasPrefix("." + name + TreeNaming.temporaryMarker) }
             .map { Paths.join(directory, $0.name) }
@@ -265,18 +265,17 @@ public final class SyncSession: Sendable {
             + "\nSign the published tree with 'shash', or pass --signature URL.")
     }
 
+    /// The local files a sync reads (before leftovers of earlier runs): the alike files given, the
+    /// destination itself and an interrupted run's partial file.
+    private func localPaths(destination: String) -> [String] {
+        options.alikes + [destination, OutputFile.partialPath(of: destination)]
+    }
+
     /// The length and first bytes of the largest local file the sync will use, for sizing the first
-    /// request before the destination is settled (a directory destination is looked into as well).
+    /// request. A destination that cannot be used leaves only the alike files; the sync reports it
+    /// once the signature is in.
     private func largestLocalFile(fileURL: String) -> (length: Int, start: [UInt8]) {
-        let name = try? SignatureLocator.fileName(of: fileURL)
-        var paths = options.alikes
-        if let destination = options.destination {
-            paths.append(destination)
-            if let name { paths.append(Paths.join(destination, name)) }
-        } else if let name {
-            paths.append(name)
-        }
-        paths += paths.map(OutputFile.partialPath(of:))
+        let paths = (try? resolveDestination(fileURL: fileURL)).map(localPaths(destination:)) ?? options.alikes
         var best: (length: Int, start: [UInt8]) = (0, [])
         for path in paths {
             guard let stamp = try? FileSystem.stamp(path), stamp.isRegularFile, stamp.size > best.length,

@@ -36,6 +36,15 @@ public struct HashRecord: Sendable, Equatable, Hashable {
         UInt64(bigEndian: UnsafeRawPointer(digest).loadUnaligned(as: UInt64.self))
     }
 
+    /// The records as they are stored: 12 bytes each, one after the other.
+    static func encoded(_ records: [HashRecord]) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: records.count * size)
+        bytes.withUnsafeMutableBytes { raw in
+            for (index, record) in records.enumerated() { record.store(to: raw.baseAddress! + index * size) }
+        }
+        return bytes
+    }
+
     /// Parses `count` consecutive records.
     static func parseTable(_ bytes: UnsafeRawBufferPointer, count: Int) -> [HashRecord] {
         precondition(bytes.count >= count * size)
@@ -175,6 +184,19 @@ public struct SignatureV2Header: Sendable, Equatable {
         return first..<min(first + blocksPerSlice, blockCount)
     }
 
+    /// The byte range of sketch unit `index` in the file.
+    public func sketchUnitRange(_ index: Int) -> Range<Int> {
+        let unit = sketchUnit ?? blockSize
+        return (index * unit)..<min((index + 1) * unit, length)
+    }
+
+    /// Indices of the sketch units that make up slice `index` (none without a sketch table).
+    public func sketchUnits(ofSlice index: Int) -> Range<Int> {
+        guard let unit = sketchUnit else { return 0..<0 }
+        let slice = sliceRange(index)
+        return (slice.lowerBound / unit)..<((slice.upperBound + unit - 1) / unit)
+    }
+
     /// The byte range, within the signature file, of the fine table of slice `index`.
     public func fineTableRange(ofSlice index: Int) -> Range<Int> {
         let blocks = blockRange(ofSlice: index)
@@ -242,26 +264,7 @@ public struct SignatureV2: Sendable, Equatable {
 
     /// The exact bytes of the signature file.
     public func serialized() -> [UInt8] {
-        var out = header.serialized()
-        let start = out.count
-        // Sized from the tables, not from `header.headerLength`, which a renamed header no longer matches.
-        out += [UInt8](repeating: 0, count: (coarse.count + fine.count) * HashRecord.size + sketch.count * SketchTable.entrySize)
-        out.withUnsafeMutableBytes { raw in
-            var offset = start
-            for record in coarse {
-                record.store(to: raw.baseAddress! + offset)
-                offset += HashRecord.size
-            }
-            for entry in sketch {
-                raw.storeBytes(of: entry.bigEndian, toByteOffset: offset, as: UInt16.self)
-                offset += SketchTable.entrySize
-            }
-            for record in fine {
-                record.store(to: raw.baseAddress! + offset)
-                offset += HashRecord.size
-            }
-        }
-        return out
+        header.serialized() + HashRecord.encoded(coarse) + SketchTable.encoded(sketch) + HashRecord.encoded(fine)
     }
 
     /// Parses a whole format 2 signature, checking the table sizes against the header.

@@ -30,10 +30,19 @@ public enum SketchTable {
     /// All entries of a file from its fine records; empty when the header has no sketch unit.
     public static func entries(fine: [HashRecord], header: SignatureV2Header) -> [UInt16] {
         guard let unit = header.sketchUnit else { return [] }
-        let perUnit = unit / header.blockSize
-        return stride(from: 0, to: fine.count, by: perUnit).map { first in
-            entry(strongs: fine[first..<min(first + perUnit, fine.count)].lazy.map(\.strong))
+        return entries(fine: fine, blocksPerEntry: unit / header.blockSize)
+    }
+
+    /// The entries of consecutive fine records, `blocksPerEntry` records to an entry.
+    static func entries(fine: [HashRecord], blocksPerEntry: Int) -> [UInt16] {
+        stride(from: 0, to: fine.count, by: blocksPerEntry).map { first in
+            entry(strongs: fine[first..<min(first + blocksPerEntry, fine.count)].lazy.map(\.strong))
         }
+    }
+
+    /// The entries as they are stored: big-endian, one after the other.
+    static func encoded(_ entries: [UInt16]) -> [UInt8] {
+        entries.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xFF)] }
     }
 
     /// The entries held in `bytes`, the signature's first bytes: all of them, or as many as arrived.

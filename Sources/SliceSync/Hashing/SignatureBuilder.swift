@@ -358,7 +358,8 @@ final class PipelineState {
             let firstBlock = range.lowerBound / blockSize
             try sink.write(result.records, at: layout.fineTablesOffset + firstBlock * HashRecord.size)
             if let unit = layout.parameters.sketchUnit {
-                try sink.write(Self.sketchEntries(records: result.records, blocksPerEntry: unit / blockSize),
+                let records = result.records.withUnsafeBytes { HashRecord.parseTable($0, count: result.records.count / HashRecord.size) }
+                try sink.write(SketchTable.encoded(SketchTable.entries(fine: records, blocksPerEntry: unit / blockSize)),
                                at: layout.sketchTableOffset + range.lowerBound / unit * SketchTable.entrySize)
             }
             let blocksPerSlice = layout.parameters.sliceSize / blockSize
@@ -387,31 +388,12 @@ final class PipelineState {
         }
     }
 
-    /// The big-endian sketch entries of a piece's encoded fine records.
-    private static func sketchEntries(records: [UInt8], blocksPerEntry: Int) -> [UInt8] {
-        let blocks = records.count / HashRecord.size
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity((blocks + blocksPerEntry - 1) / blocksPerEntry * SketchTable.entrySize)
-        records.withUnsafeBytes { raw in
-            for first in stride(from: 0, to: blocks, by: blocksPerEntry) {
-                let entry = SketchTable.entry(strongs: (first..<min(first + blocksPerEntry, blocks)).lazy.map {
-                    HashRecord.load(from: raw.baseAddress! + $0 * HashRecord.size).strong
-                })
-                bytes.append(UInt8(entry >> 8))
-                bytes.append(UInt8(entry & 0xFF))
-            }
-        }
-        return bytes
-    }
-
     private func closeSlice() {
         let digest = sliceDigest.finalize()
         let record = digest.withUnsafeBufferPointer {
             HashRecord(weak: RollingHash.weak(sliceRolling), strong: HashRecord.truncate($0.baseAddress!))
         }
-        var bytes = [UInt8](repeating: 0, count: HashRecord.size)
-        bytes.withUnsafeMutableBytes { record.store(to: $0.baseAddress!) }
-        coarse += bytes
+        coarse += HashRecord.encoded([record])
         sliceRolling = 0
         blocksInSlice = 0
         slicesDone += 1

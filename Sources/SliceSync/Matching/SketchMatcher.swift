@@ -75,8 +75,7 @@ struct SketchMatcher: Sendable {
     }
 
     private func resolve(run: ClosedRange<Int>, wanted: Set<Int>, found: [LocalSource?], probesLeft: borrowing Atomic<Int>) throws(FileSystemError) -> (resolved: [(slice: Int, missingBytes: Int)], sources: [(block: Int, source: LocalSource)]) {
-        let unit = header.sketchUnit!
-        let units = (run.lowerBound * header.sliceSize / unit)..<min(((run.upperBound + 1) * header.sliceSize + unit - 1) / unit, header.sketchCount)
+        let units = header.sketchUnits(ofSlice: run.lowerBound).lowerBound..<header.sketchUnits(ofSlice: run.upperBound).upperBound
         guard units.upperBound <= sketch.count else { return ([], []) }
         var anchors = anchors(before: run.lowerBound > 0 ? run.lowerBound - 1 : nil, after: run.upperBound + 1 < found.count ? run.upperBound + 1 : nil, found: found)
         guard !anchors.isEmpty else { return ([], []) }
@@ -99,10 +98,9 @@ struct SketchMatcher: Sendable {
             let missing = missingBytes(slice: slice, taken: taken)
             guard missing > 0, missing <= maxMissingPerSlice else { continue }
             resolved.append((slice, missing))
-            let range = header.sliceRange(slice)
-            for index in (range.lowerBound / unit)..<((range.upperBound + unit - 1) / unit) {
+            for index in header.sketchUnits(ofSlice: slice) {
                 guard let source = taken[index] else { continue }
-                let target = unitRange(index)
+                let target = header.sketchUnitRange(index)
                 for offset in stride(from: target.lowerBound, to: target.upperBound, by: header.blockSize) {
                     sources.append((offset / header.blockSize, LocalSource(file: source.file, offset: source.offset + offset - target.lowerBound)))
                 }
@@ -111,15 +109,16 @@ struct SketchMatcher: Sendable {
         return (resolved, sources)
     }
 
-    private func unitRange(_ index: Int) -> Range<Int> {
-        let unit = header.sketchUnit!
-        return (index * unit)..<min((index + 1) * unit, header.length)
+    private func missingBytes(slice: Int, taken: [Int: LocalSource]) -> Int {
+        header.sketchUnits(ofSlice: slice).reduce(0) { $0 + (taken[$1] == nil ? header.sketchUnitRange($1).count : 0) }
     }
 
-    private func missingBytes(slice: Int, taken: [Int: LocalSource]) -> Int {
-        let unit = header.sketchUnit!
-        let range = header.sliceRange(slice)
-        return ((range.lowerBound / unit)..<((range.upperBound + unit - 1) / unit)).reduce(0) { $0 + (taken[$1] == nil ? unitRange($1).count : 0) }
+    /// Whether unit `index`, moved by `shift`, matches its entry in `count` local bytes read at `start`.
+    private func unit(_ index: Int, matchesAt shift: Int, in buffer: UnsafeRawPointer, readFrom start: Int, count: Int) -> Bool {
+        let target = header.sketchUnitRange(index)
+        let local = (target.lowerBound + shift - start)..<(target.upperBound + shift - start)
+        return local.lowerBound >= 0 && local.upperBound <= count
+            && SketchTable.entry(buffer + local.lowerBound, length: local.count, blockSize: header.blockSize) == sketch[index]
     }
 
     /// Tests every unit not yet taken at `anchor`, taking those whose local bytes match their entry.
@@ -131,17 +130,12 @@ struct SketchMatcher: Sendable {
         for chunk in stride(from: units.lowerBound, to: units.upperBound, by: perRead) {
             let chunkUnits = chunk..<min(chunk + perRead, units.upperBound)
             guard chunkUnits.contains(where: { taken[$0] == nil }) else { continue }
-            let start = max(unitRange(chunkUnits.lowerBound).lowerBound + anchor.shift, 0)
-            let end = min(unitRange(chunkUnits.upperBound - 1).upperBound + anchor.shift, alike.length)
+            let start = max(header.sketchUnitRange(chunkUnits.lowerBound).lowerBound + anchor.shift, 0)
+            let end = min(header.sketchUnitRange(chunkUnits.upperBound - 1).upperBound + anchor.shift, alike.length)
             guard start < end else { continue }
             let count = try alike.file.read(into: buffer, count: end - start, at: start)
-            for index in chunkUnits where taken[index] == nil {
-                let target = unitRange(index)
-                let local = (target.lowerBound + anchor.shift - start)..<(target.upperBound + anchor.shift - start)
-                guard local.lowerBound >= 0, local.upperBound <= count else { continue }
-                if SketchTable.entry(buffer + local.lowerBound, length: local.count, blockSize: header.blockSize) == sketch[index] {
-                    taken[index] = LocalSource(file: anchor.file, offset: target.lowerBound + anchor.shift)
-                }
+            for index in chunkUnits where taken[index] == nil && unit(index, matchesAt: anchor.shift, in: buffer, readFrom: start, count: count) {
+                taken[index] = LocalSource(file: anchor.file, offset: header.sketchUnitRange(index).lowerBound + anchor.shift)
             }
         }
     }
@@ -152,7 +146,7 @@ struct SketchMatcher: Sendable {
         for index in units.dropFirst() where index + 3 < units.upperBound {
             guard let before = taken[index - 1], !skipping.contains(index + 1),
                   (index...(index + 3)).allSatisfy({ taken[$0] == nil }) else { continue }
-            return (index + 1, Anchor(file: before.file, shift: before.offset - unitRange(index - 1).lowerBound))
+            return (index + 1, Anchor(file: before.file, shift: before.offset - header.sketchUnitRange(index - 1).lowerBound))
         }
         return nil
     }
@@ -162,7 +156,7 @@ struct SketchMatcher: Sendable {
     private func search(unit probe: Int, around base: Anchor) throws(FileSystemError) -> Anchor? {
         let alike = alikes[base.file]
         let reach = Self.probeReach
-        let span = unitRange(probe).lowerBound..<unitRange(probe + 2).upperBound
+        let span = header.sketchUnitRange(probe).lowerBound..<header.sketchUnitRange(probe + 2).upperBound
         let start = max(span.lowerBound + base.shift - reach, 0)
         let end = min(span.upperBound + base.shift + reach, alike.length)
         guard start < end else { return nil }
@@ -171,13 +165,9 @@ struct SketchMatcher: Sendable {
         let count = try alike.file.read(into: buffer, count: end - start, at: start)
         for delta in -reach...reach where delta != 0 {
             let shift = base.shift + delta
-            let matches = (probe...(probe + 2)).allSatisfy { index in
-                let target = unitRange(index)
-                let local = (target.lowerBound + shift - start)..<(target.upperBound + shift - start)
-                return local.lowerBound >= 0 && local.upperBound <= count
-                    && SketchTable.entry(buffer + local.lowerBound, length: local.count, blockSize: header.blockSize) == sketch[index]
+            if (probe...(probe + 2)).allSatisfy({ unit($0, matchesAt: shift, in: buffer, readFrom: start, count: count) }) {
+                return Anchor(file: base.file, shift: shift)
             }
-            if matches { return Anchor(file: base.file, shift: shift) }
         }
         return nil
     }
