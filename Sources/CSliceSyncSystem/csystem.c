@@ -30,3 +30,11 @@ int slicesync_open_beneath(int dirfd, const char *path) {
     return -1;
 #endif
 }
+
+off_t slicesync_seek_data(int fd, off_t offset) {
+    return lseek(fd, offset, SEEK_DATA);
+}
+
+off_t slicesync_seek_hole(int fd, off_t offset) {
+    return lseek(fd, offset, SEEK_HOLE);
+}

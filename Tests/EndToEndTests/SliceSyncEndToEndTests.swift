@@ -115,6 +115,42 @@ struct SliceSyncEndToEndTests {
         #expect(!started())
     }
 
+    @Test func aRunKilledMidDownloadKeepsEveryVerifiedByteForTheNextRun() throws {
+        // 8 MiB of new data from a slow server; the client is killed with SIGKILL once about half of
+        // it has been sent.
+        let scenario = try ClientScenario(size: 1_000_000, appended: 8 << 20)
+        let slow = try TestServer.fault(root: scenario.publishRoot, mode: "slow")
+        let process = Process()
+        process.executableURL = ProgramRunner.buildDirectory.appendingPathComponent("slicesync")
+        process.arguments = ["\(slow.base)/dir/file.bin", "--alike", scenario.scratch.file("client/old.bin"),
+                             "-o", scenario.scratch.file("client/file.bin"), "-q"]
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        func sent() -> Int { (try? String(contentsOfFile: scenario.scratch.file("sent-bytes"), encoding: .utf8)).flatMap { Int($0) } ?? 0 }
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline && sent() < 4 << 20 { usleep(20_000) }
+        kill(process.processIdentifier, SIGKILL)
+        // Foundation may reap the child first and report the signal's number alone.
+        #expect([SIGKILL, 128 + SIGKILL].contains(reap(process, timeout: 30) ?? 0))
+        let sentBeforeKill = sent()
+        #expect(sentBeforeKill >= 4 << 20)
+        #expect(!scenario.scratch.exists("client/file.bin"))
+
+        let server = try TestServer.fault(root: scenario.publishRoot, mode: "normal")
+        let result = try scenario.sync(server)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try scenario.scratch.read("client/file.bin") == scenario.new)
+        // At most what had not arrived, plus per connection the block in flight and what sat unread
+        // in its socket (the slow server sends 16 KiB at a time; four connections).
+        let report = try scenario.report(result)
+        print("resumed: fetched \(report.bytesFromServer) after \(sentBeforeKill) had been sent")
+        let appended = 8 << 20
+        #expect(report.bytesFromServer <= appended - sentBeforeKill + 4 * (2048 + 64 * 1024) + 8192,
+                "fetched \(report.bytesFromServer) after \(sentBeforeKill) of \(appended) had been sent")
+        let left = try FileManager.default.contentsOfDirectory(atPath: scenario.scratch.file("client"))
+        #expect(left.sorted() == ["file.bin", "old.bin"])
+    }
+
     @Test func exitStatusesAreDistinct() throws {
         let scenario = try ClientScenario(size: 10_000)
         let server = try TestServer.fault(root: scenario.publishRoot, mode: "normal")

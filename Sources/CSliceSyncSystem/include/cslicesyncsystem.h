@@ -14,4 +14,9 @@ int slicesync_start_writeback(int fd, off_t offset, off_t length);
  * directory. Returns a descriptor, or -1 with errno (EXDEV: it would leave; ENOSYS: kernel before 5.6). */
 int slicesync_open_beneath(int dirfd, const char *path);
 
+/* lseek(2) with SEEK_DATA / SEEK_HOLE: the next offset at or after `offset` that holds data / begins a
+ * hole. Returns the offset, or -1 with errno (ENXIO: no data after `offset`). */
+off_t slicesync_seek_data(int fd, off_t offset);
+off_t slicesync_seek_hole(int fd, off_t offset);
+
 #endif

@@ -153,26 +153,32 @@ final class LoadedSignature: Sendable {
 
     /// Finds the file's pieces in the matcher's local files; format 2 fetches the fine tables it needs.
     func locate(using matcher: Matcher, session: SyncSession) async throws -> PieceMap {
+        // Whole slices first: scanned for at any offset, then where an interrupted run left them.
+        let slices = try await session.runBlocking { () throws -> [LocalSource?] in
+            var found: [LocalSource?]
+            if matcher.totalBytes == 0 {
+                found = [LocalSource?](repeating: nil, count: self.sliceCount)
+            } else if let v1 = self.v1 {
+                found = try matcher.match(v1)
+            } else {
+                found = try matcher.matchSlices(self.v2!, coarse: self.coarse)
+            }
+            try self.probeSlices(&found, alikes: matcher.alikes)
+            return found
+        }
         if let v1 {
-            let sources = matcher.alikes.isEmpty ? [LocalSource?](repeating: nil, count: v1.slices.count)
-                : try await session.runBlocking { try matcher.match(v1) }
-            return PieceMap(unitSize: v1.sliceSize, length: v1.length, sources: PackedSources(sources))
+            return PieceMap(unitSize: v1.sliceSize, length: v1.length, sources: PackedSources(slices))
         }
         let header = v2!
-        let coarse = self.coarse
         var map = PieceMap(unitSize: header.blockSize, length: header.length, sources: PackedSources(count: header.blockCount))
-        guard matcher.totalBytes > 0 else { return map }
-        let slices = try await session.runBlocking { try matcher.matchSlices(header, coarse: coarse) }
-        var missing: [Int] = []
-        for (index, source) in slices.enumerated() {
-            guard let source else {
-                missing.append(index)
-                continue
-            }
-            for (k, block) in header.blockRange(ofSlice: index).enumerated() {
-                map.sources[block] = LocalSource(file: source.file, offset: source.offset + k * header.blockSize)
-            }
+        guard matcher.totalBytes > 0 else {
+            // Nothing to scan; what an interrupted run left is taken, the rest comes in whole slices.
+            map.take(slices, header: header)
+            map.verifyBySlice = true
+            return map
         }
+        map.take(slices, header: header)
+        var missing = slices.indices.filter { slices[$0] == nil }
         session.logger.info("\(slices.count - missing.count) of \(slices.count) slices found whole")
         let zeros = zeroSlices(among: missing)
         if !zeros.isEmpty {
@@ -210,14 +216,14 @@ final class LoadedSignature: Sendable {
         // of the local files that no whole slice was taken from (widened by a block, for blocks that
         // straddle the edge). Only when much is still missing is everything scanned, to find blocks
         // that moved far or repeat content used elsewhere.
-        var used: [Int: RangeSet] = [:]
+        var used: [Int: ByteRangeSet] = [:]
         for (index, source) in slices.enumerated() {
             guard let source else { continue }
-            used[source.file, default: RangeSet()].insert(source.offset..<(source.offset + header.sliceRange(index).count))
+            used[source.file, default: ByteRangeSet()].insert(source.offset..<(source.offset + header.sliceRange(index).count))
         }
         var unused: [Int: [Range<Int>]] = [:]
-        for (index, alike) in matcher.alikes.enumerated() {
-            let gaps = (used[index] ?? RangeSet()).gaps(in: 0..<alike.length)
+        for (index, alike) in matcher.alikes.enumerated() where alike.scanned {
+            let gaps = (used[index] ?? ByteRangeSet()).gaps(in: 0..<alike.length)
             let widened = gaps.map { max(0, $0.lowerBound - header.blockSize)..<min(alike.length, $0.upperBound + header.blockSize) }
             unused[index] = RequestPlanner.merge(widened, gap: 0)
         }
@@ -257,7 +263,7 @@ final class LoadedSignature: Sendable {
         let stillMissing = wanted.keys.reduce(0) { $0 + map.unitRange($1).count }
         // The first pass was already everywhere when no whole slice was taken from any local file.
         let searchedEverything = matcher.alikes.enumerated().allSatisfy { index, alike in
-            alike.length == 0 || unused[index] == [0..<alike.length]
+            alike.length == 0 || !alike.scanned || unused[index] == [0..<alike.length]
         }
         if stillMissing > header.length / 10 && !searchedEverything {
             let remaining = wanted

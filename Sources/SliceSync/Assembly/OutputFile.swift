@@ -151,6 +151,11 @@ final class OutputFile: @unchecked Sendable {
         return handoff.result()
     }
 
+    /// Starts writing `range` back to disk without waiting for it.
+    func startWriteback(_ range: Range<Int>) {
+        _ = slicesync_start_writeback(file.descriptor, off_t(range.lowerBound), off_t(range.count))
+    }
+
     /// Reads `count` bytes the output already holds at `offset`.
     private func readBack(into buffer: UnsafeMutableRawPointer, count: Int, at offset: Int) throws(FileSystemError) {
         guard try file.read(into: buffer, count: count, at: offset) == count else {

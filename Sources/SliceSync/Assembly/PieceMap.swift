@@ -16,6 +16,16 @@ struct PieceMap: Sendable {
         (index * unitSize)..<min((index + 1) * unitSize, length)
     }
 
+    /// Format 2: gives the blocks of every found slice their source.
+    mutating func take(_ slices: [LocalSource?], header: SignatureV2Header) {
+        for (index, source) in slices.enumerated() {
+            guard let source else { continue }
+            for (k, block) in header.blockRange(ofSlice: index).enumerated() {
+                sources[block] = LocalSource(file: source.file, offset: source.offset + k * header.blockSize)
+            }
+        }
+    }
+
     /// Bytes found locally.
     var reusedBytes: Int {
         sources.indices.reduce(0) { $0 + (sources[$1] == nil ? 0 : unitRange($1).count) }

@@ -125,15 +125,16 @@ public final class SyncSession: Sendable {
         let remote = RemoteFile(url: fileURL, exchange: exchange, headers: options.headers, logger: logger)
         let length = signature.length
 
-        // Local files: the ones given, the destination itself, and partial work of earlier runs.
+        // Local files: the ones given, the destination itself and a failed run's kept work, scanned;
+        // the outputs of interrupted or failed runs are also probed where their pieces belong.
         let directory = Paths.parent(of: destination)
         let name = Paths.basename(destination)
-        var alikePaths = localPaths(destination: destination)
         let leftovers = ((try? FileSystem.list(directory)) ?? [])
             .filter { $0.name.hasPrefix("." + name + TreeNaming.temporaryMarker) }
             .map { Paths.join(directory, $0.name) }
-        alikePaths += leftovers
-        let matcher = Matcher(paths: alikePaths, threads: options.threads, progress: scanProgress, logger: logger)
+        let partial = OutputFile.partialPath(of: destination)
+        let matcher = Matcher(paths: localPaths(destination: destination) + [partial], probed: leftovers + [partial],
+                              threads: options.threads, progress: scanProgress, logger: logger)
 
         // Find what we have.
         observer?.phase("scanning")
@@ -146,6 +147,14 @@ public final class SyncSession: Sendable {
         timing("fetched the signature")
         var map = try await signature.locate(using: matcher, session: self)
         signature.fillRepeats(&map)
+        if matcher.alikes.contains(where: \.probed) {
+            let found = map
+            map = try await runBlocking {
+                var probed = found
+                try signature.probeUnits(&probed, alikes: matcher.alikes)
+                return probed
+            }
+        }
         timing("matched local files (\(formatBytes(map.reusedBytes)) found)")
         try Task.checkCancellation()
         if scanProgress.isCancelled { throw CancellationError() }
@@ -194,8 +203,9 @@ public final class SyncSession: Sendable {
                     fullDownload = true
                 }
             }
+            var streamed: (digest: [UInt8], badSlices: [Int])?
             if fullDownload {
-                try await downloadWhole(remote: remote, output: output, length: length)
+                streamed = try await downloadWhole(remote: remote, output: output, signature: signature)
             }
             timing("downloaded \(formatBytes(fullDownload ? length : missingBytes))")
             if let known = remote.length, known != length {
@@ -203,15 +213,21 @@ public final class SyncSession: Sendable {
             }
 
             observer?.phase("verifying")
-            let segments = fullDownload ? [PieceMap.Segment.output(0..<length)] : map.segments
-            let sources = matcher.alikes.map(\.file)
-            let algorithm: StreamingDigest.Algorithm = signature.version == .v1 ? .sha1 : .sha256
-            let digest = try await runBlocking { try output.assemble(segments, sources: sources, algorithm: algorithm) }
+            let digest: [UInt8]
+            if let streamed {
+                // Checked as it arrived: nothing to copy, nothing to read back.
+                digest = streamed.digest
+            } else {
+                let segments = map.segments
+                let sources = matcher.alikes.map(\.file)
+                let algorithm: StreamingDigest.Algorithm = signature.version == .v1 ? .sha1 : .sha256
+                digest = try await runBlocking { try output.assemble(segments, sources: sources, algorithm: algorithm) }
+                timing("assembled the file and computed its hash")
+            }
             assembled = true
-            timing("assembled the file and computed its hash")
             var repaired = 0
             if digest != signature.wholeFileHash {
-                repaired = try await repair(output: output, remote: remote, signature: signature, map: &map)
+                repaired = try await repair(output: output, remote: remote, signature: signature, map: &map, knownBad: streamed?.badSlices)
             }
             try output.commit(mode: targetMode(for: destination))
             timing("replaced the destination")
@@ -265,10 +281,10 @@ public final class SyncSession: Sendable {
             + "\nSign the published tree with 'shash', or pass --signature URL.")
     }
 
-    /// The local files a sync reads (before leftovers of earlier runs): the alike files given, the
-    /// destination itself and an interrupted run's partial file.
+    /// The local files a sync scans first: the alike files given and the destination itself (the work
+    /// of earlier runs is added to them in `runOnce`).
     private func localPaths(destination: String) -> [String] {
-        options.alikes + [destination, OutputFile.partialPath(of: destination)]
+        options.alikes + [destination]
     }
 
     /// The length and first bytes of the largest local file the sync will use, for sizing the first
@@ -307,12 +323,27 @@ public final class SyncSession: Sendable {
 
     /// Downloads ranges of the signature itself (fine tables), returning the bytes by range start.
     func fetchSignatureRanges(_ ranges: [Range<Int>], remote: RemoteFile) async throws -> [Int: [UInt8]] {
-        let collected = Mutex<[Int: [UInt8]]>([:])
-        let downloader = RangeDownloader(remote: remote, jobs: options.jobs, unit: HashRecord.size, logger: logger)
+        let wanted = ranges.sorted { $0.lowerBound < $1.lowerBound }
+        let collected = Mutex<[[UInt8]]>(wanted.map { [UInt8](repeating: 0, count: $0.count) })
+        // Any piece will do: each arrives inside one wanted range and is copied to its place there.
+        let downloader = RangeDownloader(remote: remote, jobs: options.jobs, unit: 1, logger: logger)
         do {
-            try await downloader.download(ranges) { range, bytes in
-                collected.withLock { $0[range.lowerBound] = Array(bytes) }
-                return range
+            try await downloader.download(wanted) { piece, bytes in
+                var low = 0
+                var high = wanted.count
+                while low < high {
+                    let middle = (low + high) / 2
+                    if wanted[middle].upperBound <= piece.lowerBound { low = middle + 1 } else { high = middle }
+                }
+                guard low < wanted.count, wanted[low].lowerBound <= piece.lowerBound,
+                      piece.upperBound <= wanted[low].upperBound else { return piece.lowerBound..<piece.lowerBound }
+                let at = piece.lowerBound - wanted[low].lowerBound
+                collected.withLock { tables in
+                    tables[low].withUnsafeMutableBytes { target in
+                        target.baseAddress!.advanced(by: at).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+                    }
+                }
+                return piece
             }
         } catch is RangeDownloader.RangesUnsupported {
             // The signature's server ignores ranges: take the tables out of the whole signature.
@@ -321,7 +352,8 @@ public final class SyncSession: Sendable {
             for range in ranges where range.upperBound <= whole.bytes.count { result[range.lowerBound] = Array(whole.bytes[range]) }
             return result
         }
-        return collected.withLock { $0 }
+        let tables = collected.withLock { $0 }
+        return Dictionary(uniqueKeysWithValues: zip(wanted.map(\.lowerBound), tables))
     }
 
     // MARK: - Downloading
@@ -354,16 +386,21 @@ public final class SyncSession: Sendable {
         }
     }
 
-    private func downloadWhole(remote: RemoteFile, output: OutputFile, length: Int) async throws {
+    /// Downloads the whole file into the output, checking it as it streams (see `StreamingCheck`);
+    /// returns the whole-file digest and the slices that failed their records.
+    private func downloadWhole(remote: RemoteFile, output: OutputFile, signature: LoadedSignature) async throws -> (digest: [UInt8], badSlices: [Int]) {
         logger.info("downloading the whole file")
-        var offset = 0
+        let length = output.length
+        let check = StreamingCheck(signature: signature)
+        var flushed = 0
         // Each attempt resumes where the last one stopped (the server may restart from 0 with a 200).
         try await remote.retrying("downloading the file", attempts: 6) {
-            let resumeFrom = offset
+            let resumeFrom = check.position
             try await remote.get(headers: resumeFrom > 0 ? [("Range", "bytes=\(resumeFrom)-")] : [], head: { head in
                 switch head.status {
                 case 200:
-                    offset = 0
+                    check.restart()
+                    flushed = 0
                     if let value = head.value("content-length"), let total = Int(value) { try remote.noteLength(total) }
                 case 206:
                     guard let value = head.value("content-range"), let range = ByteRanges.parseContentRange(value), range.range.lowerBound == resumeFrom else {
@@ -376,22 +413,32 @@ public final class SyncSession: Sendable {
                     throw TransportError(.status, "the server answered HTTP \(head.status) for \(remote.url)", status: head.status)
                 }
             }, body: { chunk in
+                let offset = check.position
                 guard offset + chunk.count <= length else {
                     throw TransportError(.changed, "the server's file is longer than its signature says: the signature is out of date")
                 }
                 try output.file.write(from: chunk.baseAddress!, count: chunk.count, at: offset)
-                offset += chunk.count
-                self.observer?.downloaded(offset, of: length)
+                check.add(chunk)
+                // Writeback starts as the data comes, so the fsync before the rename has little left.
+                if check.position - flushed >= 32 << 20 {
+                    output.startWriteback(flushed..<check.position)
+                    flushed = check.position
+                }
+                self.observer?.downloaded(check.position, of: length)
             })
-            guard offset == length else {
-                throw TransportError(.protocolViolation, "the download ended after \(offset) of \(length) bytes")
+            guard check.position == length else {
+                throw TransportError(.protocolViolation, "the download ended after \(check.position) of \(length) bytes")
             }
         }
+        return (check.finish(), check.badSlices)
     }
 
     /// Finds the slices that do not match their hashes, fetches them again once, and checks again.
-    private func repair(output: OutputFile, remote: RemoteFile, signature: LoadedSignature, map: inout PieceMap) async throws -> Int {
-        let bad = try await runBlocking { try signature.badSlices(in: output) }
+    /// `knownBad` are the slices already found bad while the file streamed in, when it did.
+    private func repair(output: OutputFile, remote: RemoteFile, signature: LoadedSignature, map: inout PieceMap,
+                        knownBad: [Int]?) async throws -> Int {
+        var bad = knownBad ?? []
+        if knownBad == nil { bad = try await runBlocking { try signature.badSlices(in: output) } }
         logger.warning("the rebuilt file failed its whole-file check; fetching \(bad.count) slice(s) again")
         guard !bad.isEmpty else {
             throw VerificationError("the rebuilt file does not match the signature's whole-file hash although every slice does: the signature is inconsistent; re-run shash on the server")

@@ -8,6 +8,14 @@ public struct AlikeFile: Sendable {
     public var path: String
     /// Its length when it was opened.
     public var length: Int
+    /// Scanned for pieces at any offset.
+    public var scanned: Bool
+    /// Probed where the target's pieces belong: the output of an interrupted or failed run, whose
+    /// verified pieces sit at their own offsets. A file that is only probed is never scanned.
+    public var probed: Bool
+    /// The parts of the file that hold data; holes (of a sparse image, or of a partial output) hold
+    /// nothing but zeros, which are never taken from a file.
+    public var extents: [Range<Int>]
     let file: SystemFile
 }
 
@@ -19,11 +27,13 @@ public final class Matcher: Sendable {
     private let progress: ScanProgress
 
     /// Opens the alike files. Paths that do not exist are skipped silently (the destination of a first
-    /// download does not exist yet); unreadable ones are skipped with a warning.
-    public init(paths: [String], threads: Int, progress: ScanProgress, logger: Logger) {
+    /// download does not exist yet); unreadable ones are skipped with a warning. `probed` files are
+    /// also probed in place (see `AlikeFile.probed`); those not in `paths` come last and are not scanned.
+    public init(paths: [String], probed: [String] = [], threads: Int, progress: ScanProgress, logger: Logger) {
         var seen = Set<String>()
         var files: [AlikeFile] = []
-        for path in paths where !seen.contains(path) {
+        let probedPaths = Set(probed)
+        for path in paths + probed where !seen.contains(path) {
             seen.insert(path)
             guard files.count < LocalSource.maxFiles else {
                 logger.warning("not using \(path) as an alike file: at most \(LocalSource.maxFiles) alike files are scanned")
@@ -31,7 +41,9 @@ public final class Matcher: Sendable {
             }
             do {
                 let file = try SystemFile.openForReading(path)
-                files.append(AlikeFile(path: path, length: try file.stamp().size, file: file))
+                let length = try file.stamp().size
+                files.append(AlikeFile(path: path, length: length, scanned: paths.contains(path), probed: probedPaths.contains(path),
+                                       extents: file.dataExtents(length: length), file: file))
             } catch where error.code == .notFound {
                 continue
             } catch {
@@ -43,8 +55,8 @@ public final class Matcher: Sendable {
         self.progress = progress
     }
 
-    /// Total bytes of the alike files: what a full scan reads once per pass.
-    public var totalBytes: Int { alikes.reduce(0) { $0 + $1.length } }
+    /// Total bytes of the scanned alike files: what a full scan reads once per pass.
+    public var totalBytes: Int { alikes.reduce(0) { $0 + ($1.scanned ? $1.length : 0) } }
 
     /// Format 1: finds every slice; returns a source per slice (nil where not found).
     public func match(_ signature: SignatureV1) throws(FileSystemError) -> [LocalSource?] {
@@ -117,9 +129,11 @@ public final class Matcher: Sendable {
         hasher: H, table: WeakTable, verifier: V, found: FoundPieces, within: [Int: [Range<Int>]]? = nil
     ) throws(FileSystemError) {
         var regions: [ScanRegion] = []
-        for (index, alike) in alikes.enumerated() where alike.length >= hasher.window {
-            let ranges = within.map { $0[index] ?? [] } ?? [0..<alike.length]
-            for range in ranges {
+        for (index, alike) in alikes.enumerated() where alike.length >= hasher.window && alike.scanned {
+            let asked = within.map { $0[index] ?? [] } ?? [0..<alike.length]
+            // Holes are skipped; a window may still reach a block's width into one.
+            let withData = alike.extents.map { max(0, $0.lowerBound - hasher.window)..<min(alike.length, $0.upperBound + hasher.window) }
+            for range in Self.intersection(asked, RequestPlanner.merge(withData, gap: 0)) {
                 // Window starts whose whole window lies inside the range.
                 let first = max(0, range.lowerBound)
                 let positions = min(alike.length, range.upperBound) - hasher.window + 1 - first
@@ -165,6 +179,20 @@ public final class Matcher: Sendable {
                 }
             }
         }
+    }
+
+    /// The parts common to two sorted lists of disjoint ranges.
+    static func intersection(_ first: [Range<Int>], _ second: [Range<Int>]) -> [Range<Int>] {
+        var result: [Range<Int>] = []
+        var i = 0
+        var j = 0
+        while i < first.count && j < second.count {
+            let lower = max(first[i].lowerBound, second[j].lowerBound)
+            let upper = min(first[i].upperBound, second[j].upperBound)
+            if lower < upper { result.append(lower..<upper) }
+            if first[i].upperBound < second[j].upperBound { i += 1 } else { j += 1 }
+        }
+        return result
     }
 
     private static func sources(_ found: FoundPieces, count: Int) -> [LocalSource?] {

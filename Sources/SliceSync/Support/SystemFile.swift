@@ -1,3 +1,4 @@
+import CSliceSyncSystem
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -111,6 +112,34 @@ public final class SystemFile: @unchecked Sendable {
             }
         }
         return done
+    }
+
+    /// Most extents `dataExtents` reports; a file with more holes is taken as data from there on.
+    static let maxExtents = 4096
+
+    /// The parts of the first `length` bytes that hold data, skipping holes (`SEEK_DATA`/`SEEK_HOLE`).
+    /// A file system that cannot tell reports the whole file as data, which is always safe: a hole
+    /// reads as zeros, so this only spares reading what could be nothing else.
+    public func dataExtents(length: Int) -> [Range<Int>] {
+        var result: [Range<Int>] = []
+        var offset = 0
+        while offset < length {
+            let data = slicesync_seek_data(descriptor, off_t(offset))
+            if data < 0 {
+                // ENXIO: no data after `offset`; anything else: the file system cannot say.
+                if errno != ENXIO { result.append(offset..<length) }
+                break
+            }
+            let hole = slicesync_seek_hole(descriptor, data)
+            let end = hole < 0 ? length : min(Int(hole), length)
+            guard result.count < Self.maxExtents else {
+                result.append(Int(data)..<length)
+                break
+            }
+            if Int(data) < end { result.append(Int(data)..<end) }
+            offset = max(end, offset + 1)
+        }
+        return result
     }
 
     /// Writes all `count` bytes at `offset`, retrying short writes.

@@ -59,59 +59,37 @@ public enum ByteRanges {
 
     /// Splits a complete `multipart/byteranges` body into parts; throws on any malformation.
     public static func parseMultipart(_ body: [UInt8], boundary: String) throws(TransportError) -> [Part] {
-        let delimiter = Array("--\(boundary)".utf8)
+        var reader = PartialReplyReader(boundary: boundary)
         var parts: [Part] = []
-        guard var index = find(delimiter, in: body, from: 0) else {
-            throw TransportError(.protocolViolation, "the multipart reply has no boundary line")
-        }
-        while true {
-            index += delimiter.count
-            // The closing delimiter is followed by "--".
-            if index + 1 < body.count && body[index] == UInt8(ascii: "-") && body[index + 1] == UInt8(ascii: "-") { return parts }
-            guard let headerEnd = find(Array("\r\n\r\n".utf8), in: body, from: index) else {
-                throw TransportError(.protocolViolation, "a part of the multipart reply has no end of headers")
-            }
-            guard headerEnd - index <= 8192 else { throw TransportError(.protocolViolation, "a part of the multipart reply has over-long headers") }
-            let headerText = String(decoding: body[index..<headerEnd], as: UTF8.self)
-            var contentRange: ContentRange?
-            for line in headerText.split(separator: "\r\n") {
-                let pieces = line.split(separator: ":", maxSplits: 1)
-                guard pieces.count == 2 else { continue }
-                if pieces[0].trimmingSpaces.lowercased() == "content-range" {
-                    contentRange = parseContentRange(String(pieces[1]))
-                    if contentRange == nil { throw TransportError(.protocolViolation, "a part has an invalid Content-Range: \(pieces[1].trimmingSpaces)") }
+        var current: ContentRange?
+        do {
+            try body.withUnsafeBytes { raw in
+                func collect(_ event: PartialReplyReader.Event) {
+                    switch event {
+                    case .part(let contentRange):
+                        current = contentRange
+                    case .data(_, let bytes):
+                        // One body in one piece: each part's data arrives as one event.
+                        guard let current, let base = raw.baseAddress, let start = bytes.baseAddress else { return }
+                        let offset = start - base
+                        parts.append(Part(range: current.range, completeLength: current.completeLength,
+                                          bodyRange: offset..<(offset + bytes.count)))
+                    }
                 }
+                try reader.feed(raw, collect)
+                try reader.finish(collect)
             }
-            guard let contentRange else { throw TransportError(.protocolViolation, "a part of the multipart reply has no Content-Range") }
-            let dataStart = headerEnd + 4
-            let dataEnd = dataStart + contentRange.range.count
-            guard dataEnd + 2 + delimiter.count <= body.count else {
-                throw TransportError(.protocolViolation, "the multipart reply ends inside a part")
-            }
-            guard body[dataEnd] == UInt8(ascii: "\r"), body[dataEnd + 1] == UInt8(ascii: "\n"),
-                  Array(body[(dataEnd + 2)..<(dataEnd + 2 + delimiter.count)]) == delimiter else {
-                throw TransportError(.protocolViolation, "a part's length does not match its Content-Range")
-            }
-            parts.append(Part(range: contentRange.range, completeLength: contentRange.completeLength, bodyRange: dataStart..<dataEnd))
-            index = dataEnd + 2
+        } catch let error as TransportError {
+            throw error
+        } catch {
+            throw TransportError(.protocolViolation, "the multipart reply could not be read: \(error)")
         }
+        return parts
     }
 
     /// The `Range` header value for ranges (which must be sorted and disjoint).
     public static func header(for ranges: [Range<Int>]) -> String {
         "bytes=" + ranges.map { "\($0.lowerBound)-\($0.upperBound - 1)" }.joined(separator: ",")
-    }
-
-    private static func find(_ needle: [UInt8], in haystack: [UInt8], from start: Int) -> Int? {
-        guard needle.count <= haystack.count, start <= haystack.count - needle.count else { return nil }
-        let first = needle[0]
-        var index = start
-        let last = haystack.count - needle.count
-        while index <= last {
-            if haystack[index] == first && haystack[index..<(index + needle.count)].elementsEqual(needle) { return index }
-            index += 1
-        }
-        return nil
     }
 
     private static func decimal(_ text: Substring) -> Int? {

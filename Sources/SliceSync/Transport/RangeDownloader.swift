@@ -13,8 +13,9 @@ public enum RequestPlanner {
     /// (`LimitRequestFieldSize`) and most proxies allow for a header line, with room left for a long
     /// Authorization header.
     public static let maxRangeHeader = 4400
-    /// Largest body asked for in one request; bounds the memory a reply needs (replies are held whole
-    /// until their parts are verified).
+    /// Largest body asked for in one request. Replies stream to disk, so this no longer bounds memory;
+    /// it spreads a large download over the parallel connections and bounds what one request that keeps
+    /// failing can hold up.
     public static let maxRequestBytes = 8 << 20
 
     /// Merges ranges separated by small gaps; input must be sorted and disjoint.
@@ -118,9 +119,9 @@ struct RangeDownloader: Sendable {
     private func fetchWithRetry(_ ranges: [Range<Int>], deliver: (Range<Int>, UnsafeRawBufferPointer) throws -> Range<Int>) async throws -> [Range<Int>] {
         var remaining = ranges
         return try await remote.retrying("fetching \(ranges.count) range(s)", attempts: attempts) {
-            var delivered = RangeSet()
+            var delivered = ByteRangeSet()
             do {
-                return try await remote.fetchOnce(remaining) { range, bytes in
+                return try await remote.fetchOnce(remaining, unit: unit) { range, bytes in
                     let accepted = try deliver(range, bytes)
                     delivered.insert(accepted)
                     return accepted

@@ -48,8 +48,6 @@ public final class RemoteFile: Sendable {
 
     /// Abandons the body of a redirect.
     private struct RedirectSeen: Error {}
-    /// Abandons the body of a 200 reply to a range request.
-    private struct WholeFileReply: Error {}
 
     /// Sends GET with redirects followed (at most 8, never from https to http) and records the validator.
     /// `head` sees the final response head; `body` its body.
@@ -135,36 +133,58 @@ public final class RemoteFile: Sendable {
         }
     }
 
-    /// Fetches one request's worth of ranges (sorted, disjoint); hands every received byte range that
-    /// lies within them to `deliver`, which returns the part it accepted; returns the parts of `ranges`
-    /// not accepted.
-    func fetchOnce(_ ranges: [Range<Int>], deliver: (Range<Int>, UnsafeRawBufferPointer) throws -> Range<Int>) async throws -> [Range<Int>] {
+    /// Fetches one request's worth of ranges (sorted, disjoint) and hands the bytes that lie within
+    /// them to `deliver` as they arrive, cut into pieces of whole `unit`s (see `UnitCollector`);
+    /// `deliver` returns the part it accepted. Returns the parts of `ranges` not accepted.
+    ///
+    /// Nothing of the reply is held beyond one unit: whatever was accepted before the connection broke
+    /// or the reply turned out malformed stays accepted, and the caller asks again only for the rest.
+    func fetchOnce(_ ranges: [Range<Int>], unit: Int, deliver: (Range<Int>, UnsafeRawBufferPointer) throws -> Range<Int>) async throws -> [Range<Int>] {
         let expected = ranges.reduce(0) { $0 + $1.count }
         let limit = expected + ranges.count * 512 + 65536
-        var collected: [UInt8] = []
+        var received = 0
         var response: HTTPResponseHead?
+        var reader: PartialReplyReader?
+        let collector = UnitCollector(unit: unit, wanted: ranges)
+        func handle(_ event: PartialReplyReader.Event) throws {
+            switch event {
+            case .part(let contentRange):
+                if let total = contentRange.completeLength { try noteLength(total) }
+            case .data(let offset, let bytes):
+                try collector.add(offset: offset, bytes: bytes, deliver: deliver)
+            }
+        }
         do {
             try await get(headers: [("Range", ByteRanges.header(for: ranges))], head: { head in
                 response = head
-                if head.status == 200 {
-                    // A 200 carries the whole file, never a range: never append it. Abandon it and let
-                    // the caller fall back (fewer ranges per request, or one plain download).
-                    throw WholeFileReply()
-                }
-                collected.reserveCapacity(min(limit, expected + 4096))
+                // Only a 206 carries ranges. A 200 carries the whole file, never a range: it is never
+                // appended; the caller falls back (fewer ranges per request, or one plain download).
+                guard head.status == 206 else { throw BodyNotNeeded() }
+                reader = try PartialReplyReader(head: head)
             }, body: { chunk in
-                guard collected.count + chunk.count <= limit else {
+                received += chunk.count
+                guard received <= limit else {
                     throw TransportError(.protocolViolation, "the server sent more than the \(expected) bytes asked for")
                 }
-                collected.append(contentsOf: chunk.bindMemory(to: UInt8.self))
+                try reader?.feed(chunk, handle)
             })
-        } catch is WholeFileReply {
+            try reader?.finish(handle)
+            try collector.flush(deliver)
+        } catch is BodyNotNeeded {
             // Handled below, from the status.
         }
         guard let response else { throw TransportError(.protocolViolation, "no response") }
         switch response.status {
         case 206:
-            return try deliverPartial(response, body: collected, ranges: ranges, deliver: deliver)
+            let missing = ranges.flatMap { collector.accepted.gaps(in: $0) }
+            if !missing.isEmpty && ranges.count > 1 {
+                let changed = state.withLock { state in
+                    defer { state.maxRanges = 1 }
+                    return state.maxRanges > 1
+                }
+                if changed { logger.info("the server answered only part of a multi-range request; asking one range at a time") }
+            }
+            return missing
         case 200:
             let changed = state.withLock { state in
                 let before = (state.maxRanges, state.rangesUnsupported)
@@ -195,54 +215,12 @@ public final class RemoteFile: Sendable {
         }
     }
 
-    private func deliverPartial(
-        _ response: HTTPResponseHead, body: [UInt8], ranges: [Range<Int>],
-        deliver: (Range<Int>, UnsafeRawBufferPointer) throws -> Range<Int>
-    ) throws -> [Range<Int>] {
-        var pieces: [(range: Range<Int>, bodyRange: Range<Int>)] = []
-        let contentType = response.value("content-type") ?? ""
-        if let boundary = ByteRanges.boundary(ofContentType: contentType) {
-            for part in try ByteRanges.parseMultipart(body, boundary: boundary) {
-                if let total = part.completeLength { try noteLength(total) }
-                pieces.append((part.range, part.bodyRange))
-            }
-        } else {
-            guard let header = response.value("content-range"), let contentRange = ByteRanges.parseContentRange(header) else {
-                throw TransportError(.protocolViolation, "a 206 reply without a valid Content-Range")
-            }
-            guard body.count == contentRange.range.count else {
-                throw TransportError(.protocolViolation, "the reply was cut short: \(body.count) of \(contentRange.range.count) bytes")
-            }
-            if let total = contentRange.completeLength { try noteLength(total) }
-            pieces.append((contentRange.range, 0..<body.count))
-        }
-        var covered = RangeSet()
-        try body.withUnsafeBytes { raw in
-            for piece in pieces {
-                // Use only bytes that were asked for; a server may coalesce ranges or send extra parts.
-                for wanted in ranges {
-                    let lower = max(wanted.lowerBound, piece.range.lowerBound)
-                    let upper = min(wanted.upperBound, piece.range.upperBound)
-                    guard lower < upper else { continue }
-                    let start = piece.bodyRange.lowerBound + (lower - piece.range.lowerBound)
-                    covered.insert(try deliver(lower..<upper, UnsafeRawBufferPointer(rebasing: raw[start..<(start + upper - lower)])))
-                }
-            }
-        }
-        let missing = ranges.flatMap { covered.gaps(in: $0) }
-        if !missing.isEmpty && ranges.count > 1 {
-            let changed = state.withLock { state in
-                defer { state.maxRanges = 1 }
-                return state.maxRanges > 1
-            }
-            if changed { logger.info("the server answered only part of a multi-range request; asking one range at a time") }
-        }
-        return missing
-    }
+    /// Abandons the body of a reply whose status says all there is to know.
+    private struct BodyNotNeeded: Error {}
 }
 
 /// Sorted, disjoint integer ranges.
-struct RangeSet: Sendable {
+struct ByteRangeSet: Sendable {
     private(set) var ranges: [Range<Int>] = []
 
     mutating func insert(_ range: Range<Int>) {

@@ -12,6 +12,8 @@ Listens on 127.0.0.1 on a free port, prints the port on stdout, serves files und
   reset-once        the first request for a data file is closed without a reply
   change-once       after the first data request, the file's content and ETag change
   stall             data requests hang (to test interruption)
+  slow              data replies trickle out in 16 KiB pieces every 20 ms; the bytes of data sent so far
+                    are kept in ROOT/../sent-bytes (to kill a client mid-download)
 Signatures (paths under .slicesync/) are always served normally. Stops after 300 s at most.
 """
 import http.server, os, signal, socketserver, sys, threading
@@ -102,6 +104,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(body[: len(body) // 2]); self.wfile.flush()
             self.close_connection = True
             self.connection.shutdown(2)
+            return
+        if mode == "slow":
+            for start in range(0, len(body), 16384):
+                self.wfile.write(body[start:start + 16384]); self.wfile.flush()
+                with state["lock"]:
+                    state["sent"] = state.get("sent", 0) + len(body[start:start + 16384])
+                    with open(os.path.join(ROOT, "..", "sent-bytes"), "w") as counter:
+                        counter.write(str(state["sent"]))
+                threading.Event().wait(0.02)
             return
         self.wfile.write(body)
 

@@ -1,0 +1,113 @@
+import Testing
+@testable import SliceSync
+
+@Suite("Reading 206 replies as they arrive")
+struct PartialReplyReaderTests {
+    /// Feeds `body` in pieces of the given sizes (cycled) and returns the file bytes by offset.
+    func read(_ body: [UInt8], head: HTTPResponseHead, pieces: [Int]) throws -> [Int: UInt8] {
+        var reader = try PartialReplyReader(head: head)
+        var bytes: [Int: UInt8] = [:]
+        var parts = 0
+        func collect(_ event: PartialReplyReader.Event) {
+            switch event {
+            case .part: parts += 1
+            case .data(let offset, let data):
+                for (k, byte) in data.enumerated() { bytes[offset + k] = byte }
+            }
+        }
+        var index = 0
+        var turn = 0
+        while index < body.count {
+            let size = min(pieces[turn % pieces.count], body.count - index)
+            try body[index..<(index + size)].withUnsafeBytes { try reader.feed($0, collect) }
+            index += size
+            turn += 1
+        }
+        try reader.finish(collect)
+        return bytes
+    }
+
+    func multipart(_ file: [UInt8], _ ranges: [Range<Int>], boundary: String) -> [UInt8] {
+        var body = Array("preamble\r\n".utf8)
+        for range in ranges {
+            body += Array("\r\n--\(boundary)\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes \(range.lowerBound)-\(range.upperBound - 1)/\(file.count)\r\n\r\n".utf8)
+            body += file[range]
+        }
+        return body + Array("\r\n--\(boundary)--\r\n".utf8)
+    }
+
+    @Test(arguments: [[1], [7], [3, 1000], [65536], [2, 5, 11]])
+    func multipartBodiesReadTheSameInAnyPieces(pieces: [Int]) throws {
+        let file = randomBytes(5000, seed: 3)
+        let ranges = [0..<100, 700..<2048, 4999..<5000]
+        // A boundary that begins with dashes, preceded in the preamble by more dashes.
+        let boundary = "--x--"
+        var body = multipart(file, ranges, boundary: boundary)
+        body.insert(contentsOf: Array("-----".utf8), at: 0)
+        let head = HTTPResponseHead(status: 206, headers: [("Content-Type", "multipart/byteranges; boundary=\(boundary)")])
+        let bytes = try read(body, head: head, pieces: pieces)
+        #expect(bytes.count == ranges.reduce(0) { $0 + $1.count })
+        for range in ranges { for offset in range { #expect(bytes[offset] == file[offset]) } }
+    }
+
+    @Test func aSinglePartIsPlacedByItsContentRange() throws {
+        let file = randomBytes(3000, seed: 4)
+        let head = HTTPResponseHead(status: 206, headers: [("Content-Range", "bytes 1000-2999/3000")])
+        let bytes = try read(Array(file[1000...]), head: head, pieces: [333])
+        #expect(bytes.count == 2000 && bytes[1000] == file[1000] && bytes[2999] == file[2999])
+    }
+
+    @Test(arguments: ["cut", "extra", "noRange"])
+    func brokenSinglePartRepliesAreErrors(kind: String) throws {
+        let range = kind == "noRange" ? [("Content-Length", "10")] : [("Content-Range", "bytes 0-9/100")]
+        let head = HTTPResponseHead(status: 206, headers: range)
+        let body = [UInt8](repeating: 1, count: kind == "cut" ? 9 : (kind == "extra" ? 11 : 10))
+        #expect(throws: TransportError.self) { try read(body, head: head, pieces: [4]) }
+    }
+
+    @Test(arguments: ["short", "long", "badRange", "noEnd", "hugeHeaders"])
+    func brokenMultipartBodiesAreErrorsInAnyPieces(kind: String) throws {
+        let file = randomBytes(200, seed: 5)
+        var body: [UInt8]
+        switch kind {
+        case "short": body = Array("--B\r\nContent-Range: bytes 0-9/200\r\n\r\nabc\r\n--B--".utf8)
+        case "long": body = Array("--B\r\nContent-Range: bytes 0-1/200\r\n\r\nabc\r\n--B--".utf8)
+        case "badRange": body = Array("--B\r\nContent-Range: bytes 9-1/200\r\n\r\nabc\r\n--B--".utf8)
+        case "noEnd": body = Array(multipart(file, [0..<50], boundary: "B").dropLast(8))
+        default: body = Array("--B\r\n".utf8) + [UInt8](repeating: 65, count: 10000)
+        }
+        let head = HTTPResponseHead(status: 206, headers: [("Content-Type", "multipart/byteranges; boundary=B")])
+        for pieces in [[1], [1 << 20]] {
+            #expect(throws: TransportError.self) { try read(body, head: head, pieces: pieces) }
+        }
+    }
+
+    @Test func theCollectorHandsOnWholeUnitsWhateverThePieces() throws {
+        let unit = 16
+        let wanted = [32..<100, 160..<203]  // the last range ends the file, mid-unit
+        let file = randomBytes(203, seed: 6)
+        for pieceSize in [1, 5, 16, 17, 64, 300] {
+            let collector = UnitCollector(unit: unit, wanted: wanted)
+            var handed: [Range<Int>] = []
+            // The server sends one coalesced range with bytes nobody asked for.
+            var offset = 0
+            while offset < file.count {
+                let end = min(file.count, offset + pieceSize)
+                try file[offset..<end].withUnsafeBytes { raw in
+                    try collector.add(offset: offset, bytes: raw) { range, bytes in
+                        #expect(Array(bytes) == Array(file[range]))
+                        handed.append(range)
+                        return range
+                    }
+                }
+                offset = end
+            }
+            for range in handed {
+                #expect(wanted.contains { $0.lowerBound <= range.lowerBound && range.upperBound <= $0.upperBound })
+                #expect(range.lowerBound % unit == 0 || range.lowerBound == 32)
+                #expect(range.upperBound % unit == 0 || range.upperBound == 100 || range.upperBound == 203)
+            }
+            #expect(collector.accepted.gaps(in: 0..<203) == [0..<32, 100..<160])
+        }
+    }
+}
