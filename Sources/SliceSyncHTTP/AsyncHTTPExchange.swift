@@ -13,9 +13,13 @@ public final class AsyncHTTPExchange: HTTPExchange, Sendable {
     private let configuration: HTTPClient.Configuration
     private let proxies: ProxySettings
     private let clients = Mutex<[ProxySettings.Server?: HTTPClient]>([:])
+    private let rateLimiter: RateLimiter?
 
-    /// Creates the exchange; `insecure` accepts invalid TLS certificates.
-    public init(insecure: Bool = false, connections: Int = 8, proxies: ProxySettings = ProxySettings()) {
+    /// Creates the exchange; `insecure` accepts invalid TLS certificates; `rateLimiter` caps the rate
+    /// at which reply bodies are read, over all connections together.
+    public init(insecure: Bool = false, connections: Int = 8, proxies: ProxySettings = ProxySettings(),
+                rateLimiter: RateLimiter? = nil) {
+        self.rateLimiter = rateLimiter
         var tls = TLSConfiguration.makeClientConfiguration()
         if insecure { tls.certificateVerification = .none }
         var configuration = HTTPClient.Configuration(
@@ -82,6 +86,8 @@ public final class AsyncHTTPExchange: HTTPExchange, Sendable {
                     callbackError = error
                     throw error
                 }
+                // Not reading on leaves the rest in the socket, which slows the sender down.
+                try await rateLimiter?.took(buffer.readableBytes)
             }
         } catch where callbackError != nil {
             throw callbackError!

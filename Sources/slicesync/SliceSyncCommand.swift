@@ -71,6 +71,9 @@ struct SliceSyncCommand: AsyncParsableCommand {
     @Flag(help: "Accept invalid TLS certificates (TLS errors fail closed otherwise).")
     var insecure = false
 
+    @Option(help: ArgumentHelp("Cap the download rate, over all connections together, in bytes per second, with an optional K, M or G suffix (as curl's option).", valueName: "rate"))
+    var limitRate: ByteSize?
+
     func validate() throws {
         guard (1...64).contains(jobs) else { throw ValidationError("--jobs must be between 1 and 64") }
         if quiet && verbose { throw ValidationError("--quiet and --verbose exclude each other") }
@@ -98,7 +101,8 @@ struct SliceSyncCommand: AsyncParsableCommand {
         }
         let showProgress = progress ?? (isatty(STDERR_FILENO) == 1 && !quiet)
         let bar = showProgress ? ProgressBar() : nil
-        let exchange = AsyncHTTPExchange(insecure: insecure, connections: jobs)
+        let exchange = AsyncHTTPExchange(insecure: insecure, connections: jobs,
+                                         rateLimiter: limitRate.map { RateLimiter(bytesPerSecond: $0.bytes) })
         let session = SyncSession(options: options, exchange: exchange, logger: logger, observer: bar)
 
         let task = Task { try await session.run() }

@@ -151,6 +151,20 @@ struct SliceSyncEndToEndTests {
         #expect(left.sorted() == ["file.bin", "old.bin"])
     }
 
+    @Test func limitRateCapsTheDownloadOverAllConnections() throws {
+        // 2 MiB to fetch over four connections at 512 KiB/s: at least about 4 s, whatever the machine
+        // (only a lower bound is checked: a slow machine can never make it fail).
+        let scenario = try ClientScenario(size: 100_000, appended: 2 << 20)
+        let server = try TestServer.fault(root: scenario.publishRoot, mode: "normal")
+        let started = Date()
+        let result = try scenario.sync(server, ["--limit-rate", "512K"])
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try scenario.scratch.read("client/file.bin") == scenario.new)
+        #expect(elapsed >= 3.0, "took \(elapsed) s")
+        #expect(try ProgramRunner.run("slicesync", ["\(server.base)/dir/file.bin", "--limit-rate", "fast"]).status == 2)
+    }
+
     @Test func exitStatusesAreDistinct() throws {
         let scenario = try ClientScenario(size: 10_000)
         let server = try TestServer.fault(root: scenario.publishRoot, mode: "normal")

@@ -111,3 +111,26 @@ struct PartialReplyReaderTests {
         }
     }
 }
+
+@Suite("The download rate cap")
+struct RateLimiterTests {
+    @Test func takersOverTheirShareWaitInProportion() {
+        var bucket = RateLimiter.Bucket(rate: 1_000_000, now: 0)
+        // The first burst (a tenth of a second's worth) is free.
+        #expect(bucket.take(100_000, now: 0) == 0)
+        // One more second's worth at once: a second's wait.
+        #expect(abs(bucket.take(1_000_000, now: 0) - 1.0) < 1e-9)
+        // Two connections in debt: each later taker waits for all the debt before it.
+        #expect(abs(bucket.take(500_000, now: 0) - 1.5) < 1e-9)
+        // Time pays the debt back at the rate, never beyond the burst.
+        #expect(bucket.take(0, now: 1.5) == 0)
+        #expect(bucket.take(0, now: 100) == 0 && bucket.tokens == bucket.burst)
+    }
+
+    @Test func aSlowRateStillMovesWholeReads() {
+        var bucket = RateLimiter.Bucket(rate: 1000, now: 0)
+        #expect(bucket.burst == 16 * 1024)
+        #expect(bucket.take(16 * 1024, now: 0) == 0)
+        #expect(abs(bucket.take(1000, now: 0) - 1.0) < 1e-9)
+    }
+}
