@@ -14,6 +14,8 @@ server_pid=""
 cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
+bash "$here/scripts/setup.sh" build
+
 # DEMO_CONFIGURATION=debug reuses the debug build (CI has just made one); release is the default.
 configuration=${DEMO_CONFIGURATION:-release}
 echo "== building shash, slicesync and syncserver ($configuration)"
