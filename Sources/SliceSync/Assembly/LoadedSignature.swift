@@ -57,6 +57,10 @@ final class LoadedSignature: Sendable {
         return min(max(prefixBytes, 1024 + tables), 64 << 20)
     }
 
+    /// Local content is worth reusing piece by piece when it is at least 1/`worthwhileShare` of what
+    /// is looked at; less is fetched whole, which saves requests for under that share of bytes.
+    static let worthwhileShare = 64
+
     private struct NotFound: Error {}
     private struct Enough: Error {}
 
@@ -202,8 +206,11 @@ final class LoadedSignature: Sendable {
                 try await loadFineTables(of: sample, into: &map, session: session)
                 let records = map.fineRecords
                 let found = try await session.runBlocking { try matcher.matchBlocks(header, blocks: records) }
-                guard !found.isEmpty else {
-                    session.logger.info("no block of the first \(sample.count) slices is in the local files: the file comes whole")
+                let sampleBytes = sample.reduce(0) { $0 + header.sliceRange($1).count }
+                // A few blocks in common (a gzip header, a trailer) would not pay for the round trip
+                // that fetches the other fine tables: compressed or unrelated content comes whole.
+                guard found.count * header.blockSize * Self.worthwhileShare >= sampleBytes else {
+                    session.logger.info("\(found.count) blocks of the first \(sample.count) slices are in the local files: the file comes whole")
                     // Whole slices, so that each is checked against its coarse record as it arrives.
                     map.verifyBySlice = true
                     return map

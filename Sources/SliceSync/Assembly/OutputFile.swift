@@ -69,9 +69,9 @@ final class OutputFile: @unchecked Sendable {
     /// hides behind the (sequential) hash. Writeback to disk starts as it goes, so the final fsync has
     /// little left to do.
     func assemble(_ segments: [PieceMap.Segment], sources: [SystemFile], algorithm: StreamingDigest.Algorithm) throws(FileSystemError) -> [UInt8] {
-        // Three 1 MiB buffers: enough for the copy to stay ahead of the hash, small enough for the
+        // Three 2 MiB buffers: enough for the copy to stay ahead of the hash, small enough for the
         // client's memory budget.
-        let size = 1 << 20
+        let size = 2 << 20
         let ring = BufferRing(count: 3, size: size)
         let handoff = ChunkHandoff(slots: ring.count)
         let hasher = Thread { [ring] in

@@ -163,7 +163,9 @@ public final class SyncSession: Sendable {
         let missingBytes = missingRanges.reduce(0) { $0 + $1.count }
         let requestCount = RequestPlanner.requests(for: missingRanges, maxRanges: remote.maxRanges, unit: signature.downloadUnit(map)).count
         let overhead = RequestPlanner.overhead(rangeCount: missingRanges.count, requestCount: requestCount)
-        var fullDownload = missingBytes > 0 && (missingBytes + overhead >= length || reused == 0)
+        // Ranges are worth their requests only when they spare a real share of the file.
+        var fullDownload = missingBytes > 0
+            && (missingBytes + overhead >= length || reused * LoadedSignature.worthwhileShare < length)
 
         func report(_ outcome: String, hash: String, repaired: Int = 0) -> SyncReport {
             let elapsed = ContinuousClock.now - clock

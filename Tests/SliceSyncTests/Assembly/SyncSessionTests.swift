@@ -232,6 +232,21 @@ struct SyncMatchingTests {
         #expect(report.signatureBytes <= LoadedSignature.prefixBytes)
     }
 
+    @Test func compressedContentSharingAHeaderComesWholeInTwoRequests() async throws {
+        // A new .tar.gz shares its first bytes (the gzip header) and its last with the old one and
+        // nothing else: a few blocks are not worth the request that would fetch the other fine tables.
+        let harness = try SyncHarness()
+        let old = randomBytes(6_000_000, seed: 17)
+        let target = Array(old.prefix(4096)) + randomBytes(6_000_000 - 8192, seed: 18) + Array(old.suffix(4096))
+        let url = try harness.publish("f.bin", target)
+        try harness.dir.write("old", old)
+        let report = try await harness.sync(url, alikes: ["old"])
+        #expect(try harness.read("out.bin") == target)
+        #expect(report.requests == 2)
+        #expect(report.fullDownload)
+        #expect(report.signatureBytes <= LoadedSignature.firstRequestBytes(localLength: old.count, localStart: Array(old.prefix(1024))))
+    }
+
     @Test func everySliceChangedStillReusesItsBlocks() async throws {
         let harness = try SyncHarness()
         let old = randomBytes(6_000_000, seed: 16)
