@@ -170,9 +170,9 @@ public final class SignatureService: @unchecked Sendable {
     }
 
     /// The files below `path` that one-shot signing would sign, and what the walk had to report.
-    private func filesToSign(under path: String) -> (tasks: [TreeSigner.Task], report: ReportCollector) {
+    private func filesToSign(under path: String) -> (tasks: [TreeSigner.SigningJob], report: ReportCollector) {
         let report = ReportCollector()
-        var tasks: [TreeSigner.Task] = []
+        var tasks: [TreeSigner.SigningJob] = []
         var roots: [String] = []
         TreeSigner(options: signing, logger: logger).collect(path: path, into: &tasks, roots: &roots, report: report)
         return (tasks, report)

@@ -77,7 +77,7 @@ public struct TreeSigner: Sendable {
     }
 
     /// One file to sign.
-    struct Task: Sendable {
+    struct SigningJob: Sendable {
         var filePath: String
         var signaturePath: String
     }
@@ -86,7 +86,7 @@ public struct TreeSigner: Sendable {
     public func run(paths: [String]) -> TreeSigningReport {
         let clock = ContinuousClock.now
         let report = ReportCollector()
-        var tasks: [Task] = []
+        var tasks: [SigningJob] = []
         var directoryRoots: [String] = []
         for raw in paths {
             let path = Paths.trimTrailingSlashes(raw)
@@ -123,7 +123,7 @@ public struct TreeSigner: Sendable {
     }
 
     /// Lists the files under `path` to sign; directories go to `roots` for the orphan sweep.
-    func collect(path: String, into tasks: inout [Task], roots: inout [String], report: ReportCollector) {
+    func collect(path: String, into tasks: inout [SigningJob], roots: inout [String], report: ReportCollector) {
         if path.split(separator: "/").contains(where: { TreeNaming.isReserved(String($0)) }) {
             report.fail(path, "\(path) is a signature directory or a temporary file of slicesync; it is never signed", FileSystemError.Code.invalidPath.rawValue, logger: logger)
             return
@@ -137,7 +137,7 @@ public struct TreeSigner: Sendable {
                 try walk(root: path, relative: "", into: &tasks, report: report)
             } else if stamp.isRegularFile {
                 let name = Paths.basename(path)
-                tasks.append(Task(filePath: path, signaturePath: TreeNaming.signaturePath(root: Paths.parent(of: path), relativePath: name)))
+                tasks.append(SigningJob(filePath: path, signaturePath: TreeNaming.signaturePath(root: Paths.parent(of: path), relativePath: name)))
             } else {
                 throw FileSystemError(.notRegularFile, path: path, message: "\(path) is neither a regular file nor a directory")
             }
@@ -146,7 +146,7 @@ public struct TreeSigner: Sendable {
         }
     }
 
-    private func walk(root: String, relative: String, into tasks: inout [Task], report: ReportCollector) throws(FileSystemError) {
+    private func walk(root: String, relative: String, into tasks: inout [SigningJob], report: ReportCollector) throws(FileSystemError) {
         // A stop during the walk of a huge tree need not wait for the walk to end.
         if options.cancellation?.isCancelled == true { return }
         let directory = Paths.join(root, relative)
@@ -179,7 +179,7 @@ public struct TreeSigner: Sendable {
                     report.fail(path, "\(path) has a control character in its name or a name longer than 255 bytes; it cannot be described in a signature", FileSystemError.Code.invalidPath.rawValue, logger: logger)
                     continue
                 }
-                tasks.append(Task(filePath: path, signaturePath: TreeNaming.signaturePath(root: root, relativePath: relativePath)))
+                tasks.append(SigningJob(filePath: path, signaturePath: TreeNaming.signaturePath(root: root, relativePath: relativePath)))
             case .directory where options.recursive:
                 do {
                     try walk(root: root, relative: relativePath, into: &tasks, report: report)
