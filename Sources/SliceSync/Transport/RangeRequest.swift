@@ -59,17 +59,18 @@ public enum RangeRequest: Sendable, Equatable {
         return (lo, hi)
     }
 
-    /// A run of 1 to 19 ASCII digits as a number; nil for anything else.
+    /// A run of ASCII digits as a number, saturated at `Int.max`; nil for anything else. The grammar
+    /// allows any number of digits, and a position past every file means "to the end" (or, for a
+    /// first position, "past the end"), so a huge number is clamped, never rejected.
     private static func digits(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Int? {
-        guard end > start, end - start <= 19 else { return nil }
+        guard end > start else { return nil }
         var value = 0
         for index in start..<end {
             let digit = bytes[index] &- 0x30
             guard digit <= 9 else { return nil }
             let (product, overflowMultiply) = value.multipliedReportingOverflow(by: 10)
             let (sum, overflowAdd) = product.addingReportingOverflow(Int(digit))
-            guard !overflowMultiply, !overflowAdd else { return nil }
-            value = sum
+            value = overflowMultiply || overflowAdd ? Int.max : sum
         }
         return value
     }

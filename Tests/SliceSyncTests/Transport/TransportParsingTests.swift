@@ -75,6 +75,12 @@ struct RangeRequestTests {
         ("bytes=abc", .invalid),
         ("items=0-1", .invalid),
         ("bytes=0-1,x", .invalid),
+        // Numbers of any length: a last position past the end is clamped, a first one is past the end.
+        ("bytes=0-99999999999999999999", .ranges([0..<1000])),
+        ("bytes=10-000000000000000000000000000099", .ranges([10..<100])),
+        ("bytes=-99999999999999999999999", .ranges([0..<1000])),
+        ("bytes=99999999999999999999-", .unsatisfiable),
+        ("bytes=99999999999999999999-5", .invalid),
     ])
     func parses(header: String, expected: RangeRequest) {
         #expect(RangeRequest.parse(header, length: 1000) == expected)
