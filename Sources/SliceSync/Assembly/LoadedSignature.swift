@@ -329,8 +329,32 @@ final class LoadedSignature: Sendable {
         return HashRecord.slice(base, length: bytes.count, blockSize: v2!.blockSize) == coarse[index]
     }
 
+    /// How a rebuilt file is proved: the tree hash when the signature has one (on every core), else
+    /// the whole-file digest in one pass.
+    var wholeFileCheck: WholeFileCheck {
+        if let v2, v2.treeHash != nil { return .tree(sliceSize: v2.sliceSize, blockSize: v2.blockSize) }
+        return .digest(version == .v1 ? .sha1 : .sha256)
+    }
+
+    /// What `wholeFileCheck` must come to for the right file.
+    var expectedDigest: [UInt8] { v2?.treeHash ?? wholeFileHash }
+
+    /// The digest `wholeFileCheck` computes for the first `length` bytes of `file`.
     func wholeFileDigest(of file: SystemFile, length: Int) throws -> [UInt8] {
-        try file.digest(version == .v1 ? .sha1 : .sha256, length: length)
+        switch wholeFileCheck {
+        case .digest(let algorithm):
+            return try file.digest(algorithm, length: length)
+        case .tree(let sliceSize, let blockSize):
+            let threads = ProcessInfo.processInfo.activeProcessorCount
+            return TreeHash.combine(try TreeHash.sliceDigests(of: file, length: length, sliceSize: sliceSize, blockSize: blockSize, threads: threads))
+        }
+    }
+
+    /// Format 2: the slices whose digests (32 bytes each, in order) do not match their coarse records.
+    func badSlices(fromDigests digests: [UInt8]) -> [Int] {
+        (0..<min(sliceCount, digests.count / TreeHash.digestSize)).filter { index in
+            digests.withUnsafeBufferPointer { HashRecord.truncate($0.baseAddress! + index * TreeHash.digestSize) } != coarse[index].strong
+        }
     }
 
     /// The slices of `output` that do not match their signature records.

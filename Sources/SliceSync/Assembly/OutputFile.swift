@@ -1,5 +1,6 @@
 import CSliceSyncSystem
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -65,25 +66,47 @@ final class OutputFile: @unchecked Sendable {
 
     /// Writes the local segments into the output and hashes the whole output, in one pass in file order.
     ///
-    /// The calling thread reads and writes chunk n+1 while a second thread hashes chunk n, so the copy
-    /// hides behind the (sequential) hash. Writeback to disk starts as it goes, so the final fsync has
-    /// little left to do.
-    func assemble(_ segments: [PieceMap.Segment], sources: [SystemFile], algorithm: StreamingDigest.Algorithm) throws(FileSystemError) -> [UInt8] {
-        // Three 2 MiB buffers: enough for the copy to stay ahead of the hash, small enough for the
-        // client's memory budget.
-        let size = 2 << 20
-        let ring = BufferRing(count: 3, size: size)
-        let handoff = ChunkHandoff(slots: ring.count)
-        let hasher = Thread { [ring] in
-            let digest = StreamingDigest(algorithm)
-            while let (slot, count) = handoff.take() {
-                digest.update(ring[slot], count: count)
-                handoff.release(slot)
+    /// The calling thread reads and writes chunk n+1 while other threads hash chunk n, so the copy
+    /// hides behind the hash: one thread for a plain digest, which must see the bytes in order; one
+    /// per core for the tree hash, whose slices are independent (chunks then hold whole slices).
+    /// Writeback to disk starts as it goes, so the final fsync has little left to do.
+    func assemble(_ segments: [PieceMap.Segment], sources: [SystemFile], check: WholeFileCheck) throws(FileSystemError) -> AssembledDigest {
+        // 2 MiB chunks: big enough for the copy to stay ahead, small enough for the memory budget.
+        let size = check.chunkSize(preferred: 2 << 20)
+        let hashers = check.hasherCount
+        let ring = BufferRing(count: hashers + 2, size: size)
+        let handoff = ChunkHandoff(slots: ring.count, consumers: hashers)
+        let sliceDigests = Mutex([UInt8](repeating: 0, count: check.sliceCount(length: length) * TreeHash.digestSize))
+        for _ in 0..<hashers {
+            let hasher = Thread { [ring] in
+                switch check {
+                case .digest(let algorithm):
+                    let digest = StreamingDigest(algorithm)
+                    while let (slot, count, _) = handoff.take() {
+                        digest.update(ring[slot], count: count)
+                        handoff.release(slot)
+                    }
+                    handoff.finish(digest.finalize())
+                case .tree(let sliceSize, let blockSize):
+                    var digest = [UInt8](repeating: 0, count: TreeHash.digestSize)
+                    while let (slot, count, offset) = handoff.take() {
+                        for start in stride(from: 0, to: count, by: sliceSize) {
+                            digest.withUnsafeMutableBufferPointer {
+                                TreeHash.sliceDigest(ring[slot] + start, length: min(sliceSize, count - start), blockSize: blockSize,
+                                                     into: $0.baseAddress!)
+                            }
+                            let at = (offset + start) / sliceSize * TreeHash.digestSize
+                            sliceDigests.withLock { $0.replaceSubrange(at..<(at + TreeHash.digestSize), with: digest) }
+                        }
+                        handoff.release(slot)
+                    }
+                    handoff.finish([])
+                }
             }
-            handoff.finish(digest.finalize())
+            hasher.stackSize = 1 << 20
+            hasher.start()
         }
-        hasher.stackSize = 1 << 20
-        hasher.start()
+        var bufferStart = 0
         var flushed = 0
         var slot = 0
         // Bytes of the current buffer filled so far: consecutive segments share a buffer, so a file
@@ -130,7 +153,8 @@ final class OutputFile: @unchecked Sendable {
                     if case .output = segment { unwritten = filled }
                     if filled == size {
                         try writePending()
-                        handoff.give(slot, count: filled)
+                        handoff.give(slot, count: filled, offset: bufferStart)
+                        bufferStart += filled
                         slot = (slot + 1) % ring.count
                         filled = 0
                         unwritten = 0
@@ -143,14 +167,21 @@ final class OutputFile: @unchecked Sendable {
                 }
             }
             try writePending()
-            handoff.give(slot, count: filled)
+            handoff.give(slot, count: filled, offset: bufferStart)
         } catch {
             handoff.close()
-            _ = handoff.result()
+            _ = handoff.results()
             throw error
         }
         handoff.close()
-        return handoff.result()
+        let results = handoff.results()
+        switch check {
+        case .digest:
+            return AssembledDigest(digest: results.first ?? [], sliceDigests: nil)
+        case .tree:
+            let digests = sliceDigests.withLock { $0 }
+            return AssembledDigest(digest: TreeHash.combine(digests), sliceDigests: digests)
+        }
     }
 
     /// Starts writing `range` back to disk without waiting for it.
@@ -197,17 +228,56 @@ final class OutputFile: @unchecked Sendable {
     }
 }
 
-/// Hands filled buffers, in order, from the copying thread to the hashing thread.
+/// How a rebuilt file is proved: one digest of its bytes in order, or the tree hash (`TreeHash`).
+enum WholeFileCheck: Sendable {
+    case digest(StreamingDigest.Algorithm)
+    case tree(sliceSize: Int, blockSize: Int)
+
+    /// Threads that hash at once: the tree hash's slices are independent.
+    var hasherCount: Int {
+        switch self {
+        case .digest: 1
+        case .tree: max(1, min(4, ProcessInfo.processInfo.activeProcessorCount))
+        }
+    }
+
+    /// Chunks of about `preferred` bytes; for the tree hash a whole number of slices.
+    func chunkSize(preferred: Int) -> Int {
+        switch self {
+        case .digest: preferred
+        case .tree(let sliceSize, _): max(1, preferred / sliceSize) * sliceSize
+        }
+    }
+
+    /// Slices of a file of `length` bytes (0 for a plain digest).
+    func sliceCount(length: Int) -> Int {
+        guard case .tree(let sliceSize, _) = self, length > 0 else { return 0 }
+        return (length - 1) / sliceSize + 1
+    }
+}
+
+/// What assembly computed: the digest to compare with the signature's, and for the tree hash each
+/// slice's digest (32 bytes each, in order), which names the wrong slices at once.
+struct AssembledDigest: Sendable {
+    var digest: [UInt8]
+    var sliceDigests: [UInt8]?
+}
+
+/// Hands filled buffers, in order, from the copying thread to the hashing threads.
 private final class ChunkHandoff: @unchecked Sendable {
     private let condition = NSCondition()
     private var busy: [Bool]
-    private var queue: [(Int, Int)] = []
+    private var queue: [(slot: Int, count: Int, offset: Int)] = []
     private var closed = false
-    private var digest: [UInt8]?
+    private var finished: [[UInt8]] = []
+    private let consumers: Int
 
-    init(slots: Int) { busy = Array(repeating: false, count: slots) }
+    init(slots: Int, consumers: Int) {
+        busy = Array(repeating: false, count: slots)
+        self.consumers = consumers
+    }
 
-    /// Waits until the hasher is done with `slot`, then claims it.
+    /// Waits until the hashers are done with `slot`, then claims it.
     func acquire(_ slot: Int) {
         condition.lock()
         while busy[slot] { condition.wait() }
@@ -215,14 +285,15 @@ private final class ChunkHandoff: @unchecked Sendable {
         condition.unlock()
     }
 
-    func give(_ slot: Int, count: Int) {
+    /// Queues `slot`, holding `count` bytes of the file from `offset`.
+    func give(_ slot: Int, count: Int, offset: Int) {
         condition.lock()
-        queue.append((slot, count))
+        queue.append((slot, count, offset))
         condition.broadcast()
         condition.unlock()
     }
 
-    func take() -> (Int, Int)? {
+    func take() -> (Int, Int, Int)? {
         condition.lock()
         defer { condition.unlock() }
         while queue.isEmpty && !closed { condition.wait() }
@@ -243,17 +314,19 @@ private final class ChunkHandoff: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// A hashing thread is done, with its result.
     func finish(_ value: [UInt8]) {
         condition.lock()
-        digest = value
+        finished.append(value)
         condition.broadcast()
         condition.unlock()
     }
 
-    func result() -> [UInt8] {
+    /// Waits for every hashing thread; their results.
+    func results() -> [[UInt8]] {
         condition.lock()
         defer { condition.unlock() }
-        while digest == nil { condition.wait() }
-        return digest!
+        while finished.count < consumers { condition.wait() }
+        return finished
     }
 }

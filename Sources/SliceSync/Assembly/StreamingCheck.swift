@@ -2,15 +2,19 @@
 import Glibc
 #endif
 
-/// Checks a whole-file download while it streams in, so the file is never read back: the whole-file
-/// digest, and every slice against its record (format 1 slice line, format 2 coarse record) the moment
-/// its last byte is in. A slice that fails is known before the download ends, and only it is fetched
-/// again. Memory: one slice.
+/// Checks a whole-file download while it streams in, so the file is never read back: every slice
+/// against its record (format 1 slice line, format 2 coarse record) the moment its last byte is in,
+/// and the whole file (its digest, or with a tree hash the digest of the slice digests, which then
+/// cost no second pass). A slice that fails is known before the download ends, and only it is
+/// fetched again. Memory: one slice.
 ///
 /// Not thread-safe: it belongs to the one task that receives the download.
 final class StreamingCheck {
     private let signature: LoadedSignature
     private var digest: StreamingDigest
+    /// With a tree hash: the block size, and the slice digests so far.
+    private let treeBlockSize: Int?
+    private var sliceDigests: [UInt8] = []
     private let buffer: UnsafeMutableRawPointer
     private var filled = 0
     private var slice = 0
@@ -21,6 +25,7 @@ final class StreamingCheck {
 
     init(signature: LoadedSignature) {
         self.signature = signature
+        if case .tree(_, let blockSize) = signature.wholeFileCheck { treeBlockSize = blockSize } else { treeBlockSize = nil }
         digest = StreamingDigest(signature.version == .v1 ? .sha1 : .sha256)
         buffer = UnsafeMutableRawPointer.allocate(byteCount: max(1, signature.sliceSize), alignment: 16)
     }
@@ -34,12 +39,13 @@ final class StreamingCheck {
         slice = 0
         position = 0
         badSlices = []
+        sliceDigests = []
     }
 
     /// Takes the next bytes of the file.
     func add(_ chunk: UnsafeRawBufferPointer) {
         guard let base = chunk.baseAddress, !chunk.isEmpty else { return }
-        digest.update(UnsafeRawPointer(base), count: chunk.count)
+        if treeBlockSize == nil { digest.update(UnsafeRawPointer(base), count: chunk.count) }
         var done = 0
         while done < chunk.count {
             let want = signature.sliceRange(slice).count - filled
@@ -53,11 +59,20 @@ final class StreamingCheck {
     }
 
     private func checkSlice() {
-        if !signature.sliceMatches(slice, UnsafeRawBufferPointer(start: buffer, count: filled)) { badSlices.append(slice) }
+        if let blockSize = treeBlockSize {
+            // One pass gives both the slice's check and its part of the tree hash.
+            let sliceDigest = TreeHash.sliceDigest(buffer, length: filled, blockSize: blockSize)
+            if sliceDigest.withUnsafeBufferPointer({ HashRecord.truncate($0.baseAddress!) }) != signature.coarse[slice].strong {
+                badSlices.append(slice)
+            }
+            sliceDigests += sliceDigest
+        } else if !signature.sliceMatches(slice, UnsafeRawBufferPointer(start: buffer, count: filled)) {
+            badSlices.append(slice)
+        }
         slice += 1
         filled = 0
     }
 
-    /// The whole-file digest of what was taken.
-    func finish() -> [UInt8] { digest.finalize() }
+    /// The digest of what was taken, to compare with `LoadedSignature.expectedDigest`.
+    func finish() -> [UInt8] { treeBlockSize == nil ? digest.finalize() : TreeHash.combine(sliceDigests) }
 }

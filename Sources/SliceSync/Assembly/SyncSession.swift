@@ -187,7 +187,7 @@ public final class SyncSession: Sendable {
         if missingBytes == 0, map.isIdentity(fileIndex: matcher.alikes.firstIndex { $0.path == destination }, length: length),
            let destinationFile = matcher.alikes.first(where: { $0.path == destination }), destinationFile.length == length {
             observer?.phase("verifying")
-            if try await runBlocking({ try signature.wholeFileDigest(of: destinationFile.file, length: length) }) == signature.wholeFileHash {
+            if try await runBlocking({ try signature.wholeFileDigest(of: destinationFile.file, length: length) }) == signature.expectedDigest {
                 cleanUp(leftovers + [OutputFile.partialPath(of: destination)], except: destination)
                 return report("unchanged", hash: signature.hashLabel)
             }
@@ -216,20 +216,24 @@ public final class SyncSession: Sendable {
 
             observer?.phase("verifying")
             let digest: [UInt8]
+            var knownBad: [Int]?
             if let streamed {
                 // Checked as it arrived: nothing to copy, nothing to read back.
                 digest = streamed.digest
+                knownBad = streamed.badSlices
             } else {
                 let segments = map.segments
                 let sources = matcher.alikes.map(\.file)
-                let algorithm: StreamingDigest.Algorithm = signature.version == .v1 ? .sha1 : .sha256
-                digest = try await runBlocking { try output.assemble(segments, sources: sources, algorithm: algorithm) }
+                let check = signature.wholeFileCheck
+                let assembledDigest = try await runBlocking { try output.assemble(segments, sources: sources, check: check) }
+                digest = assembledDigest.digest
+                knownBad = assembledDigest.sliceDigests.map(signature.badSlices(fromDigests:))
                 timing("assembled the file and computed its hash")
             }
             assembled = true
             var repaired = 0
-            if digest != signature.wholeFileHash {
-                repaired = try await repair(output: output, remote: remote, signature: signature, map: &map, knownBad: streamed?.badSlices)
+            if digest != signature.expectedDigest {
+                repaired = try await repair(output: output, remote: remote, signature: signature, map: &map, knownBad: knownBad)
             }
             try output.commit(mode: targetMode(for: destination))
             timing("replaced the destination")
@@ -449,7 +453,7 @@ public final class SyncSession: Sendable {
         map.verifyBySlice = true
         let ranges = RequestPlanner.merge(bad.map { signature.sliceRange($0) }, gap: 0)
         try await downloadRanges(ranges, remote: remote, output: output, map: map, signature: signature)
-        if try await runBlocking({ try signature.wholeFileDigest(of: output.file, length: output.length) }) != signature.wholeFileHash {
+        if try await runBlocking({ try signature.wholeFileDigest(of: output.file, length: output.length) }) != signature.expectedDigest {
             throw VerificationError("the rebuilt file still does not match the signature after fetching \(bad.count) slice(s) again: the file on the server does not match its signature (re-run shash on the server)")
         }
         return bad.count

@@ -67,9 +67,13 @@ public struct SignatureSummary: Sendable, Equatable {
     public var blockSize: Int?
     /// Sketch unit in bytes (format 2 signatures with a sketch table only).
     public var sketchUnit: Int?
+    /// Whether the signature carries a tree hash (format 2 signatures written since it exists).
+    public var hasTreeHash: Bool
 
     /// Creates a summary.
-    public init(version: SignatureVersion, filename: String, length: Int, sliceSize: Int, blockSize: Int?, sketchUnit: Int? = nil) {
+    public init(version: SignatureVersion, filename: String, length: Int, sliceSize: Int, blockSize: Int?, sketchUnit: Int? = nil,
+                hasTreeHash: Bool = false) {
+        self.hasTreeHash = hasTreeHash
         self.version = version
         self.filename = filename
         self.length = length
@@ -88,7 +92,8 @@ public struct SignatureSummary: Sendable, Equatable {
             case .v2:
                 let header = try SignatureV2Header.parse(raw)
                 return SignatureSummary(version: .v2, filename: header.filename, length: header.length, sliceSize: header.sliceSize,
-                                        blockSize: header.blockSize, sketchUnit: header.sketchUnit)
+                                        blockSize: header.blockSize, sketchUnit: header.sketchUnit,
+                                        hasTreeHash: header.treeHash != nil)
             }
         }
     }

@@ -68,6 +68,9 @@ public struct SignatureV2Header: Sendable, Equatable {
     /// Bytes per sketch entry (a multiple of the block size that divides the slice size), or nil for a
     /// signature without a sketch table.
     public var sketchUnit: Int?
+    /// The tree hash (`TreeHash`, 32 bytes), or nil for a signature written before it existed. It
+    /// proves the whole file like `sha256`, but can be checked on every core, and slice by slice.
+    public var treeHash: [UInt8]?
 
     /// The only hashing scheme format 2 defines.
     public static let hashing = "rk64+sha256"
@@ -88,10 +91,13 @@ public struct SignatureV2Header: Sendable, Equatable {
     }
 
     /// Creates a header after checking that the sizes are within the format's bounds.
-    public init(filename: String, length: Int, sliceSize: Int, blockSize: Int, sketchUnit: Int? = nil, sha256: [UInt8]) throws(SignatureError) {
+    public init(filename: String, length: Int, sliceSize: Int, blockSize: Int, sketchUnit: Int? = nil, sha256: [UInt8],
+                treeHash: [UInt8]? = nil) throws(SignatureError) {
         _ = try SignatureHeader.validateFilename(Array(filename.utf8))
         try Self.validate(length: length, sliceSize: sliceSize, blockSize: blockSize, sketchUnit: sketchUnit)
         guard sha256.count == 32 else { throw SignatureError(.invalidHash, "a SHA-256 has 32 bytes, not \(sha256.count)") }
+        guard treeHash?.count ?? 32 == 32 else { throw SignatureError(.invalidHash, "a tree hash has 32 bytes, not \(treeHash?.count ?? 0)") }
+        self.treeHash = treeHash
         self.filename = filename
         self.length = length
         self.sliceSize = sliceSize
@@ -149,7 +155,7 @@ public struct SignatureV2Header: Sendable, Equatable {
         Slice: \(sliceSize)
         Block: \(blockSize)\(sketchUnit.map { "\nSketch: \($0)" } ?? "")
         Hashing: \(Self.hashing)
-        SHA-256: \(Encoding.hex(sha256))
+        SHA-256: \(Encoding.hex(sha256))\(treeHash.map { "\nTree-SHA-256: \(Encoding.hex($0))" } ?? "")
 
 
         """.utf8)
@@ -224,8 +230,14 @@ public struct SignatureV2Header: Sendable, Equatable {
         guard let sha256 = Encoding.decodeHex(hexHash, length: 32) else {
             throw SignatureError(.invalidHash, "the SHA-256 field must be exactly 64 lowercase hex digits (it has \(hexHash.count) characters)")
         }
+        let treeHash = try fields.value("Tree-SHA-256").map { (hex) throws(SignatureError) -> [UInt8] in
+            guard let bytes = Encoding.decodeHex(hex, length: 32) else {
+                throw SignatureError(.invalidHash, "the Tree-SHA-256 field must be exactly 64 lowercase hex digits (it has \(hex.count) characters)")
+            }
+            return bytes
+        }
         var header = try SignatureV2Header(filename: filename, length: length, sliceSize: sliceSize, blockSize: blockSize,
-                                           sketchUnit: sketchUnit, sha256: sha256)
+                                           sketchUnit: sketchUnit, sha256: sha256, treeHash: treeHash)
         // Tables start after the header as read, which may carry fields this build does not know.
         header.headerLength = fields.length
         return header
@@ -240,6 +252,7 @@ public struct SignatureV2Header: Sendable, Equatable {
     public static func == (lhs: SignatureV2Header, rhs: SignatureV2Header) -> Bool {
         lhs.filename == rhs.filename && lhs.length == rhs.length && lhs.sliceSize == rhs.sliceSize
             && lhs.blockSize == rhs.blockSize && lhs.sketchUnit == rhs.sketchUnit && lhs.sha256 == rhs.sha256
+            && lhs.treeHash == rhs.treeHash
     }
 }
 

@@ -74,6 +74,8 @@ public struct SigningOutcome: Sendable, Equatable {
     public var signatureLength: Int
     /// The whole-file digest: SHA-1 for format 1, SHA-256 for format 2.
     public var fileDigest: [UInt8]
+    /// Format 2: the tree hash.
+    public var treeHash: [UInt8]? = nil
 }
 
 /// Computes signatures, splitting one file's hashing across the pool's threads.
@@ -160,8 +162,8 @@ public struct SignatureBuilder: Sendable {
         guard try source.read(into: &probe, count: 1, at: length) == 0 else { throw changed(source) }
 
         let digest = whole.finalize()
-        let written = try state.finish(digest: digest, to: sink)
-        return SigningOutcome(length: length, signatureLength: written, fileDigest: digest)
+        let (written, treeHash) = try state.finish(digest: digest, to: sink)
+        return SigningOutcome(length: length, signatureLength: written, fileDigest: digest, treeHash: treeHash)
     }
 
     /// Signs a byte array in memory and parses the result; for tests and small inputs.
@@ -212,7 +214,8 @@ struct Layout: Sendable {
             let unit = parameters.sketchUnit ?? parameters.blockSize
             pieceSize = unit * max(1, targetPieceSize / unit)
             parallelPieces = true
-            let header = Self.v2Header(parameters: parameters, length: length, filename: filename, sha256: Self.placeholderHash)
+            let header = Self.v2Header(parameters: parameters, length: length, filename: filename, sha256: Self.placeholderHash,
+                                       treeHash: Self.placeholderHash)
             headerLength = header.headerLength
             sketchTableOffset = header.sketchTableOffset
             fineTablesOffset = header.fineTablesOffset
@@ -225,14 +228,15 @@ struct Layout: Sendable {
         return start..<min(start + pieceSize, length)
     }
 
-    func v2Header(sha256: [UInt8]) -> SignatureV2Header {
-        Self.v2Header(parameters: parameters, length: length, filename: filename, sha256: sha256)
+    func v2Header(sha256: [UInt8], treeHash: [UInt8]) -> SignatureV2Header {
+        Self.v2Header(parameters: parameters, length: length, filename: filename, sha256: sha256, treeHash: treeHash)
     }
 
-    private static func v2Header(parameters: SigningParameters, length: Int, filename: String, sha256: [UInt8]) -> SignatureV2Header {
+    private static func v2Header(parameters: SigningParameters, length: Int, filename: String, sha256: [UInt8],
+                                 treeHash: [UInt8]) -> SignatureV2Header {
         // The builder validates the parameters against the length and the caller the name before a Layout exists.
         try! SignatureV2Header(filename: filename, length: length, sliceSize: parameters.sliceSize, blockSize: parameters.blockSize,
-                               sketchUnit: parameters.sketchUnit, sha256: sha256)
+                               sketchUnit: parameters.sketchUnit, sha256: sha256, treeHash: treeHash)
     }
 
     func writeHeaderPlaceholder(to sink: some SignatureSink) throws(FileSystemError) {
@@ -333,6 +337,8 @@ final class PipelineState {
     let results: [PieceResults]
     private var coarse: [UInt8] = []
     private var sliceDigest = StreamingDigest(.sha256)
+    /// Format 2: the slice digests, in order, for the tree hash.
+    private var treeDigest = StreamingDigest(.sha256)
     private var sliceRolling: UInt64 = 0
     private var blocksInSlice = 0
     private var slicesDone = 0
@@ -390,6 +396,7 @@ final class PipelineState {
 
     private func closeSlice() {
         let digest = sliceDigest.finalize()
+        treeDigest.update(digest)
         let record = digest.withUnsafeBufferPointer {
             HashRecord(weak: RollingHash.weak(sliceRolling), strong: HashRecord.truncate($0.baseAddress!))
         }
@@ -419,18 +426,20 @@ final class PipelineState {
         }
     }
 
-    /// Writes what depends on the whole file (the v2 header, the v1 sha1 line); returns the total size.
-    func finish(digest: [UInt8], to sink: some SignatureSink) throws(FileSystemError) -> Int {
+    /// Writes what depends on the whole file (the v2 header, the v1 sha1 line); returns the total size
+    /// and, for format 2, the tree hash.
+    func finish(digest: [UInt8], to sink: some SignatureSink) throws(FileSystemError) -> (length: Int, treeHash: [UInt8]?) {
         switch layout.parameters.version {
         case .v1:
             let offset = layout.headerLength + layout.sliceCount * SignatureV1.lineLength
             let trailer = SignatureV1.trailer(sha1: digest)
             try sink.write(trailer, at: offset)
-            return offset + trailer.count
+            return (offset + trailer.count, nil)
         case .v2:
-            let header = layout.v2Header(sha256: digest)
+            let treeHash = treeDigest.finalize()
+            let header = layout.v2Header(sha256: digest, treeHash: treeHash)
             try sink.write(header.serialized(), at: 0)
-            return header.totalLength
+            return (header.totalLength, treeHash)
         }
     }
 }

@@ -81,6 +81,7 @@ public struct SignatureVerifier: Sendable {
         let summary = try SignatureSummary.parse(prefix: prefix)
         let expected: [UInt8]
         let expectedDigest: [UInt8]
+        var expectedTree: [UInt8]?
         let parameters: SigningParameters
         switch summary.version {
         case .v1:
@@ -96,6 +97,7 @@ public struct SignatureVerifier: Sendable {
             }
             expected = Array(coarseBytes[header.headerLength...])
             expectedDigest = header.sha256
+            expectedTree = header.treeHash
             parameters = try SigningParameters(version: .v2, sliceSize: header.sliceSize, blockSize: header.blockSize)
         }
 
@@ -118,7 +120,8 @@ public struct SignatureVerifier: Sendable {
                 differing.append(index)
             }
         }
-        let hashMatches = outcome.fileDigest == expectedDigest
+        // Both whole-file hashes, when the signature has both: a client may have checked either.
+        let hashMatches = outcome.fileDigest == expectedDigest && (expectedTree == nil || outcome.treeHash == expectedTree)
         return VerificationReport(
             file: filePath, signature: signaturePath,
             matches: hashMatches && differing.isEmpty && length == summary.length,

@@ -76,7 +76,7 @@ public struct SigningParameters: Sendable, Equatable, Codable {
     /// Whether a signature described by `summary` was written with these parameters.
     public func matches(_ summary: SignatureSummary) -> Bool {
         summary.version == version && summary.sliceSize == sliceSize
-            && (version == .v1 || summary.blockSize == blockSize && summary.sketchUnit == sketchUnit)
+            && (version == .v1 || summary.blockSize == blockSize && summary.sketchUnit == sketchUnit && summary.hasTreeHash)
     }
 
     /// Checks that a file of `length` bytes fits the format with these sizes.

@@ -20,17 +20,12 @@ struct V2SliceVerifier: PieceVerifier {
         return candidates.filter { records.indices.contains(Int($0)) && records[Int($0)].strong == strong }
     }
 
-    /// The strong half of a coarse record for `length` bytes at `pointer`.
+    /// The strong half of a coarse record for `length` bytes at `pointer`: its slice digest, cut.
     static func sliceStrong(_ pointer: UnsafeRawPointer, length: Int, blockSize: Int) -> UInt64 {
-        let digests = StreamingDigest(.sha256)
-        var block = [UInt8](repeating: 0, count: 32)
-        var offset = 0
-        while offset < length {
-            block.withUnsafeMutableBufferPointer { sha256(pointer + offset, count: min(blockSize, length - offset), into: $0.baseAddress!) }
-            digests.update(block)
-            offset += blockSize
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: TreeHash.digestSize) { digest in
+            TreeHash.sliceDigest(pointer, length: length, blockSize: blockSize, into: digest.baseAddress!)
+            return HashRecord.truncate(digest.baseAddress!)
         }
-        return digests.finalize().withUnsafeBufferPointer { HashRecord.truncate($0.baseAddress!) }
     }
 }
 

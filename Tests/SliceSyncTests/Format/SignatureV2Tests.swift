@@ -131,10 +131,11 @@ struct FormatDocumentExampleTests {
             Sketch: 128
             Hashing: rk64+sha256
             SHA-256: 1901da1c9f699b48f6b2636e65cbf73abf99d0441ef67f5c540a42f7051dec6f
+            Tree-SHA-256: f88c5e09a14bf890f72c872dd9d4c9156eac47f01f01c02a9aaf11c726481002
 
 
             """)
-        #expect(signature.header.headerLength == 174)
+        #expect(signature.header.headerLength == 253)
         #expect(signature.coarse == [
             HashRecord(weak: 0x213a_c7be, strong: 0xf70d_e27c_568e_0eaa),
             HashRecord(weak: 0xd4c6_2d88, strong: 0xa8a9_1bfc_e4e6_b227),
@@ -148,9 +149,9 @@ struct FormatDocumentExampleTests {
         // Each sketch entry: the XOR of the top 16 bits of its two blocks' strong hashes.
         #expect(signature.sketch == [0xfdea ^ 0x9afa, 0xc39e ^ 0x2d16])
         #expect(signature.sketch == [0x6710, 0xee88])
-        #expect(signature.header.sketchTableOffset == 198)
-        #expect(signature.header.fineTableRange(ofSlice: 1) == 226..<250)
-        #expect(signature.serialized().count == 250)
+        #expect(signature.header.sketchTableOffset == 277)
+        #expect(signature.header.fineTableRange(ofSlice: 1) == 305..<329)
+        #expect(signature.serialized().count == 329)
     }
 }
 
