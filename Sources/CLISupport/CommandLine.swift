@@ -1,5 +1,13 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
 import Logging
 import SliceSync
 
@@ -45,7 +53,7 @@ public func exitWithError<C: ParsableCommand>(_ type: C.Type, _ error: Error) ->
         let code = type.exitCode(for: error)
         if code == .success { type.exit(withError: error) }
         if code == .validationFailure {
-            FileHandle.standardError.write(Data((type.fullMessage(for: error) + "\n").utf8))
+            writeStandardError(type.fullMessage(for: error) + "\n")
             exit(ExitStatus.usage.rawValue)
         }
         printError(programName(of: type), type.fullMessage(for: error))
@@ -67,14 +75,36 @@ public struct CommandFailure: Error {
     }
 }
 
+/// Writes `text` on stderr, whole (a terminal or a pipe may take it in pieces).
+public func writeStandardError(_ text: String) { writeAll(STDERR_FILENO, text) }
+
+/// Writes `text` on stdout, whole.
+public func writeStandardOutput(_ text: String) { writeAll(STDOUT_FILENO, text) }
+
+private func writeAll(_ descriptor: Int32, _ text: String) {
+    let bytes = Array(text.utf8)
+    let count = bytes.count
+    var done = 0
+    while done < count {
+        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress! + done, count - done) }
+        if written > 0 {
+            done += written
+        } else if written < 0 && errno == EINTR {
+            continue
+        } else {
+            return  // a closed pipe or a full disk: nothing more can be said there
+        }
+    }
+}
+
 /// Prints `program: error: message` on stderr.
 public func printError(_ program: String, _ message: String) {
-    FileHandle.standardError.write(Data("\(program): error: \(message)\n".utf8))
+    writeStandardError("\(program): error: \(message)\n")
 }
 
 /// Writes a line on stdout.
 public func printLine(_ text: String) {
-    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    writeStandardOutput(text + "\n")
 }
 
 /// Encodes a value as one line of JSON with sorted keys.
@@ -117,7 +147,7 @@ public struct TerminalLogHandler: LogHandler {
         case .warning: prefix = "warning: "
         default: prefix = ""
         }
-        FileHandle.standardError.write(Data("\(program): \(prefix)\(event.message)\n".utf8))
+        writeStandardError("\(program): \(prefix)\(event.message)\n")
     }
 
     /// A logger for a command-line program with the verbosity flags applied.
@@ -142,6 +172,17 @@ public struct ByteSize: ExpressibleByArgument, Sendable {
     public static var defaultCompletionKind: CompletionKind { .default }
 }
 
+
+/// Keeps the C allocator's memory near what the program really uses; call it first thing in `main`.
+///
+/// glibc gives every thread that allocates an arena of its own (up to 8 per core), and raises its
+/// threshold for `mmap`-backed blocks each time such a block is freed, after which big buffers stay
+/// in the heap when freed. Both made the client's peak memory a third larger than its live data on
+/// a 110 MB tarball (60 MiB against 45 MiB). Two arenas and a fixed 128 KiB threshold cost no
+/// measurable time here.
+public func tuneMemoryAllocator() {
+    MemoryTuning.keepAllocatorSmall()
+}
 
 /// Unblocks SIGINT and SIGTERM on the calling thread; call it first thing in `main`, before any other
 /// thread exists, so every later thread inherits the unblocked mask whatever the parent process left.

@@ -38,3 +38,12 @@ off_t slicesync_seek_data(int fd, off_t offset) {
 off_t slicesync_seek_hole(int fd, off_t offset) {
     return lseek(fd, offset, SEEK_HOLE);
 }
+
+#include <malloc.h>
+
+void slicesync_tune_allocator(int arenas, int mmap_threshold) {
+#ifdef M_ARENA_MAX
+    mallopt(M_ARENA_MAX, arenas);
+#endif
+    mallopt(M_MMAP_THRESHOLD, mmap_threshold);
+}

@@ -1,6 +1,13 @@
 import ArgumentParser
 import CLISupport
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import SliceSync
 
@@ -144,7 +151,7 @@ struct Shash: ParsableCommand {
 
     private func summary(_ report: TreeSigningReport) -> String {
         let rate = report.bytesPerSecond / 1e6
-        var parts = ["signed \(report.filesHashed) file\(report.filesHashed == 1 ? "" : "s") (\(formatBytes(report.bytesHashed)) in \(String(format: "%.2f", report.seconds)) s, \(String(format: "%.0f", rate)) MB/s)"]
+        var parts = ["signed \(report.filesHashed) file\(report.filesHashed == 1 ? "" : "s") (\(formatBytes(report.bytesHashed)) in \(formatFixed(report.seconds, places: 2)) s, \(formatFixed(rate, places: 0)) MB/s)"]
         parts.append("\(report.filesUpToDate) up to date")
         if report.signaturesRemoved > 0 { parts.append("\(report.signaturesRemoved) orphaned removed") }
         if !report.failures.isEmpty { parts.append("\(report.failures.count) failed") }
@@ -167,7 +174,7 @@ struct Shash: ParsableCommand {
                 let report = try verifier.verify(filePath: path, signaturePath: signaturePath)
                 reports.append(report)
                 if !json && (!quiet || !report.matches) {
-                    if report.matches { printLine(report.summary) } else { FileHandle.standardError.write(Data((report.summary + "\n").utf8)) }
+                    if report.matches { printLine(report.summary) } else { writeStandardError(report.summary + "\n") }
                 }
                 if !report.matches && worst == .success { worst = .verification }
             } catch let error as ExitStatusProviding {

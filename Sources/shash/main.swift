@@ -1,3 +1,4 @@
 import CLISupport
 
+tuneMemoryAllocator()
 runCommand(Shash.self)

@@ -1,6 +1,13 @@
 import ArgumentParser
 import CLISupport
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import SliceSync
 import SliceSyncHTTP
@@ -97,7 +104,7 @@ struct SliceSyncCommand: AsyncParsableCommand {
         options.jobs = jobs
         options.headers = header.map { value in
             let parts = value.split(separator: ":", maxSplits: 1)
-            return (String(parts[0]).trimmingCharacters(in: .whitespaces), parts.count > 1 ? String(parts[1]).trimmingCharacters(in: .whitespaces) : "")
+            return (parts[0].trimmingSpaces, parts.count > 1 ? parts[1].trimmingSpaces : "")
         }
         let showProgress = progress ?? (isatty(STDERR_FILENO) == 1 && !quiet)
         let bar = showProgress ? ProgressBar() : nil
@@ -124,7 +131,7 @@ struct SliceSyncCommand: AsyncParsableCommand {
         } else if dryRun {
             printLine(dryRunLine(report))
         } else if !quiet && (verbose || isatty(STDERR_FILENO) == 1) {
-            FileHandle.standardError.write(Data((summaryLine(report) + "\n").utf8))
+            writeStandardError(summaryLine(report) + "\n")
         }
     }
 
@@ -132,7 +139,7 @@ struct SliceSyncCommand: AsyncParsableCommand {
         let saved = report.length == 0 ? 100 : 100 * Double(report.length - report.bytesFromServer) / Double(report.length)
         let requests = report.dataRequestsPlanned
         return "would download \(formatBytes(report.bytesFromServer)) of \(formatBytes(report.length)), "
-            + String(format: saved > 99 && saved < 100 ? "%.2f %% saved" : "%.1f %% saved", saved)
+            + formatFixed(saved, places: saved > 99 && saved < 100 ? 2 : 1) + " % saved"
             + (requests == 0 ? "" : ", in \(requests) request\(requests == 1 ? "" : "s")")
             + "; the signature took \(formatBytes(report.signatureBytes))"
     }
@@ -141,9 +148,9 @@ struct SliceSyncCommand: AsyncParsableCommand {
         if report.outcome == "unchanged" { return "slicesync: \(report.destination) is already up to date" }
         let reused = report.length == 0 ? 0 : 100 * Double(report.bytesReused) / Double(report.length)
         return "slicesync: \(report.destination) updated: \(formatBytes(report.length)), "
-            + String(format: "%.1f %% reused", reused)
+            + formatFixed(reused, places: 1) + " % reused"
             + ", \(formatBytes(report.bytesDownloaded)) downloaded in \(report.requests) requests, "
-            + String(format: "%.2f s", report.seconds)
+            + formatFixed(report.seconds, places: 2) + " s"
     }
 }
 
@@ -184,7 +191,7 @@ final class SignalForwarder: Sendable {
 
 /// A one-line progress display on stderr, redrawn at most ten times a second.
 final class ProgressBar: SyncProgressObserver, @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = ThreadCondition()
     private var lastDraw = Date.distantPast
     private var drawn = false
 
@@ -200,7 +207,8 @@ final class ProgressBar: SyncProgressObserver, @unchecked Sendable {
         let width = 30
         let filled = min(width, Int(Double(width) * percent / 100))
         draw("downloading [" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] "
-             + String(format: "%5.1f %%", percent) + " \(formatBytes(bytes)) of \(formatBytes(total))")
+             + String(repeating: " ", count: max(0, 5 - formatFixed(percent, places: 1).count)) + formatFixed(percent, places: 1)
+             + " % \(formatBytes(bytes)) of \(formatBytes(total))")
     }
 
     private func draw(_ text: String) {
@@ -210,12 +218,12 @@ final class ProgressBar: SyncProgressObserver, @unchecked Sendable {
         guard now.timeIntervalSince(lastDraw) >= 0.1 else { return }
         lastDraw = now
         drawn = true
-        FileHandle.standardError.write(Data(("\r\u{1B}[K" + text).utf8))
+        writeStandardError("\r\u{1B}[K" + text)
     }
 
     func finish() {
         lock.lock()
         defer { lock.unlock() }
-        if drawn { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        if drawn { writeStandardError("\r\u{1B}[K") }
     }
 }

@@ -1,4 +1,5 @@
 import CLISupport
 
+tuneMemoryAllocator()
 unblockInterruptSignals()
 await runAsyncCommand(SliceSyncCommand.self)

@@ -19,4 +19,8 @@ int slicesync_open_beneath(int dirfd, const char *path);
 off_t slicesync_seek_data(int fd, off_t offset);
 off_t slicesync_seek_hole(int fd, off_t offset);
 
+/* mallopt(3): at most `arenas` malloc arenas, and blocks of `mmap_threshold` bytes or more always
+ * mapped (and so returned to the system when freed). */
+void slicesync_tune_allocator(int arenas, int mmap_threshold);
+
 #endif

@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 
 /// A signature as the client holds it: format 1 whole; format 2 as header and coarse table, with fine
@@ -60,6 +67,10 @@ final class LoadedSignature: Sendable {
     /// Local content is worth reusing piece by piece when it is at least 1/`worthwhileShare` of what
     /// is looked at; less is fetched whole, which saves requests for under that share of bytes.
     static let worthwhileShare = 64
+
+    /// Bytes at the start of each local file searched for the first slices' blocks when no slice was
+    /// found whole (see `locate`).
+    static let sampleReach = 16 << 20
 
     private struct NotFound: Error {}
     private struct Enough: Error {}
@@ -198,14 +209,22 @@ final class LoadedSignature: Sendable {
         if slices.allSatisfy({ $0 == nil }) {
             // Nothing was found whole: the local files may share blocks with every slice (each changed
             // a little) or nothing at all (another file, compressed data). The fine tables that came
-            // with the signature's first bytes decide it without a request: when none of their blocks
-            // is anywhere in the local files, fetching the other fine tables would be a wasted request
+            // with the signature's first bytes decide it without a request: when (almost) none of their
+            // blocks is in the local files, fetching the other fine tables would be a wasted request
             // and bytes, and the file comes whole.
             let sample = missing.filter { header.fineTableRange(ofSlice: $0).upperBound <= prefix.count }
             if !sample.isEmpty {
                 try await loadFineTables(of: sample, into: &map, session: session)
                 let records = map.fineRecords
-                let found = try await session.runBlocking { try matcher.matchBlocks(header, blocks: records) }
+                // The sample is the start of the file, and no slice of it is anywhere: when every slice
+                // changed a little, its blocks are near the start of the local files. Looking there
+                // only spares a second pass over all local bytes when nothing is shared.
+                let sampleEnd = sample.map { header.sliceRange($0).upperBound }.max() ?? 0
+                let reach = max(Self.sampleReach, 4 * sampleEnd)
+                var regions: [Int: [Range<Int>]] = [:]
+                for (index, alike) in matcher.alikes.enumerated() where alike.scanned { regions[index] = [0..<min(alike.length, reach)] }
+                let near = regions
+                let found = try await session.runBlocking { try matcher.matchBlocks(header, blocks: records, within: near) }
                 let sampleBytes = sample.reduce(0) { $0 + header.sliceRange($1).count }
                 // A few blocks in common (a gzip header, a trailer) would not pay for the round trip
                 // that fetches the other fine tables: compressed or unrelated content comes whole.

@@ -1,5 +1,9 @@
 import CSliceSyncSystem
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -71,14 +75,16 @@ final class OutputFile: @unchecked Sendable {
     /// per core for the tree hash, whose slices are independent (chunks then hold whole slices).
     /// Writeback to disk starts as it goes, so the final fsync has little left to do.
     func assemble(_ segments: [PieceMap.Segment], sources: [SystemFile], check: WholeFileCheck) throws(FileSystemError) -> AssembledDigest {
-        // 2 MiB chunks: big enough for the copy to stay ahead, small enough for the memory budget.
-        let size = check.chunkSize(preferred: 2 << 20)
+        // 1 MiB chunks: big enough for the copy to stay ahead, small enough for the memory budget.
+        let size = check.chunkSize(preferred: 1 << 20)
         let hashers = check.hasherCount
-        let ring = BufferRing(count: hashers + 2, size: size)
+        // One buffer filling while each hasher has one (and at least one more, so a lone hasher
+        // never waits for the copy).
+        let ring = BufferRing(count: max(3, hashers + 1), size: size)
         let handoff = ChunkHandoff(slots: ring.count, consumers: hashers)
         let sliceDigests = Mutex([UInt8](repeating: 0, count: check.sliceCount(length: length) * TreeHash.digestSize))
         for _ in 0..<hashers {
-            let hasher = Thread { [ring] in
+            startThread { [ring] in
                 switch check {
                 case .digest(let algorithm):
                     let digest = StreamingDigest(algorithm)
@@ -103,8 +109,6 @@ final class OutputFile: @unchecked Sendable {
                     handoff.finish([])
                 }
             }
-            hasher.stackSize = 1 << 20
-            hasher.start()
         }
         var bufferStart = 0
         var flushed = 0
@@ -265,7 +269,7 @@ struct AssembledDigest: Sendable {
 
 /// Hands filled buffers, in order, from the copying thread to the hashing threads.
 private final class ChunkHandoff: @unchecked Sendable {
-    private let condition = NSCondition()
+    private let condition = ThreadCondition()
     private var busy: [Bool]
     private var queue: [(slot: Int, count: Int, offset: Int)] = []
     private var closed = false

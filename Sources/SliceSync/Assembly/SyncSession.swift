@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import Synchronization
 
@@ -141,7 +148,7 @@ public final class SyncSession: Sendable {
         var lap = ContinuousClock.now
         func timing(_ what: String) {
             let now = ContinuousClock.now
-            logger.info("\(what) in \(String(format: "%.3f", (now - lap).inSeconds)) s")
+            logger.info("\(what) in \(formatFixed((now - lap).inSeconds, places: 3)) s")
             lap = now
         }
         timing("fetched the signature")
@@ -488,11 +495,9 @@ public final class SyncSession: Sendable {
         defer { reporter.cancel() }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                let thread = Thread {
+                startThread {
                     continuation.resume(with: Result { try body() })
                 }
-                thread.stackSize = 1 << 20
-                thread.start()
             }
         } onCancel: {
             progress.cancel()

@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A fixed set of threads that run CPU-bound hashing jobs.
 ///
@@ -12,12 +19,9 @@ public final class HashingPool: @unchecked Sendable {
     /// Starts `threads` worker threads (default: one per core).
     public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
         threadCount = max(1, threads)
-        for index in 0..<threadCount {
+        for _ in 0..<threadCount {
             // Threads hold the queue, not the pool, so they can finish after the pool is released.
-            let thread = Thread { [queue] in queue.work() }
-            thread.name = "slicesync-hash-\(index)"
-            thread.stackSize = 1 << 20
-            thread.start()
+            startThread { [queue] in queue.work() }
         }
     }
 
@@ -36,7 +40,7 @@ public final class HashingPool: @unchecked Sendable {
 
 /// The jobs waiting for a pool thread.
 private final class JobQueue: @unchecked Sendable {
-    private let condition = NSCondition()
+    private let condition = ThreadCondition()
     private var jobs: [@Sendable () -> Void] = []
     private var head = 0
     private var stopping = false
@@ -77,7 +81,7 @@ private final class JobQueue: @unchecked Sendable {
 
 /// A one-shot countdown that a thread can wait on, for jobs submitted to a `HashingPool`.
 final class CompletionFlags: @unchecked Sendable {
-    private let condition = NSCondition()
+    private let condition = ThreadCondition()
     private var done: [Bool]
 
     init(count: Int) { done = Array(repeating: false, count: count) }

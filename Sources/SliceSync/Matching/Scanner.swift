@@ -105,9 +105,9 @@ struct Scanner<Hasher: WindowHasher, Verifier: PieceVerifier>: Sendable {
     let hasher: Hasher
     let table: WeakTable
     let verifier: Verifier
-    /// Bytes read at a time besides the window. 1 MiB reads run at page-cache speed; larger buffers
+    /// Bytes read at a time besides the window. 512 KiB reads run at page-cache speed; larger buffers
     /// only add to the peak memory of every scanning thread.
-    var chunk = 1 << 20
+    var chunk = 512 << 10
 
     func scan(_ region: ScanRegion, found: FoundPieces, progress: ScanProgress) throws(FileSystemError) {
         let window = hasher.window

@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A directory's entries, rendered as HTML for people or JSON for scripts.
 public struct DirectoryListing: Sendable, Equatable {

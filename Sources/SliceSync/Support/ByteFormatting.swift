@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Human-readable byte counts (binary units).
 public func formatBytes(_ count: Int) -> String {
@@ -9,5 +16,5 @@ public func formatBytes(_ count: Int) -> String {
         value /= 1024
         unit += 1
     }
-    return unit == 0 ? "\(count) B" : String(format: "%.1f %@", value, units[unit])
+    return unit == 0 ? "\(count) B" : formatFixed(value, places: 1) + " " + units[unit]
 }

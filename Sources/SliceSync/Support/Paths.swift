@@ -23,6 +23,30 @@ public enum Paths {
         return String(trimmed[..<slash])
     }
 
+    /// `text` with `%XX` escapes decoded as UTF-8; nil when an escape is malformed or the result is
+    /// not UTF-8.
+    public static func percentDecoded(_ text: String) -> String? {
+        var bytes: [UInt8] = []
+        var iterator = text.utf8.makeIterator()
+        func hexValue(_ byte: UInt8?) -> UInt8? {
+            switch byte {
+            case let b? where b >= 0x30 && b <= 0x39: b - 0x30
+            case let b? where b >= 0x41 && b <= 0x46: b - 0x41 + 10
+            case let b? where b >= 0x61 && b <= 0x66: b - 0x61 + 10
+            default: nil
+            }
+        }
+        while let byte = iterator.next() {
+            guard byte == UInt8(ascii: "%") else {
+                bytes.append(byte)
+                continue
+            }
+            guard let high = hexValue(iterator.next()), let low = hexValue(iterator.next()) else { return nil }
+            bytes.append(high << 4 | low)
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
     /// Removes trailing slashes except from the root itself.
     public static func trimTrailingSlashes(_ path: String) -> String {
         var result = Substring(path)

@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The proxy a URL should go through, from the usual environment variables.
 ///
@@ -56,6 +63,7 @@ public struct ProxySettings: Sendable, Equatable {
         let withScheme = text.contains("://") ? text : "http://" + text
         guard let components = URLComponents(string: withScheme), let host = components.host, !host.isEmpty else { return nil }
         let port = components.port ?? (components.scheme == "https" ? 443 : 80)
-        return Server(host: host, port: port, user: components.user?.removingPercentEncoding, password: components.password?.removingPercentEncoding)
+        return Server(host: host, port: port, user: components.percentEncodedUser.flatMap(Paths.percentDecoded),
+                      password: components.percentEncodedPassword.flatMap(Paths.percentDecoded))
     }
 }

@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Where the signature of a published file may be, and the file a signature URL describes.
 public enum SignatureLocator {
@@ -35,7 +42,7 @@ public enum SignatureLocator {
     /// The file name a URL's last path component gives, percent-decoded and checked.
     public static func fileName(of url: String) throws(TransportError) -> String {
         let (_, components, _) = try split(url)
-        guard let last = components.last, let decoded = last.removingPercentEncoding, TreeNaming.isSignable(decoded),
+        guard let last = components.last, let decoded = Paths.percentDecoded(last), TreeNaming.isSignable(decoded),
               !decoded.contains("/"), decoded != ".", decoded != ".." else {
             throw TransportError(.badURL, "cannot take a file name from \(url); name the destination with -o")
         }
@@ -49,7 +56,9 @@ public enum SignatureLocator {
             throw TransportError(.badURL, "\(url) is not an http:// or https:// URL")
         }
         var rest = Substring(url)
-        let schemeEnd = rest.range(of: "://")!.upperBound
+        guard let schemeEnd = rest.firstRange(of: "://")?.upperBound else {
+            throw TransportError(.badURL, "\(url) is not an http:// or https:// URL")
+        }
         rest = rest[schemeEnd...]
         let pathStart = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
         let prefix = String(url[..<pathStart])

@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import Synchronization
 
@@ -184,7 +191,7 @@ public final class SignatureService: @unchecked Sendable {
         let report = scan.report
         let elapsed = (ContinuousClock.now - scan.started).inSeconds
         let what = scan.isInitial ? "signatures up to date" : "rescan done"
-        let message = "\(what): \(report.filesHashed) signed, \(report.filesUpToDate) already current, \(report.signaturesRemoved) removed, \(report.failures.count) failed, \(watches.count) directories watched (\(String(format: "%.1f", elapsed)) s)"
+        let message = "\(what): \(report.filesHashed) signed, \(report.filesUpToDate) already current, \(report.signaturesRemoved) removed, \(report.failures.count) failed, \(watches.count) directories watched (\(formatFixed(elapsed, places: 1)) s)"
         if scan.isInitial || report.filesHashed + report.signaturesRemoved + report.failures.count > 0 {
             logger.info("\(message)")
         } else {
@@ -202,7 +209,7 @@ public final class SignatureService: @unchecked Sendable {
         case .failure(.limitReached):
             if !reportedWatchLimit {
                 reportedWatchLimit = true
-                let current = (try? String(contentsOfFile: "/proc/sys/fs/inotify/max_user_watches", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
+                let current = (try? String(contentsOfFile: "/proc/sys/fs/inotify/max_user_watches", encoding: .utf8)).map { $0.filter { !$0.isWhitespace } } ?? "?"
                 logger.error("cannot watch \(directory): the inotify watch limit (fs.inotify.max_user_watches = \(current)) is reached; raise it with 'sysctl fs.inotify.max_user_watches=\(max((Int(current) ?? 8192) * 4, 524_288))'. Until then, changes there are found by the rescan every \(describe(options.rescanInterval))")
             }
             return
@@ -558,7 +565,7 @@ final class WorkQueue: @unchecked Sendable {
     private let cancellation: CancellationFlag
     private let logger: Logger
     private let pool: HashingPool
-    private let condition = NSCondition()
+    private let condition = ThreadCondition()
     private var items: [WorkItem] = []
     private var finished: [(WorkItem, WorkOutcome)] = []
     private var running = 0
@@ -587,11 +594,8 @@ final class WorkQueue: @unchecked Sendable {
     }
 
     func start() {
-        for index in 0..<threadCount {
-            let thread = Thread { [self] in loop() }
-            thread.name = "signature-service-\(index)"
-            thread.stackSize = 1 << 20
-            thread.start()
+        for _ in 0..<threadCount {
+            startThread { [self] in loop() }
         }
     }
 

@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 
 /// Options of a one-shot signing run over files and directory trees.
@@ -255,7 +262,7 @@ public struct TreeSigner: Sendable {
 
 /// A report shared by the threads of one run.
 final class ReportCollector: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = ThreadCondition()
     private var report = TreeSigningReport()
 
     func update(_ change: (inout TreeSigningReport) -> Void) {
@@ -290,19 +297,17 @@ func runConcurrently<T: Sendable>(_ items: [T], width: Int, _ body: @escaping @S
     }
     let state = ConcurrentCursor(count: items.count, threads: threads)
     for _ in 0..<threads {
-        let thread = Thread {
+        startThread {
             while let index = state.next() { body(items[index]) }
             state.threadFinished()
         }
-        thread.stackSize = 1 << 20
-        thread.start()
     }
     state.waitForAll()
 }
 
 /// Hands out indices to threads and lets the caller wait until they are all done.
 private final class ConcurrentCursor: @unchecked Sendable {
-    private let condition = NSCondition()
+    private let condition = ThreadCondition()
     private var nextIndex = 0
     private let count: Int
     private var running: Int

@@ -1,0 +1,81 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A mutex with a condition variable (POSIX), for the few places where threads that block on purpose
+/// (hashing, copying) hand work to each other. Swift's `Mutex` has no condition variable, and
+/// Foundation's `NSCondition` would pull all of Foundation, with ICU, into every program.
+///
+/// `@unchecked Sendable`: every access to the state it guards happens between `lock()` and `unlock()`,
+/// and the POSIX objects live at a fixed heap address for the object's whole life.
+public final class ThreadCondition: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let condition: UnsafeMutablePointer<pthread_cond_t>
+
+    public init() {
+        mutex = .allocate(capacity: 1)
+        condition = .allocate(capacity: 1)
+        precondition(pthread_mutex_init(mutex, nil) == 0 && pthread_cond_init(condition, nil) == 0,
+                     "could not create a mutex and a condition variable")
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        condition.deallocate()
+        mutex.deallocate()
+    }
+
+    public func lock() { pthread_mutex_lock(mutex) }
+    public func unlock() { pthread_mutex_unlock(mutex) }
+    /// Waits for a signal; call with the lock held (it is held again on return).
+    public func wait() { pthread_cond_wait(condition, mutex) }
+    public func signal() { pthread_cond_signal(condition) }
+    public func broadcast() { pthread_cond_broadcast(condition) }
+
+    /// Runs `body` with the lock held.
+    public func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        lock()
+        defer { unlock() }
+        return try body()
+    }
+}
+
+/// Starts a detached thread with its own stack of `stackSize` bytes, for work that blocks on purpose
+/// and so must stay off Swift's cooperative pool.
+public func startThread(stackSize: Int = 1 << 20, _ body: @escaping @Sendable () -> Void) {
+    final class Box {
+        let body: @Sendable () -> Void
+        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    }
+    var attributes = pthread_attr_t()
+    pthread_attr_init(&attributes)
+    defer { pthread_attr_destroy(&attributes) }
+    pthread_attr_setstacksize(&attributes, max(stackSize, Int(PTHREAD_STACK_MIN)))
+    pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+    let context = Unmanaged.passRetained(Box(body)).toOpaque()
+    var thread = pthread_t()
+    let status = pthread_create(&thread, &attributes, { context in
+        guard let context else { return nil }
+        let box = Unmanaged<Box>.fromOpaque(context).takeRetainedValue()
+        box.body()
+        return nil
+    }, context)
+    precondition(status == 0, "could not start a thread (pthread_create: \(status))")
+}
+
+/// `value` with `places` digits after the decimal point (as printf's `%.Nf`), without Foundation.
+public func formatFixed(_ value: Double, places: Int) -> String {
+    guard value.isFinite else { return "\(value)" }
+    var scale = 1.0
+    for _ in 0..<places { scale *= 10 }
+    let scaled = (abs(value) * scale).rounded()
+    let whole = Int(scaled / scale)
+    let fraction = Int(scaled - Double(whole) * scale)
+    let sign = value < 0 && scaled > 0 ? "-" : ""
+    guard places > 0 else { return sign + "\(whole)" }
+    let digits = String(fraction)
+    return sign + "\(whole)." + String(repeating: "0", count: max(0, places - digits.count)) + digits
+}
