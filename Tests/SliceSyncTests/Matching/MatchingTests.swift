@@ -1,0 +1,140 @@
+import Glibc
+import Logging
+import Testing
+@testable import SliceSync
+
+/// The matching stage on its own: window hashers, the weak table, the scanner and the sketch matcher.
+@Suite("Matching: window hashers and the weak table")
+struct WindowHasherTests {
+    func rollsLikeRecomputing<H: WindowHasher>(_ hasher: H, _ data: [UInt8]) -> Bool {
+        data.withUnsafeBytes { raw in
+            var state = hasher.hash(raw.baseAddress!)
+            for start in 1...(data.count - hasher.window) {
+                state = hasher.roll(state, outgoing: data[start - 1], incoming: data[start - 1 + hasher.window])
+                guard state == hasher.hash(raw.baseAddress! + start) else { return false }
+            }
+            return true
+        }
+    }
+
+    @Test(arguments: [1, 7, 512, 2048])
+    func bothHashersRollLikeRecomputingAtEveryOffset(window: Int) {
+        let data = randomBytes(window + 3000, seed: UInt64(window))
+        #expect(rollsLikeRecomputing(RKWindowHasher(window: window), data))
+        #expect(rollsLikeRecomputing(AdlerWindowHasher(window: window), data))
+    }
+
+    @Test func theTableFindsEveryEntryAndItsDuplicates() {
+        var entries: [(weak: UInt32, index: Int)] = (0..<5000).map { (k: Int) in
+            (weak: UInt32(truncatingIfNeeded: k &* 2_654_435_761), index: k)
+        }
+        entries += [(weak: 12345, index: 9000), (weak: 12345, index: 9001)]
+        let table = WeakTable(entries)
+        for entry in entries.prefix(5000) {
+            #expect(table.mayContain(entry.weak))
+            #expect(table.lookup(entry.weak)?.contains(Int32(entry.index)) == true)
+        }
+        #expect(Set(table.lookup(12345) ?? []) == [9000, 9001])
+        // The filter lets few absent values through, and the lookup then rejects them.
+        let probes: [UInt32] = (0..<100_000).map { (k: Int) -> UInt32 in UInt32(k) &* 7919 &+ 3 }
+        let absent = probes.filter { table.lookup($0) == nil }
+        let passed = absent.filter { table.mayContain($0) }.count
+        #expect(Double(passed) / Double(absent.count) < 0.05)
+    }
+}
+
+@Suite("Matching: the scanner and the matcher")
+struct ScannerTests {
+    let logger = Logger(label: "t") { _ in SwiftLogNoOpLogHandler() }
+
+    @Test func blocksAreFoundAtAnyOffsetInEveryAlikeFile() throws {
+        let dir = try TemporaryDirectory()
+        let target = randomBytes(64 * 1024, seed: 70)
+        let parameters = try SigningParameters(version: .v2, sliceSize: 8192, blockSize: 1024)
+        guard case .v2(let signature) = try SignatureBuilder(parameters: parameters, pool: nil).signature(of: target, filename: "f") else { return }
+        // Block 3 at an odd offset of the first file, block 40 near the end of the second and the last
+        // block, 63, at the very start of the second.
+        let first = randomBytes(5001, seed: 71) + Array(target[3072..<4096]) + randomBytes(999, seed: 72)
+        let second = Array(target[(63 * 1024)...]) + randomBytes(20_000, seed: 73) + Array(target[(40 * 1024)..<(41 * 1024)]) + [1, 2, 3]
+        try dir.write("first", first)
+        try dir.write("second", second)
+        let matcher = Matcher(paths: [dir.file("first"), dir.file("second")], threads: 2, progress: ScanProgress(), logger: logger)
+        let wanted = Dictionary(uniqueKeysWithValues: [3, 40, 63].map { ($0, signature.fine[$0]) })
+        let found = try matcher.matchBlocks(signature.header, blocks: wanted)
+        #expect(found[3] == LocalSource(file: 0, offset: 5001))
+        #expect(found[63] == LocalSource(file: 1, offset: 0))
+        #expect(found[40] == LocalSource(file: 1, offset: 1024 + 20_000))
+        #expect(found.count == 3)
+        // Limited to a range that holds only the first file's block.
+        let limited = try matcher.matchBlocks(signature.header, blocks: wanted, within: [0: [4000..<7000]])
+        #expect(Array(limited.keys) == [3])
+    }
+
+    @Test func holesAreNotScannedButDataNextToThemIs() throws {
+        let dir = try TemporaryDirectory()
+        let target = randomBytes(16 * 1024, seed: 74)
+        let parameters = try SigningParameters(version: .v2, sliceSize: 4096, blockSize: 1024)
+        guard case .v2(let signature) = try SignatureBuilder(parameters: parameters, pool: nil).signature(of: target, filename: "f") else { return }
+        // A sparse file: 8 MiB of hole, then block 5, then another hole.
+        let path = dir.file("sparse")
+        let file = try SystemFile.createExclusive(path, mode: 0o600)
+        try file.write(Array(target[5120..<6144]), at: 8 << 20)
+        #expect(ftruncate(file.descriptor, off_t(16 << 20)) == 0)
+        let extents = try SystemFile.openForReading(path).dataExtents(length: 16 << 20)
+        // Where the file system tells holes (it does here), only the written part is data.
+        #expect(extents.contains { $0.contains(8 << 20) })
+        #expect(extents.reduce(0) { $0 + $1.count } < 1 << 20 || extents == [0..<(16 << 20)])
+        let matcher = Matcher(paths: [path], threads: 2, progress: ScanProgress(), logger: logger)
+        let found = try matcher.matchBlocks(signature.header, blocks: [5: signature.fine[5]])
+        #expect(found[5] == LocalSource(file: 0, offset: 8 << 20))
+    }
+
+    @Test func theSketchPlacesTheUnchangedUnitsOfAnEditedSlice() throws {
+        let dir = try TemporaryDirectory()
+        let old = randomBytes(1 << 20, seed: 75)
+        var new = old
+        // One byte changed in slice 1 (of 256 KiB): one 4 KiB unit of it differs.
+        new[262_144 + 10_000] ^= 0xFF
+        let parameters = try SigningParameters(version: .v2)
+        guard case .v2(let signature) = try SignatureBuilder(parameters: parameters, pool: nil).signature(of: new, filename: "f") else { return }
+        try dir.write("old", old)
+        let matcher = Matcher(paths: [dir.file("old")], threads: 2, progress: ScanProgress(), logger: logger)
+        let slices = try matcher.matchSlices(signature.header, coarse: signature.coarse)
+        #expect(slices.map { $0 == nil } == [false, true, false, false])
+        let sketch = SketchMatcher(header: signature.header, sketch: signature.sketch, alikes: matcher.alikes)
+        let (resolved, sources) = try sketch.resolve(missing: [1], found: slices)
+        #expect(resolved.map(\.slice) == [1])
+        #expect(resolved.first?.missingBytes == 4096)
+        // Every block of slice 1 but the two of the changed unit, each where it was.
+        let unit = (262_144 + 10_000) / 4096 * 4096
+        let placed = Dictionary(uniqueKeysWithValues: sources.map { ($0.block, $0.source) })
+        for block in signature.header.blockRange(ofSlice: 1) {
+            let offset = block * 2048
+            if offset / 4096 * 4096 == unit {
+                #expect(placed[block] == nil)
+            } else {
+                #expect(placed[block] == LocalSource(file: 0, offset: offset))
+            }
+        }
+    }
+
+    @Test func theSketchFollowsContentShiftedByAnInsertion() throws {
+        let dir = try TemporaryDirectory()
+        let old = randomBytes(1 << 20, seed: 76)
+        var new = old
+        new.insert(contentsOf: randomBytes(100, seed: 77), at: 300_000)
+        let parameters = try SigningParameters(version: .v2)
+        guard case .v2(let signature) = try SignatureBuilder(parameters: parameters, pool: nil).signature(of: new, filename: "f") else { return }
+        try dir.write("old", old)
+        let matcher = Matcher(paths: [dir.file("old")], threads: 2, progress: ScanProgress(), logger: logger)
+        let slices = try matcher.matchSlices(signature.header, coarse: signature.coarse)
+        let missing = slices.indices.filter { slices[$0] == nil }
+        #expect(missing.contains(1))
+        let sketch = SketchMatcher(header: signature.header, sketch: signature.sketch, alikes: matcher.alikes)
+        let (resolved, sources) = try sketch.resolve(missing: missing, found: slices)
+        #expect(resolved.contains { $0.slice == 1 && $0.missingBytes <= 2 * 4096 })
+        // A block after the insertion comes from 100 bytes earlier in the old file.
+        let after = (300_000 + 100) / 2048 + 4
+        #expect(Dictionary(uniqueKeysWithValues: sources.map { ($0.block, $0.source) })[after] == LocalSource(file: 0, offset: after * 2048 - 100))
+    }
+}
