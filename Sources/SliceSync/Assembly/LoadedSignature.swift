@@ -72,28 +72,21 @@ final class LoadedSignature: Sendable {
     /// found whole (see `locate`).
     static let sampleReach = 16 << 20
 
-    private struct NotFound: Error {}
-    private struct Enough: Error {}
 
     /// Fetches and parses the signature at `remote`; nil when the server says it is not there.
     /// `firstBytes` is what the first request asks for; with `wantsSketch`, a second request for the
     /// rest of the coarse table brings the sketch table too.
     static func fetch(_ remote: RemoteFile, firstBytes: Int = prefixBytes, wantsSketch: Bool = false, logger: Logger) async throws -> LoadedSignature? {
-        let first: (bytes: [UInt8], total: Int?)
-        do {
-            first = try await remote.retrying("fetching the signature") {
-                try await fetchBytes(remote, range: 0..<firstBytes, limit: firstBytes)
-            }
-        } catch is NotFound {
-            return nil
-        }
+        guard let first = try await remote.retrying("fetching the signature", {
+            try await remote.fetchBytes(range: 0..<firstBytes, limit: firstBytes)
+        }) else { return nil }
         let version = try first.bytes.withUnsafeBytes { (raw) throws(SignatureError) in try SignatureVersion.detect(raw) }
         switch version {
         case .v1:
             var bytes = first.bytes
             if bytes.count == firstBytes && first.total != firstBytes {
                 bytes = try await remote.retrying("fetching the signature") {
-                    try await fetchBytes(remote, range: nil, limit: SignatureVerifier.maxSignatureBytes).bytes
+                    try await remote.fetchExisting(range: nil, limit: SignatureVerifier.maxSignatureBytes).bytes
                 }
             }
             return LoadedSignature(remote: remote, v1: try SignatureV1.parse(bytes), v2: nil, coarse: [])
@@ -108,60 +101,12 @@ final class LoadedSignature: Sendable {
                 let needed = wantsSketch ? header.fineTablesOffset : header.sketchTableOffset
                 let start = bytes.count
                 bytes += try await remote.retrying("fetching the signature") {
-                    try await fetchBytes(remote, range: start..<needed, limit: needed - start).bytes
+                    try await remote.fetchExisting(range: start..<needed, limit: needed - start).bytes
                 }
             }
             let coarse = try bytes.withUnsafeBytes { (raw) throws(SignatureError) in try SignatureV2.parseCoarseTable(raw, header: header) }
             return LoadedSignature(remote: remote, v1: nil, v2: header, coarse: coarse, prefix: bytes)
         }
-    }
-
-    /// Fetches `range` of a resource (all of it when nil), at most `limit` bytes, from a server that
-    /// may or may not honour Range. Returns the bytes and the resource's total length when known.
-    static func fetchBytes(_ remote: RemoteFile, range: Range<Int>?, limit: Int) async throws -> (bytes: [UInt8], total: Int?) {
-        var bytes: [UInt8] = []
-        var total: Int?
-        var skip = 0
-        let wanted = min(limit, range?.count ?? limit)
-        do {
-            try await remote.get(headers: range.map { [("Range", "bytes=\($0.lowerBound)-\($0.upperBound - 1)")] } ?? [], head: { head in
-                switch head.status {
-                case 206:
-                    guard let value = head.value("content-range"), let contentRange = ByteRanges.parseContentRange(value),
-                          contentRange.range.lowerBound == (range?.lowerBound ?? 0) else {
-                        throw TransportError(.protocolViolation, "\(remote.url) answered with an unexpected Content-Range")
-                    }
-                    total = contentRange.completeLength
-                case 200:
-                    skip = range?.lowerBound ?? 0
-                    total = head.value("content-length").flatMap { Int($0) }
-                case 404, 410, 403:
-                    throw NotFound()
-                case 416 where range != nil:
-                    // Asking from 0 for an empty resource: there is nothing.
-                    total = head.value("content-range").flatMap(ByteRanges.parseUnsatisfiedLength)
-                    throw Enough()
-                default:
-                    throw TransportError(.status, "\(remote.url) answered HTTP \(head.status)", status: head.status)
-                }
-            }, body: { chunk in
-                var slice = UnsafeRawBufferPointer(chunk)
-                if skip > 0 {
-                    let dropped = min(skip, slice.count)
-                    skip -= dropped
-                    slice = UnsafeRawBufferPointer(rebasing: slice[dropped...])
-                }
-                let take = min(slice.count, wanted - bytes.count)
-                bytes.append(contentsOf: slice.prefix(take))
-                if bytes.count >= wanted { throw Enough() }
-            })
-        } catch is Enough {
-            // We have what we asked for.
-        }
-        if let range, let total, range.upperBound <= total, bytes.count < min(range.count, limit) {
-            throw TransportError(.protocolViolation, "\(remote.url) ended after \(bytes.count) of \(range.count) bytes")
-        }
-        return (bytes, total)
     }
 
     // MARK: Matching

@@ -360,7 +360,7 @@ public final class SyncSession: Sendable {
             }
         } catch is RangeDownloader.RangesUnsupported {
             // The signature's server ignores ranges: take the tables out of the whole signature.
-            let whole = try await LoadedSignature.fetchBytes(remote, range: nil, limit: SignatureVerifier.maxSignatureBytes)
+            let whole = try await remote.fetchExisting(range: nil, limit: SignatureVerifier.maxSignatureBytes)
             var result: [Int: [UInt8]] = [:]
             for range in ranges where range.upperBound <= whole.bytes.count { result[range.lowerBound] = Array(whole.bytes[range]) }
             return result
@@ -408,23 +408,9 @@ public final class SyncSession: Sendable {
         var flushed = 0
         // Each attempt resumes where the last one stopped (the server may restart from 0 with a 200).
         try await remote.retrying("downloading the file", attempts: 6) {
-            let resumeFrom = check.position
-            try await remote.get(headers: resumeFrom > 0 ? [("Range", "bytes=\(resumeFrom)-")] : [], head: { head in
-                switch head.status {
-                case 200:
-                    check.restart()
-                    flushed = 0
-                    if let value = head.value("content-length"), let total = Int(value) { try remote.noteLength(total) }
-                case 206:
-                    guard let value = head.value("content-range"), let range = ByteRanges.parseContentRange(value), range.range.lowerBound == resumeFrom else {
-                        throw TransportError(.protocolViolation, "a resumed download came back with the wrong Content-Range")
-                    }
-                    if let total = range.completeLength { try remote.noteLength(total) }
-                case 412:
-                    throw TransportError(.changed, "the file changed on the server during the download (If-Match failed)", status: 412)
-                default:
-                    throw TransportError(.status, "the server answered HTTP \(head.status) for \(remote.url)", status: head.status)
-                }
+            try await remote.streamWhole(from: check.position, restarted: {
+                check.restart()
+                flushed = 0
             }, body: { chunk in
                 let offset = check.position
                 guard offset + chunk.count <= length else {

@@ -206,7 +206,7 @@ public final class RemoteFile: Sendable {
             if let total = response.value("content-range").flatMap(ByteRanges.parseUnsatisfiedLength) { try noteLength(total) }
             throw TransportError(.changed, "the server says the requested bytes are past the end of the file: it is shorter than its signature says", status: 416)
         case 412:
-            throw TransportError(.changed, "the file changed on the server during the download (If-Match failed)", status: 412)
+            throw TransportError.changedOnServer
         case let status where [400, 413, 414, 431, 501].contains(status) && ranges.count > 1:
             // 501 (GitHub's CDN) refuses multi-range outright; the others object to the request's size.
             let limit = status == 501 ? 1 : max(1, ranges.count / 4)
