@@ -11,31 +11,89 @@ import Logging
 /// A signature as the client holds it: format 1 whole; format 2 as header and coarse table, with fine
 /// tables fetched later for the slices that are not found locally.
 final class LoadedSignature: Sendable {
-    let remote: RemoteFile
-    let version: SignatureVersion
-    let v1: SignatureV1?
-    let v2: SignatureV2Header?
-    let coarse: [HashRecord]
-    /// The first bytes of the signature as fetched; small signatures arrive whole with them.
-    let prefix: [UInt8]
-    /// Format 2: the sketch entries in `prefix` (all of them, some, or none).
-    let sketch: [UInt16]
-
-    init(remote: RemoteFile, v1: SignatureV1?, v2: SignatureV2Header?, coarse: [HashRecord], prefix: [UInt8] = []) {
-        self.remote = remote
-        self.v1 = v1
-        self.v2 = v2
-        self.coarse = coarse
-        self.prefix = prefix
-        sketch = v2.map { header in prefix.withUnsafeBytes { SketchTable.parse($0, header: header) } } ?? []
-        version = v1 != nil ? .v1 : .v2
+    /// What the client holds of each format.
+    enum Held: Sendable {
+        /// Format 1: the whole signature.
+        case v1(SignatureV1)
+        /// Format 2: the header, the coarse table and the sketch entries that came with the first
+        /// bytes (all of them, some, or none); fine tables are fetched later.
+        case v2(SignatureV2Header, coarse: [HashRecord], sketch: [UInt16])
     }
 
-    var length: Int { v1?.length ?? v2!.length }
-    var sliceSize: Int { v1?.sliceSize ?? v2!.sliceSize }
-    var sliceCount: Int { v1?.slices.count ?? v2!.sliceCount }
-    var wholeFileHash: [UInt8] { v1?.sha1 ?? v2!.sha256 }
-    var hashLabel: String { (v1 != nil ? "sha1:" : "sha256:") + Encoding.hex(wholeFileHash) }
+    let remote: RemoteFile
+    let held: Held
+    /// The first bytes of the signature as fetched; small signatures arrive whole with them.
+    let prefix: [UInt8]
+
+    init(remote: RemoteFile, held: Held, prefix: [UInt8] = []) {
+        self.remote = remote
+        self.held = held
+        self.prefix = prefix
+    }
+
+    /// Format 1, whole.
+    convenience init(remote: RemoteFile, v1: SignatureV1) {
+        self.init(remote: remote, held: .v1(v1))
+    }
+
+    /// Format 2 from its header, its coarse table and the signature's first bytes.
+    convenience init(remote: RemoteFile, v2 header: SignatureV2Header, coarse: [HashRecord], prefix: [UInt8]) {
+        let sketch = prefix.withUnsafeBytes { SketchTable.parse($0, header: header) }
+        self.init(remote: remote, held: .v2(header, coarse: coarse, sketch: sketch), prefix: prefix)
+    }
+
+    var version: SignatureVersion {
+        switch held {
+        case .v1: .v1
+        case .v2: .v2
+        }
+    }
+    /// The format 1 signature, when it is one.
+    var v1: SignatureV1? {
+        if case .v1(let signature) = held { return signature }
+        return nil
+    }
+    /// The format 2 header, when it is one.
+    var v2: SignatureV2Header? {
+        if case .v2(let header, _, _) = held { return header }
+        return nil
+    }
+    /// Format 2: one record per slice (empty for format 1).
+    var coarse: [HashRecord] {
+        if case .v2(_, let coarse, _) = held { return coarse }
+        return []
+    }
+    /// Format 2: the sketch entries that arrived (empty for format 1).
+    var sketch: [UInt16] {
+        if case .v2(_, _, let sketch) = held { return sketch }
+        return []
+    }
+
+    var length: Int {
+        switch held {
+        case .v1(let signature): signature.length
+        case .v2(let header, _, _): header.length
+        }
+    }
+    var sliceSize: Int {
+        switch held {
+        case .v1(let signature): signature.sliceSize
+        case .v2(let header, _, _): header.sliceSize
+        }
+    }
+    var sliceCount: Int {
+        switch held {
+        case .v1(let signature): signature.slices.count
+        case .v2(let header, _, _): header.sliceCount
+        }
+    }
+    var wholeFileHash: [UInt8] {
+        switch held {
+        case .v1(let signature): signature.sha1
+        case .v2(let header, _, _): header.sha256
+        }
+    }
+    var hashLabel: String { (version == .v1 ? "sha1:" : "sha256:") + Encoding.hex(wholeFileHash) }
 
     func sliceRange(_ index: Int) -> Range<Int> {
         (index * sliceSize)..<min((index + 1) * sliceSize, length)
@@ -89,7 +147,7 @@ final class LoadedSignature: Sendable {
                     try await remote.fetchExisting(range: nil, limit: SignatureVerifier.maxSignatureBytes).bytes
                 }
             }
-            return LoadedSignature(remote: remote, v1: try SignatureV1.parse(bytes), v2: nil, coarse: [])
+            return LoadedSignature(remote: remote, v1: try SignatureV1.parse(bytes))
         case .v2:
             var bytes = first.bytes
             let header = try SignatureV2Header.parse(bytes)
@@ -105,7 +163,7 @@ final class LoadedSignature: Sendable {
                 }
             }
             let coarse = try bytes.withUnsafeBytes { (raw) throws(SignatureError) in try SignatureV2.parseCoarseTable(raw, header: header) }
-            return LoadedSignature(remote: remote, v1: nil, v2: header, coarse: coarse, prefix: bytes)
+            return LoadedSignature(remote: remote, v2: header, coarse: coarse, prefix: bytes)
         }
     }
 
@@ -115,21 +173,23 @@ final class LoadedSignature: Sendable {
     func locate(using matcher: Matcher, session: SyncSession) async throws -> PieceMap {
         // Whole slices first: scanned for at any offset, then where an interrupted run left them.
         let slices = try await session.runBlocking { () throws -> [LocalSource?] in
-            var found: [LocalSource?]
-            if matcher.totalBytes == 0 {
-                found = [LocalSource?](repeating: nil, count: self.sliceCount)
-            } else if let v1 = self.v1 {
-                found = try matcher.match(v1)
-            } else {
-                found = try matcher.matchSlices(self.v2!, coarse: self.coarse)
+            var found = [LocalSource?](repeating: nil, count: self.sliceCount)
+            if matcher.totalBytes > 0 {
+                switch self.held {
+                case .v1(let v1): found = try matcher.match(v1)
+                case .v2(let header, let coarse, _): found = try matcher.matchSlices(header, coarse: coarse)
+                }
             }
             try self.probeSlices(&found, alikes: matcher.alikes)
             return found
         }
-        if let v1 {
+        let header: SignatureV2Header
+        switch held {
+        case .v1(let v1):
             return PieceMap(unitSize: v1.sliceSize, length: v1.length, sources: PackedSources(slices))
+        case .v2(let v2, _, _):
+            header = v2
         }
-        let header = v2!
         var map = PieceMap(unitSize: header.blockSize, length: header.length, sources: PackedSources(count: header.blockCount))
         guard matcher.totalBytes > 0 else {
             // Nothing to scan; what an interrupted run left is taken, the rest comes in whole slices.
@@ -289,8 +349,12 @@ final class LoadedSignature: Sendable {
     /// Whether `bytes` are slice `index`: its format 1 line, or its format 2 coarse record.
     func sliceMatches(_ index: Int, _ bytes: UnsafeRawBufferPointer) -> Bool {
         guard let base = bytes.baseAddress else { return bytes.isEmpty }
-        if let v1 { return v1.slices[index] == V1SliceHash(of: base, count: bytes.count) }
-        return HashRecord.slice(base, length: bytes.count, blockSize: v2!.blockSize) == coarse[index]
+        switch held {
+        case .v1(let v1):
+            return v1.slices[index] == V1SliceHash(of: base, count: bytes.count)
+        case .v2(let header, let coarse, _):
+            return HashRecord.slice(base, length: bytes.count, blockSize: header.blockSize) == coarse[index]
+        }
     }
 
     /// How a rebuilt file is proved: the tree hash when the signature has one (on every core), else
