@@ -37,12 +37,52 @@ public func runAsyncCommand<C: AsyncParsableCommand>(_ type: C.Type) async -> Ne
     }
 }
 
+/// Process exit statuses shared by the three programs, one per class of failure.
+public enum ExitStatus: Int32, Sendable {
+    /// Everything worked.
+    case success = 0
+    /// A failure that fits no other class.
+    case failure = 1
+    /// The command line was wrong.
+    case usage = 2
+    /// A signature was missing or malformed.
+    case signature = 3
+    /// The network or a server failed.
+    case network = 4
+    /// A file did not match its signature.
+    case verification = 5
+    /// A local file could not be read or written.
+    case localIO = 6
+}
+
+/// The exit status for an error of the library, by its domain (and for transport errors its code);
+/// nil for errors that are not the library's.
+public func exitStatus(for error: Error) -> ExitStatus? {
+    switch error {
+    case is SignatureError: .signature
+    case let error as TransportError: error.code == .badURL ? .usage : .network
+    case is FileSystemError: .localIO
+    case is VerificationError: .verification
+    default: nil
+    }
+}
+
+/// A command that adds advice in its own terms (its option names) to the library's errors.
+public protocol CommandHints {
+    /// A line of advice for `error`, or nil.
+    static func hint(for error: Error) -> String?
+}
+
 /// Prints an error the way the programs do and exits with its status.
 public func exitWithError<C: ParsableCommand>(_ type: C.Type, _ error: Error) -> Never {
-    switch error {
-    case let error as ExitStatusProviding:
+    if let status = exitStatus(for: error) {
         printError(programName(of: type), "\(error)")
-        exit(error.exitStatus.rawValue)
+        if let hint = (type as? CommandHints.Type)?.hint(for: error) {
+            writeStandardError("\(programName(of: type)): hint: \(hint)\n")
+        }
+        exit(status.rawValue)
+    }
+    switch error {
     case let error as CommandFailure:
         if !error.message.isEmpty { printError(programName(of: type), error.message) }
         exit(error.status.rawValue)

@@ -177,9 +177,10 @@ struct Shash: ParsableCommand {
                     if report.matches { printLine(report.summary) } else { writeStandardError(report.summary + "\n") }
                 }
                 if !report.matches && worst == .success { worst = .verification }
-            } catch let error as ExitStatusProviding {
+            } catch {
+                guard let status = exitStatus(for: error) else { throw error }
                 printError("shash", "\(error)")
-                worst = error.exitStatus
+                worst = status
             }
         }
         if json { printLine(jsonLine(reports)) }

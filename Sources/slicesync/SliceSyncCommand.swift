@@ -155,6 +155,24 @@ struct SliceSyncCommand: AsyncParsableCommand {
 }
 
 /// Set by the signal handler; read by `SignalForwarder`'s poller.
+extension SliceSyncCommand: CommandHints {
+    /// Advice in terms of this command's options for the library's errors.
+    static func hint(for error: Error) -> String? {
+        switch error {
+        case let error as SignatureError where error.code == .notFound:
+            "pass the signature's URL with --signature URL"
+        case let error as FileSystemError where error.code == .notRegularFile:
+            "choose another destination with -o PATH"
+        case let error as TransportError where error.code == .badURL && error.message.contains("name the destination"):
+            "name the destination with -o PATH"
+        case let error as TransportError where error.code == .badURL && error.message.contains("signature's URL"):
+            "pass the file's URL, and the signature's with --signature URL"
+        default:
+            nil
+        }
+    }
+}
+
 private let interruptRequested = Atomic<Int>(0)
 
 /// Turns SIGINT and SIGTERM into a cancellation, so partial work is kept.

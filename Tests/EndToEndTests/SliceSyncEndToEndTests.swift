@@ -173,6 +173,8 @@ struct SliceSyncEndToEndTests {
         let missing = try ProgramRunner.run("slicesync", ["\(server.base)/dir/nothing.bin", "-o", scenario.scratch.file("x")])
         #expect(missing.status == 3)
         #expect(missing.stderr.contains("no signature found"))
+        // The library says what is wrong; the command adds how to say it with its own options.
+        #expect(missing.stderr.contains("hint: pass the signature's URL with --signature URL"))
         let refused = try ProgramRunner.run("slicesync", ["http://127.0.0.1:1/dir/file.bin", "-o", scenario.scratch.file("x")])
         #expect(refused.status == 4)
         let noDirectory = try ProgramRunner.run("slicesync", ["\(server.base)/dir/file.bin", "-o", scenario.scratch.file("no/such/dir/x")])

@@ -126,7 +126,7 @@ public final class SyncSession: Sendable {
         observer?.phase("signature")
         let (fileURL, signature) = try await loadSignature()
         if let hint = options.sliceHint, hint != signature.sliceSize {
-            logger.warning("--slice \(hint) is ignored: matching uses the signature's own slice size, \(signature.sliceSize) bytes")
+            logger.warning("a slice size of \(hint) is ignored: matching uses the signature's own slice size, \(signature.sliceSize) bytes")
         }
         let destination = try resolveDestination(fileURL: fileURL)
         let remote = RemoteFile(url: fileURL, exchange: exchange, headers: options.headers, logger: logger)
@@ -290,8 +290,8 @@ public final class SyncSession: Sendable {
             logger.info("signature: \(remote.url) (format \(signature.version.rawValue), \(signature.length) bytes, slices of \(signature.sliceSize))")
             return (fileURL, signature)
         }
-        throw TransportError(.signatureNotFound, "no signature found for \(fileURL); looked at:\n  " + tried.joined(separator: "\n  ")
-            + "\nSign the published tree with 'shash', or pass --signature URL.")
+        throw SignatureError(.notFound, "no signature found for \(fileURL); looked at:\n  " + tried.joined(separator: "\n  ")
+            + "\nSign the published tree with 'shash', or give the signature's URL.")
     }
 
     /// The local files a sync scans first: the alike files given and the destination itself (the work
@@ -329,7 +329,7 @@ public final class SyncSession: Sendable {
             throw FileSystemError(.notFound, path: directory, message: "the destination directory \(directory) does not exist")
         }
         if let existing = try FileSystem.stamp(destination), !existing.isRegularFile {
-            throw FileSystemError(.notRegularFile, path: destination, message: "\(destination) exists and is not a regular file; choose another destination with -o")
+            throw FileSystemError(.notRegularFile, path: destination, message: "\(destination) exists and is not a regular file; choose another destination")
         }
         return destination
     }

@@ -26,7 +26,7 @@ public struct SigningParameters: Sendable, Equatable, Codable {
         switch version {
         case .v1:
             guard blockSize == nil else {
-                throw SignatureError(.valueOutOfRange, "format 1 has no blocks; --block applies to format 2 only")
+                throw SignatureError(.valueOutOfRange, "format 1 has no blocks; a block size applies to format 2 only")
             }
             let slice = sliceSize ?? Self.defaultV1SliceSize
             guard (1...SignatureLimits.maxSliceSize).contains(slice) else {
@@ -88,7 +88,7 @@ public struct SigningParameters: Sendable, Equatable, Codable {
             }
             let count = SignatureV1.sliceCount(length: length, sliceSize: sliceSize)
             guard count <= SignatureLimits.maxSliceCount else {
-                throw SignatureError(.valueOutOfRange, "the file would need \(count) slices, more than \(SignatureLimits.maxSliceCount); use a larger --slice")
+                throw SignatureError(.valueOutOfRange, "the file would need \(count) slices, more than \(SignatureLimits.maxSliceCount); use a larger slice size")
             }
         case .v2:
             try SignatureV2Header.validate(length: length, sliceSize: sliceSize, blockSize: blockSize)

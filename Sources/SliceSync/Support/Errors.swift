@@ -4,32 +4,8 @@ import Glibc
 import Darwin
 #endif
 
-/// Process exit statuses shared by the three programs, one per class of failure.
-public enum ExitStatus: Int32, Sendable {
-    /// Everything worked.
-    case success = 0
-    /// A failure that fits no other class.
-    case failure = 1
-    /// The command line was wrong.
-    case usage = 2
-    /// A signature was missing or malformed.
-    case signature = 3
-    /// The network or a server failed.
-    case network = 4
-    /// A file did not match its signature.
-    case verification = 5
-    /// A local file could not be read or written.
-    case localIO = 6
-}
-
-/// An error that knows which exit status a command-line program should report for it.
-public protocol ExitStatusProviding: Error {
-    /// The exit status that matches this error.
-    var exitStatus: ExitStatus { get }
-}
-
 /// A malformed or unsupported signature file.
-public struct SignatureError: Error, Sendable, Equatable, CustomStringConvertible, ExitStatusProviding {
+public struct SignatureError: Error, Sendable, Equatable, CustomStringConvertible {
     /// What exactly is wrong with the signature; stable across releases.
     public enum Code: String, Sendable {
         case unsupportedVersion = "unsupported-version"
@@ -47,6 +23,8 @@ public struct SignatureError: Error, Sendable, Equatable, CustomStringConvertibl
         case trailingData = "trailing-data"
         case headerTooLong = "header-too-long"
         case lineTooLong = "line-too-long"
+        /// No signature at any of the places looked at.
+        case notFound = "not-found"
     }
 
     /// The stable code of the problem.
@@ -63,12 +41,10 @@ public struct SignatureError: Error, Sendable, Equatable, CustomStringConvertibl
     /// The message prefixed with a short context.
     public var description: String { "malformed signature: \(message)" }
 
-    /// Malformed signatures map to the signature exit status.
-    public var exitStatus: ExitStatus { .signature }
 }
 
 /// A failure of the local file system: reading, writing, renaming or listing files.
-public struct FileSystemError: Error, Sendable, CustomStringConvertible, ExitStatusProviding {
+public struct FileSystemError: Error, Sendable, CustomStringConvertible {
     /// The class of failure; stable across releases.
     public enum Code: String, Sendable {
         case notFound = "not-found"
@@ -127,12 +103,10 @@ public struct FileSystemError: Error, Sendable, CustomStringConvertible, ExitSta
     /// The message.
     public var description: String { message }
 
-    /// File-system failures map to the local-I/O exit status.
-    public var exitStatus: ExitStatus { .localIO }
 }
 
 /// The result of comparing a file with its signature, when they differ.
-public struct VerificationError: Error, Sendable, CustomStringConvertible, ExitStatusProviding {
+public struct VerificationError: Error, Sendable, CustomStringConvertible {
     /// A sentence that says what did not match.
     public var message: String
 
@@ -142,6 +116,4 @@ public struct VerificationError: Error, Sendable, CustomStringConvertible, ExitS
     /// The message.
     public var description: String { message }
 
-    /// Mismatches map to the verification exit status.
-    public var exitStatus: ExitStatus { .verification }
 }

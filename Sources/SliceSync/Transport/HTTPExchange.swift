@@ -34,7 +34,7 @@ public protocol HTTPExchange: Sendable {
 }
 
 /// A failure to talk to a server or a reply that cannot be used.
-public struct TransportError: Error, Sendable, CustomStringConvertible, ExitStatusProviding {
+public struct TransportError: Error, Sendable, CustomStringConvertible {
     /// What went wrong; stable across releases.
     public enum Code: String, Sendable {
         /// The connection broke or could not be made for a reason that may pass.
@@ -55,8 +55,6 @@ public struct TransportError: Error, Sendable, CustomStringConvertible, ExitStat
         case redirect
         /// The URL is not an http or https URL.
         case badURL = "bad-url"
-        /// The signature could not be found at any of the usual places.
-        case signatureNotFound = "signature-not-found"
     }
 
     /// The code.
@@ -83,15 +81,6 @@ public struct TransportError: Error, Sendable, CustomStringConvertible, ExitStat
         case .status: (status ?? 0) >= 500 || status == 408 || status == 429
         case .protocolViolation: true
         default: false
-        }
-    }
-
-    /// Network failures map to the network exit status, a missing signature to the signature one.
-    public var exitStatus: ExitStatus {
-        switch code {
-        case .signatureNotFound: .signature
-        case .badURL: .usage
-        default: .network
         }
     }
 }

@@ -31,7 +31,7 @@ public enum SignatureLocator {
         let (prefix, components, query) = try split(url)
         guard let index = components.lastIndex(of: TreeNaming.signatureDirectory), index < components.count - 1,
               let last = components.last, last.hasSuffix(TreeNaming.signatureSuffix), last.count > TreeNaming.signatureSuffix.count else {
-            throw TransportError(.badURL, "\(url) ends in .slicesync but is not inside a .slicesync/ directory; pass the file's URL and --signature")
+            throw TransportError(.badURL, "\(url) ends in .slicesync but is not inside a .slicesync/ directory; give the file's URL and the signature's URL")
         }
         var path = components
         path.remove(at: index)
@@ -44,7 +44,7 @@ public enum SignatureLocator {
         let (_, components, _) = try split(url)
         guard let last = components.last, let decoded = Paths.percentDecoded(last), TreeNaming.isSignable(decoded),
               !decoded.contains("/"), decoded != ".", decoded != ".." else {
-            throw TransportError(.badURL, "cannot take a file name from \(url); name the destination with -o")
+            throw TransportError(.badURL, "cannot take a file name from \(url); name the destination")
         }
         return decoded
     }

@@ -369,8 +369,8 @@ struct SyncServerBehaviourTests {
         do {
             _ = try await harness.sync(harness.server.url("/a/b/f.bin"))
             Issue.record("expected an error")
-        } catch let error as TransportError {
-            #expect(error.code == .signatureNotFound)
+        } catch let error as SignatureError {
+            #expect(error.code == .notFound)
             #expect(error.message.contains("/a/b/.slicesync/f.bin.slicesync"))
             #expect(error.message.contains("/.slicesync/a/b/f.bin.slicesync"))
         }
