@@ -186,11 +186,11 @@ final class LoadedSignature: Sendable {
         let header: SignatureV2Header
         switch held {
         case .v1(let v1):
-            return PieceMap(unitSize: v1.sliceSize, length: v1.length, sources: PackedSources(slices))
+            return PieceMap(unitSize: v1.sliceSize, length: v1.length, sources: PackedSources(slices, unitSize: v1.sliceSize))
         case .v2(let v2, _, _):
             header = v2
         }
-        var map = PieceMap(unitSize: header.blockSize, length: header.length, sources: PackedSources(count: header.blockCount))
+        var map = PieceMap(unitSize: header.blockSize, length: header.length, sources: PackedSources(count: header.blockCount, unitSize: header.blockSize))
         guard matcher.totalBytes > 0 else {
             // Nothing to scan; what an interrupted run left is taken, the rest comes in whole slices.
             map.take(slices, header: header)

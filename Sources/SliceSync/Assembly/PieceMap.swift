@@ -20,9 +20,7 @@ struct PieceMap: Sendable {
     mutating func take(_ slices: [LocalSource?], header: SignatureV2Header) {
         for (index, source) in slices.enumerated() {
             guard let source else { continue }
-            for (k, block) in header.blockRange(ofSlice: index).enumerated() {
-                sources[block] = LocalSource(file: source.file, offset: source.offset + k * header.blockSize)
-            }
+            sources.setRun(header.blockRange(ofSlice: index), from: source)
         }
     }
 
@@ -89,20 +87,83 @@ struct PieceMap: Sendable {
     }
 }
 
-/// Per-unit local sources in 8 bytes each (a 4 GiB file of 2 KiB blocks needs 16 MiB).
+/// Per-unit local sources, kept compact: units go in groups of 64, and a group whose units all come
+/// from consecutive places of one file (a slice found whole), or that is all missing, takes 8 bytes.
+/// Only groups that mix sources keep 8 bytes per unit. A 4 GiB file of 2 KiB blocks with a few
+/// changed slices needs a few hundred KiB instead of 16 MiB.
 struct PackedSources: Sendable {
-    private var storage: [UInt64]
+    static let groupSize = 64
+    /// Number of units.
+    let count: Int
+    /// Bytes per unit, to place the units of a uniform group.
+    let unitSize: Int
+    /// Per group: the packed source of its first unit (`PackedSource.none`: all missing), when the
+    /// group is uniform.
+    private var uniform: [UInt64]
+    /// Per group: its index in `mixed`, or -1 when it is uniform.
+    private var mixedIndex: [Int32]
+    /// Per-unit sources of the groups that are not uniform.
+    private var mixed: [[UInt64]] = []
 
-    /// `count` units, none found.
-    init(count: Int) { storage = Array(repeating: PackedSource.none, count: count) }
+    /// `count` units of `unitSize` bytes, none found.
+    init(count: Int, unitSize: Int) {
+        self.count = count
+        self.unitSize = unitSize
+        let groups = (count + Self.groupSize - 1) / Self.groupSize
+        uniform = Array(repeating: PackedSource.none, count: groups)
+        mixedIndex = Array(repeating: -1, count: groups)
+    }
 
     /// From one optional source per unit.
-    init(_ sources: [LocalSource?]) { storage = sources.map { $0.map(PackedSource.pack) ?? PackedSource.none } }
+    init(_ sources: [LocalSource?], unitSize: Int) {
+        self.init(count: sources.count, unitSize: unitSize)
+        for (index, source) in sources.enumerated() where source != nil { self[index] = source }
+    }
 
-    var indices: Range<Int> { storage.indices }
+    var indices: Range<Int> { 0..<count }
 
     subscript(index: Int) -> LocalSource? {
-        get { PackedSource.unpack(storage[index]) }
-        set { storage[index] = newValue.map(PackedSource.pack) ?? PackedSource.none }
+        get {
+            let group = index / Self.groupSize
+            let slot = mixedIndex[group]
+            if slot >= 0 { return PackedSource.unpack(mixed[Int(slot)][index % Self.groupSize]) }
+            return unit(index % Self.groupSize, ofUniform: uniform[group])
+        }
+        set {
+            let group = index / Self.groupSize
+            var slot = mixedIndex[group]
+            if slot < 0 {
+                let base = uniform[group]
+                if unit(index % Self.groupSize, ofUniform: base) == newValue { return }
+                let size = min(Self.groupSize, count - group * Self.groupSize)
+                mixed.append((0..<size).map { unit($0, ofUniform: base).map(PackedSource.pack) ?? PackedSource.none })
+                slot = Int32(mixed.count - 1)
+                mixedIndex[group] = slot
+            }
+            mixed[Int(slot)][index % Self.groupSize] = newValue.map(PackedSource.pack) ?? PackedSource.none
+        }
+    }
+
+    /// Gives `units` the consecutive bytes of a file from `source` on: whole groups stay compact.
+    mutating func setRun(_ units: Range<Int>, from source: LocalSource) {
+        var index = units.lowerBound
+        while index < units.upperBound {
+            let group = index / Self.groupSize
+            let groupStart = group * Self.groupSize
+            let groupEnd = min(groupStart + Self.groupSize, count)
+            let at = LocalSource(file: source.file, offset: source.offset + (index - units.lowerBound) * unitSize)
+            if index == groupStart && groupEnd <= units.upperBound && mixedIndex[group] < 0 {
+                uniform[group] = PackedSource.pack(at)
+                index = groupEnd
+            } else {
+                self[index] = at
+                index += 1
+            }
+        }
+    }
+
+    private func unit(_ offset: Int, ofUniform base: UInt64) -> LocalSource? {
+        guard let first = PackedSource.unpack(base) else { return nil }
+        return LocalSource(file: first.file, offset: first.offset + offset * unitSize)
     }
 }

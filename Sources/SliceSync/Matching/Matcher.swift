@@ -117,7 +117,8 @@ public final class Matcher: Sendable {
             if index != lastIndex || lastLength == header.blockSize { entries.append((record.weak, index)) }
         }
         let verifier = V2BlockVerifier(strong: strong)
-        let found = FoundPieces(count: header.blockCount)
+        // Blocks are wanted for a few changed slices at a time: keep only what is found.
+        let found = FoundPieces(count: header.blockCount, sparse: blocks.count < header.blockCount / 8)
         if !entries.isEmpty {
             try scanAll(hasher: RKWindowHasher(window: header.blockSize), table: WeakTable(entries), verifier: verifier, found: found, within: within)
         }

@@ -48,30 +48,63 @@ public final class ScanProgress: Sendable {
     func add(_ bytes: Int) { scanned.add(bytes, ordering: .relaxed) }
 }
 
-/// The pieces found so far, shared by the threads of one scan: 8 bytes per piece.
+/// The pieces found so far, shared by the threads of one scan: 8 bytes per piece, or per wanted piece
+/// when few of many are wanted (a few changed slices' blocks of a file of millions).
 final class FoundPieces: Sendable {
-    private let found: Mutex<[UInt64]>
+    private enum Table {
+        case dense([UInt64])
+        case sparse([Int32: UInt64])
+    }
+    private let found: Mutex<Table>
+    private let count: Int
 
-    init(count: Int) { found = Mutex([UInt64](repeating: PackedSource.none, count: count)) }
+    /// For pieces `0..<count`; `sparse` keeps only the pieces found.
+    init(count: Int, sparse: Bool = false) {
+        self.count = count
+        found = Mutex(sparse ? .sparse([:]) : .dense([UInt64](repeating: PackedSource.none, count: count)))
+    }
 
     /// Records matches. The first source recorded for a piece wins.
     func record(_ pieces: [Int32], at source: LocalSource) {
         let packed = PackedSource.pack(source)
         found.withLock { table in
-            for piece in pieces where table.indices.contains(Int(piece)) && table[Int(piece)] == PackedSource.none {
-                table[Int(piece)] = packed
+            switch table {
+            case .dense(var entries):
+                table = .dense([])
+                for piece in pieces where entries.indices.contains(Int(piece)) && entries[Int(piece)] == PackedSource.none {
+                    entries[Int(piece)] = packed
+                }
+                table = .dense(entries)
+            case .sparse(var entries):
+                table = .sparse([:])
+                for piece in pieces where (0..<count).contains(Int(piece)) && entries[piece] == nil { entries[piece] = packed }
+                table = .sparse(entries)
             }
         }
     }
 
     /// The candidates not found yet.
     func missing(_ candidates: [Int32]) -> [Int32] {
-        found.withLock { table in candidates.filter { table.indices.contains(Int($0)) && table[Int($0)] == PackedSource.none } }
+        found.withLock { table in
+            switch table {
+            case .dense(let entries):
+                candidates.filter { entries.indices.contains(Int($0)) && entries[Int($0)] == PackedSource.none }
+            case .sparse(let entries):
+                candidates.filter { (0..<count).contains(Int($0)) && entries[$0] == nil }
+            }
+        }
     }
 
     /// Every found piece, as (index, source).
     var all: [(Int, LocalSource)] {
-        found.withLock { table in table.indices.compactMap { index in PackedSource.unpack(table[index]).map { (index, $0) } } }
+        found.withLock { table in
+            switch table {
+            case .dense(let entries):
+                entries.indices.compactMap { index in PackedSource.unpack(entries[index]).map { (index, $0) } }
+            case .sparse(let entries):
+                entries.compactMap { index, packed in PackedSource.unpack(packed).map { (Int(index), $0) } }.sorted { $0.0 < $1.0 }
+            }
+        }
     }
 }
 
