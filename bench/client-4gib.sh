@@ -71,5 +71,5 @@ for case in e n; do
   name=$([ "$case" = e ] && echo "20 scattered 100-byte edits" || echo "nothing local")
   col() { cut -d' ' -f"$1" "$work/result.$case" | median; }
   awk -v n="$name" -v t="$(col 1)" -v m="$(col 2)" -v w="$(col 3)" -v r="$(col 4)" \
-    'BEGIN {printf "| %s | %.2f | %.1f | %d | %d |\n", n, t, m / 1024, w, r}'
+    'BEGIN {printf "| %s | %.2f | %.1f | %.0f | %d |\n", n, t, m / 1024, w, r}'
 done

@@ -284,21 +284,23 @@ final class LoadedSignature: Sendable {
             }
         }
         try await loadFineTables(of: missing, into: &map, session: session)
-        var wanted = map.fineRecords.filter { map.sources[$0.key] == nil }
-        let (firstPass, regions) = (wanted, unused)
-        let nearby = try await session.runBlocking { try matcher.matchBlocks(header, blocks: firstPass, within: regions) }
-        for (block, source) in nearby {
-            map.sources[block] = source
-            wanted[block] = nil
+        // The records stay where they are; each pass looks only for the blocks still missing.
+        let records = map.fineRecords
+        let (before, regions) = (map.sources, unused)
+        let nearby = try await session.runBlocking {
+            try matcher.matchBlocks(header, blocks: records, wanted: { before[$0] == nil }, within: regions)
         }
-        let stillMissing = wanted.keys.reduce(0) { $0 + map.unitRange($1).count }
+        for (block, source) in nearby { map.sources[block] = source }
+        let stillMissing = records.keys.reduce(0) { map.sources[$1] == nil ? $0 + map.unitRange($1).count : $0 }
         // The first pass was already everywhere when no whole slice was taken from any local file.
         let searchedEverything = matcher.alikes.enumerated().allSatisfy { index, alike in
             alike.length == 0 || !alike.scanned || unused[index] == [0..<alike.length]
         }
         if stillMissing > header.length / 10 && !searchedEverything {
-            let remaining = wanted
-            let anywhere = try await session.runBlocking { try matcher.matchBlocks(header, blocks: remaining) }
+            let after = map.sources
+            let anywhere = try await session.runBlocking {
+                try matcher.matchBlocks(header, blocks: records, wanted: { after[$0] == nil })
+            }
             for (block, source) in anywhere { map.sources[block] = source }
         }
         return map

@@ -106,23 +106,28 @@ public final class Matcher: Sendable {
 
     /// Format 2, second pass: finds the given blocks (global index → record); returns sources by block.
     /// `within` limits the search to byte ranges of each alike file (by index); nil searches everything.
-    public func matchBlocks(_ header: SignatureV2Header, blocks: [Int: HashRecord], within: [Int: [Range<Int>]]? = nil) throws(FileSystemError) -> [Int: LocalSource] {
-        guard !blocks.isEmpty else { return [:] }
+    /// `wanted` picks the blocks of `blocks` to look for (all by default), without a copy of the records.
+    public func matchBlocks(_ header: SignatureV2Header, blocks: [Int: HashRecord], wanted: (Int) -> Bool = { _ in true },
+                            within: [Int: [Range<Int>]]? = nil) throws(FileSystemError) -> [Int: LocalSource] {
         let lastIndex = header.blockCount - 1
         let lastLength = header.length - lastIndex * header.blockSize
-        var strong: [Int32: UInt64] = [:]
         var entries: [(weak: UInt32, index: Int)] = []
-        for (index, record) in blocks {
-            strong[Int32(index)] = record.strong
-            if index != lastIndex || lastLength == header.blockSize { entries.append((record.weak, index)) }
+        entries.reserveCapacity(blocks.count)
+        for (index, record) in blocks where wanted(index) && (index != lastIndex || lastLength == header.blockSize) {
+            entries.append((record.weak, index))
         }
-        let verifier = V2BlockVerifier(strong: strong)
-        // Blocks are wanted for a few changed slices at a time: keep only what is found.
-        let found = FoundPieces(count: header.blockCount, sparse: blocks.count < header.blockCount / 8)
+        let tail = blocks[lastIndex].flatMap { lastLength < header.blockSize && wanted(lastIndex) ? $0 : nil }
+        guard !entries.isEmpty || tail != nil else { return [:] }
+        // Blocks are wanted for a few changed slices at a time: tables then keep only those.
+        let sparse = entries.count < header.blockCount / 8
+        let verifier = V2BlockVerifier(blocks: blocks, wanted: wanted, count: header.blockCount, sparse: sparse)
+        let found = FoundPieces(count: header.blockCount, sparse: sparse)
         if !entries.isEmpty {
-            try scanAll(hasher: RKWindowHasher(window: header.blockSize), table: WeakTable(entries), verifier: verifier, found: found, within: within)
+            let table = WeakTable(entries)
+            entries = []
+            try scanAll(hasher: RKWindowHasher(window: header.blockSize), table: table, verifier: verifier, found: found, within: within)
         }
-        if let last = blocks[lastIndex], lastLength < header.blockSize {
+        if let last = tail {
             try matchTail(index: lastIndex, length: lastLength, targetOffset: lastIndex * header.blockSize, weak: last.weak,
                           hasher: RKWindowHasher(window: lastLength), verifier: verifier, found: found)
         }
