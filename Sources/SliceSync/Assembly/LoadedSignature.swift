@@ -247,17 +247,7 @@ final class LoadedSignature: Sendable {
         // of the local files that no whole slice was taken from (widened by a block, for blocks that
         // straddle the edge). Only when much is still missing is everything scanned, to find blocks
         // that moved far or repeat content used elsewhere.
-        var used: [Int: ByteRangeSet] = [:]
-        for (index, source) in slices.enumerated() {
-            guard let source else { continue }
-            used[source.file, default: ByteRangeSet()].insert(source.offset..<(source.offset + header.sliceRange(index).count))
-        }
-        var unused: [Int: [Range<Int>]] = [:]
-        for (index, alike) in matcher.alikes.enumerated() where alike.scanned {
-            let gaps = (used[index] ?? ByteRangeSet()).gaps(in: 0..<alike.length)
-            let widened = gaps.map { max(0, $0.lowerBound - header.blockSize)..<min(alike.length, $0.upperBound + header.blockSize) }
-            unused[index] = RequestPlanner.merge(widened, gap: 0)
-        }
+        let unused = Self.unusedRegions(of: map, alikes: matcher.alikes, margin: header.blockSize)
         let missingBytes = missing.reduce(0) { $0 + header.sliceRange($1).count }
         if unused.values.allSatisfy({ $0.isEmpty }) && missingBytes <= header.length / 10 {
             // Whole slices already account for every local byte (an append, say): nothing else can be
@@ -286,7 +276,9 @@ final class LoadedSignature: Sendable {
         try await loadFineTables(of: missing, into: &map, session: session)
         // The records stay where they are; each pass looks only for the blocks still missing.
         let records = map.fineRecords
-        let (before, regions) = (map.sources, unused)
+        // What the sketch placed is taken too: the blocks still missing are looked for in what is left.
+        let regions = Self.unusedRegions(of: map, alikes: matcher.alikes, margin: header.blockSize)
+        let before = map.sources
         let nearby = try await session.runBlocking {
             try matcher.matchBlocks(header, blocks: records, wanted: { before[$0] == nil }, within: regions)
         }
@@ -294,7 +286,7 @@ final class LoadedSignature: Sendable {
         let stillMissing = records.keys.reduce(0) { map.sources[$1] == nil ? $0 + map.unitRange($1).count : $0 }
         // The first pass was already everywhere when no whole slice was taken from any local file.
         let searchedEverything = matcher.alikes.enumerated().allSatisfy { index, alike in
-            alike.length == 0 || !alike.scanned || unused[index] == [0..<alike.length]
+            alike.length == 0 || !alike.scanned || regions[index] == [0..<alike.length]
         }
         if stillMissing > header.length / 10 && !searchedEverything {
             let after = map.sources
@@ -304,6 +296,29 @@ final class LoadedSignature: Sendable {
             for (block, source) in anywhere { map.sources[block] = source }
         }
         return map
+    }
+
+    /// The parts of each scanned local file that no piece of `map` is taken from, widened by `margin`
+    /// bytes either side (for blocks that straddle the edge).
+    static func unusedRegions(of map: PieceMap, alikes: [AlikeFile], margin: Int) -> [Int: [Range<Int>]] {
+        var used: [Int: [Range<Int>]] = [:]
+        for run in map.localRuns where run.source.file < alikes.count && alikes[run.source.file].scanned {
+            used[run.source.file, default: []].append(run.source.offset..<(run.source.offset + run.target.count))
+        }
+        var unused: [Int: [Range<Int>]] = [:]
+        for (index, alike) in alikes.enumerated() where alike.scanned {
+            let taken = RequestPlanner.merge((used[index] ?? []).sorted { $0.lowerBound < $1.lowerBound }, gap: 0)
+            var gaps: [Range<Int>] = []
+            var cursor = 0
+            for range in taken {
+                if range.lowerBound > cursor { gaps.append(cursor..<range.lowerBound) }
+                cursor = max(cursor, range.upperBound)
+            }
+            if cursor < alike.length { gaps.append(cursor..<alike.length) }
+            let widened = gaps.map { max(0, $0.lowerBound - margin)..<min(alike.length, $0.upperBound + margin) }
+            unused[index] = RequestPlanner.merge(widened, gap: 0)
+        }
+        return unused
     }
 
     /// Fetches the fine tables of `slices` (adjacent ones in one range) into the map.
