@@ -101,10 +101,15 @@ final class LoadedSignature: Sendable {
 
     // MARK: Fetching
 
-    /// Bytes asked for first when there is no local file to reuse: the header and the coarse table of
-    /// files up to about 340 MiB with the default sizes (larger files take one more request for the
-    /// rest), all that a plain download needs.
+    /// The least asked for first: a header and a small coarse table (files up to about 340 MiB with
+    /// the default sizes).
     static let prefixBytes = 16 * 1024
+
+    /// Bytes asked for first when there is no local file to reuse: the header and the coarse table of
+    /// files up to about 5 GiB with the default sizes, all that a plain download needs, so it takes
+    /// two requests, as with zsync. A smaller signature comes whole; a larger one costs at most this
+    /// much more than it needed, under 0.1 % of a file that large.
+    static let freshPrefixBytes = 256 * 1024
 
     /// Bytes asked for first when local files hold `localLength` bytes and the largest starts with
     /// `localStart`: enough for the header, the coarse table, the sketch table and two fine tables of
@@ -114,7 +119,8 @@ final class LoadedSignature: Sendable {
     /// of the first slices tell, when no slice is found whole, whether anything is shared at all. The
     /// signature's real sizes are known only from its header; a guess too small costs one more request.
     static func firstRequestBytes(localLength: Int, localStart: [UInt8]) -> Int {
-        guard localLength > 0, let defaults = try? SigningParameters().forFile(startingWith: localStart),
+        guard localLength > 0 else { return freshPrefixBytes }
+        guard let defaults = try? SigningParameters().forFile(startingWith: localStart),
               let unit = defaults.sketchUnit else { return prefixBytes }
         let expected = localLength + localLength / 64 + defaults.sliceSize
         let tables = (expected / defaults.sliceSize + 1) * HashRecord.size + (expected / unit + 1) * SketchTable.entrySize

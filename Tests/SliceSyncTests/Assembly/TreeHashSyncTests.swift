@@ -61,6 +61,18 @@ struct TreeHashSyncTests {
         #expect(try harness.read("out.bin") == [1, 2, 3])
     }
 
+    @Test func aFreshDownloadOfALargeFileTakesTwoRequests() async throws {
+        // 1,465 slices: the coarse table (17.6 KB) is past the first 16 KiB, still within the first
+        // request of a client with nothing to reuse. Signature, then file: as zsync.
+        let harness = try SyncHarness()
+        let data = randomBytes(6_000_000, seed: 64)
+        let url = try harness.publish("f.bin", data, slice: 4096, block: 1024)
+        let report = try await harness.sync(url)
+        #expect(try harness.read("out.bin") == data)
+        #expect(report.fullDownload)
+        #expect(report.requests == 2)
+    }
+
     @Test func sliceDigestsOfAFileComeOutTheSameOnAnyNumberOfThreads() throws {
         let dir = try TemporaryDirectory()
         let data = randomBytes(1_000_003, seed: 63)
