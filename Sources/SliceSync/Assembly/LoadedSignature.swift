@@ -176,9 +176,9 @@ final class LoadedSignature: Sendable {
     // MARK: Matching
 
     /// Finds the file's pieces in the matcher's local files; format 2 fetches the fine tables it needs.
-    func locate(using matcher: Matcher, session: SyncSession) async throws -> PieceMap {
+    func locate(using matcher: Matcher, context: LocatingContext) async throws -> PieceMap {
         // Whole slices first: scanned for at any offset, then where an interrupted run left them.
-        let slices = try await session.runBlocking { () throws -> [LocalSource?] in
+        let slices = try await context.runBlocking { () throws -> [LocalSource?] in
             var found = [LocalSource?](repeating: nil, count: self.sliceCount)
             if matcher.totalBytes > 0 {
                 switch self.held {
@@ -205,7 +205,7 @@ final class LoadedSignature: Sendable {
         }
         map.take(slices, header: header)
         var missing = slices.indices.filter { slices[$0] == nil }
-        session.logger.info("\(slices.count - missing.count) of \(slices.count) slices found whole")
+        context.logger.info("\(slices.count - missing.count) of \(slices.count) slices found whole")
         let zeros = zeroSlices(among: missing)
         if !zeros.isEmpty {
             for slice in zeros {
@@ -214,7 +214,7 @@ final class LoadedSignature: Sendable {
                 }
             }
             missing.removeAll { zeros.contains($0) }
-            session.logger.info("\(zeros.count) slices are all zeros")
+            context.logger.info("\(zeros.count) slices are all zeros")
         }
         guard !missing.isEmpty else { return map }
         if slices.allSatisfy({ $0 == nil }) {
@@ -225,7 +225,7 @@ final class LoadedSignature: Sendable {
             // and bytes, and the file comes whole.
             let sample = missing.filter { header.fineTableRange(ofSlice: $0).upperBound <= prefix.count }
             if !sample.isEmpty {
-                try await loadFineTables(of: sample, into: &map, session: session)
+                try await loadFineTables(of: sample, into: &map, context: context)
                 let records = map.fineRecords
                 // The sample is the start of the file, and no slice of it is anywhere: when every slice
                 // changed a little, its blocks are near the start of the local files. Looking there
@@ -235,12 +235,12 @@ final class LoadedSignature: Sendable {
                 var regions: [Int: [Range<Int>]] = [:]
                 for (index, alike) in matcher.alikes.enumerated() where alike.scanned { regions[index] = [0..<min(alike.length, reach)] }
                 let near = regions
-                let found = try await session.runBlocking { try matcher.matchBlocks(header, blocks: records, within: near) }
+                let found = try await context.runBlocking { try matcher.matchBlocks(header, blocks: records, within: near) }
                 let sampleBytes = sample.reduce(0) { $0 + header.sliceRange($1).count }
                 // A few blocks in common (a gzip header, a trailer) would not pay for the round trip
                 // that fetches the other fine tables: compressed or unrelated content comes whole.
                 guard found.count * header.blockSize * Self.worthwhileShare >= sampleBytes else {
-                    session.logger.info("\(found.count) blocks of the first \(sample.count) slices are in the local files: the file comes whole")
+                    context.logger.info("\(found.count) blocks of the first \(sample.count) slices are in the local files: the file comes whole")
                     // Whole slices, so that each is checked against its coarse record as it arrives.
                     map.verifyBySlice = true
                     return map
@@ -265,10 +265,10 @@ final class LoadedSignature: Sendable {
         if !sketch.isEmpty {
             let sketchMatcher = SketchMatcher(header: header, sketch: sketch, alikes: matcher.alikes)
             let candidates = missing
-            let (resolved, sources) = try await session.runBlocking { try sketchMatcher.resolve(missing: candidates, found: slices) }
+            let (resolved, sources) = try await context.runBlocking { try sketchMatcher.resolve(missing: candidates, found: slices) }
             for (block, source) in sources { map.sources[block] = source }
             if !resolved.isEmpty {
-                session.logger.info("\(resolved.count) changed slices resolved from the sketch table")
+                context.logger.info("\(resolved.count) changed slices resolved from the sketch table")
                 let done = Set(resolved.map(\.slice))
                 missing.removeAll { done.contains($0) }
                 guard !missing.isEmpty else { return map }
@@ -279,13 +279,13 @@ final class LoadedSignature: Sendable {
                 missing = (missing + resolved.filter { $0.missingBytes > 2 * unit }.map(\.slice)).sorted()
             }
         }
-        try await loadFineTables(of: missing, into: &map, session: session)
+        try await loadFineTables(of: missing, into: &map, context: context)
         // The records stay where they are; each pass looks only for the blocks still missing.
         let records = map.fineRecords
         // What the sketch placed is taken too: the blocks still missing are looked for in what is left.
         let regions = Self.unusedRegions(of: map, alikes: matcher.alikes, margin: header.blockSize)
         let before = map.sources
-        let nearby = try await session.runBlocking {
+        let nearby = try await context.runBlocking {
             try matcher.matchBlocks(header, blocks: records, wanted: { before[$0] == nil }, within: regions)
         }
         for (block, source) in nearby { map.sources[block] = source }
@@ -296,7 +296,7 @@ final class LoadedSignature: Sendable {
         }
         if stillMissing > header.length / 10 && !searchedEverything {
             let after = map.sources
-            let anywhere = try await session.runBlocking {
+            let anywhere = try await context.runBlocking {
                 try matcher.matchBlocks(header, blocks: records, wanted: { after[$0] == nil })
             }
             for (block, source) in anywhere { map.sources[block] = source }
@@ -328,14 +328,14 @@ final class LoadedSignature: Sendable {
     }
 
     /// Fetches the fine tables of `slices` (adjacent ones in one range) into the map.
-    func loadFineTables(of slices: [Int], into map: inout PieceMap, session: SyncSession) async throws {
+    func loadFineTables(of slices: [Int], into map: inout PieceMap, context: LocatingContext) async throws {
         guard let header = v2 else { return }
         let wanted = slices.filter { header.blockRange(ofSlice: $0).allSatisfy { map.fineRecords[$0] == nil } }
         guard !wanted.isEmpty else { return }
         let ranges = RequestPlanner.merge(wanted.map { header.fineTableRange(ofSlice: $0) }, gap: 0)
         // Tables inside the prefix already fetched (small signatures arrive whole) are not fetched again.
         let local = ranges.filter { $0.upperBound <= prefix.count }
-        var pieces = try await session.fetchSignatureRanges(ranges.filter { $0.upperBound > prefix.count }, remote: remote)
+        var pieces = try await context.fetchSignatureRanges(ranges.filter { $0.upperBound > prefix.count }, remote: remote)
         for range in local { pieces[range.lowerBound] = Array(prefix[range]) }
         for (start, bytes) in pieces {
             let offset = start - header.fineTablesOffset

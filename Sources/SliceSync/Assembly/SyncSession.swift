@@ -91,7 +91,7 @@ public protocol SyncProgressObserver: Sendable {
 }
 
 /// Rebuilds one file from local alike files plus HTTP Range requests: the `slicesync` client.
-public final class SyncSession: Sendable {
+public final class SyncSession: Sendable, LocatingContext {
     let options: SyncOptions
     let exchange: HTTPExchange
     let logger: Logger
@@ -152,46 +152,29 @@ public final class SyncSession: Sendable {
             lap = now
         }
         timing("fetched the signature")
-        var map = try await signature.locate(using: matcher, session: self)
-        signature.fillRepeats(&map)
-        if matcher.alikes.contains(where: \.probed) {
-            let found = map
-            map = try await runBlocking {
-                var probed = found
-                try signature.probeUnits(&probed, alikes: matcher.alikes)
-                return probed
-            }
-        }
-        timing("matched local files (\(formatBytes(map.reusedBytes)) found)")
+        let found = try await SyncPlan.find(signature, matcher: matcher, context: self)
+        timing("matched local files (\(formatBytes(found.reusedBytes)) found)")
         try Task.checkCancellation()
         if scanProgress.isCancelled { throw CancellationError() }
-        let reused = map.reusedBytes
-        let missingRanges = RequestPlanner.merge(map.missingRanges)
-        let missingBytes = missingRanges.reduce(0) { $0 + $1.count }
-        let requestCount = RequestPlanner.requests(for: missingRanges, maxRanges: remote.maxRanges, unit: signature.downloadUnit(map)).count
-        let overhead = RequestPlanner.overhead(rangeCount: missingRanges.count, requestCount: requestCount)
-        // Ranges are worth their requests only when they spare a real share of the file.
-        var fullDownload = missingBytes > 0
-            && (missingBytes + overhead >= length || reused * LoadedSignature.worthwhileShare < length)
+        var plan = SyncPlan(map: found, length: length, maxRanges: remote.maxRanges, unit: signature.downloadUnit(found))
 
         func report(_ outcome: String, hash: String, repaired: Int = 0) -> SyncReport {
             let elapsed = ContinuousClock.now - clock
             return SyncReport(
                 outcome: outcome, url: remote.url, signatureURL: signature.remote.url, destination: destination,
-                formatVersion: signature.version.rawValue, length: length, bytesReused: reused,
-                bytesFromServer: fullDownload ? length : missingBytes,
+                formatVersion: signature.version.rawValue, length: length, bytesReused: plan.reusedBytes,
+                bytesFromServer: plan.bytesFromServer(length: length),
                 bytesDownloaded: remote.bytesReceived + signature.remote.bytesReceived,
                 signatureBytes: signature.remote.bytesReceived, requests: remote.requests + signature.remote.requests,
                 seconds: elapsed.inSeconds,
-                hash: signature.hashLabel, fullDownload: fullDownload, repairedSlices: repaired,
-                alikeFiles: matcher.alikes.map(\.path),
-                dataRequestsPlanned: missingBytes == 0 ? 0 : (fullDownload ? 1 : requestCount))
+                hash: signature.hashLabel, fullDownload: plan.fullDownload, repairedSlices: repaired,
+                alikeFiles: matcher.alikes.map(\.path), dataRequestsPlanned: plan.dataRequests)
         }
 
         if options.dryRun { return report("dry-run", hash: signature.hashLabel) }
 
         // Already there: the destination holds every piece in place.
-        if missingBytes == 0, map.isIdentity(fileIndex: matcher.alikes.firstIndex { $0.path == destination }, length: length),
+        if plan.missingBytes == 0, plan.map.isIdentity(fileIndex: matcher.alikes.firstIndex { $0.path == destination }, length: length),
            let destinationFile = matcher.alikes.first(where: { $0.path == destination }), destinationFile.length == length {
             observer?.phase("verifying")
             if try await runBlocking({ try signature.wholeFileDigest(of: destinationFile.file, length: length) }) == signature.expectedDigest {
@@ -205,18 +188,18 @@ public final class SyncSession: Sendable {
         do {
             // Download first, then copy local pieces and hash everything in one pass in file order.
             observer?.phase("downloading")
-            if missingBytes > 0 && !fullDownload {
+            if plan.missingBytes > 0 && !plan.fullDownload {
                 do {
-                    try await downloadRanges(missingRanges, remote: remote, output: output, map: map, signature: signature)
+                    try await downloadRanges(plan.missingRanges, remote: remote, output: output, map: plan.map, signature: signature)
                 } catch is RangeDownloader.RangesUnsupported {
-                    fullDownload = true
+                    plan.fullDownload = true
                 }
             }
             var streamed: (digest: [UInt8], badSlices: [Int])?
-            if fullDownload {
+            if plan.fullDownload {
                 streamed = try await downloadWhole(remote: remote, output: output, signature: signature)
             }
-            timing("downloaded \(formatBytes(fullDownload ? length : missingBytes))")
+            timing("downloaded \(formatBytes(plan.bytesFromServer(length: length)))")
             if let known = remote.length, known != length {
                 throw VerificationError("the server's file is \(known) bytes but its signature describes \(length) bytes: the signature is out of date (re-run shash on the server)")
             }
@@ -229,7 +212,7 @@ public final class SyncSession: Sendable {
                 digest = streamed.digest
                 knownBad = streamed.badSlices
             } else {
-                let segments = map.segments
+                let segments = plan.map.segments
                 let sources = matcher.alikes.map(\.file)
                 let check = signature.wholeFileCheck
                 let assembledDigest = try await runBlocking { try output.assemble(segments, sources: sources, check: check) }
@@ -240,7 +223,7 @@ public final class SyncSession: Sendable {
             assembled = true
             var repaired = 0
             if digest != signature.expectedDigest {
-                repaired = try await repair(output: output, remote: remote, signature: signature, map: &map, knownBad: knownBad)
+                repaired = try await repair(output: output, remote: remote, signature: signature, map: &plan.map, knownBad: knownBad)
             }
             try output.commit(mode: targetMode(for: destination))
             timing("replaced the destination")
@@ -250,10 +233,10 @@ public final class SyncSession: Sendable {
             // Keep the work for the next run: what was downloaded, plus the local pieces (unless the user
             // is waiting for Ctrl-C to take effect; the local files are still there).
             if !assembled && !(error is CancellationError) && !scanProgress.isCancelled {
-                for run in map.localRuns where run.source.file < LocalSource.maxFiles {
+                for run in plan.map.localRuns where run.source.file < LocalSource.maxFiles {
                     try? output.copy(from: matcher.alikes[run.source.file].file, at: run.source.offset, to: run.target.lowerBound, count: run.target.count)
                 }
-                assembled = !map.localRuns.isEmpty
+                assembled = !plan.map.localRuns.isEmpty
             }
             if (assembled || remote.bytesReceived > 0), let partial = output.keepAsPartial() {
                 logger.warning("kept the work done so far in \(partial); run the same command again to continue")

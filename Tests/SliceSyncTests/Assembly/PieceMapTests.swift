@@ -40,3 +40,34 @@ struct PackedSourcesTests {
         #expect(map.sources[7] == LocalSource(file: 0, offset: 7 * 2048))
     }
 }
+
+@Suite("Planning what to fetch")
+struct SyncPlanTests {
+    func map(length: Int, found: Range<Int>) -> PieceMap {
+        var map = PieceMap(unitSize: 2048, length: length, sources: PackedSources(count: (length + 2047) / 2048, unitSize: 2048))
+        map.sources.setRun(found, from: LocalSource(file: 0, offset: found.lowerBound * 2048))
+        return map
+    }
+
+    @Test func rangesWhenMostIsLocal() {
+        let plan = SyncPlan(map: map(length: 1 << 20, found: 0..<500), length: 1 << 20, maxRanges: 200, unit: 2048)
+        #expect(!plan.fullDownload)
+        #expect(plan.missingRanges == [(500 * 2048)..<(1 << 20)])
+        #expect(plan.bytesFromServer(length: 1 << 20) == plan.missingBytes)
+        #expect(plan.dataRequests == 1)
+    }
+
+    @Test func wholeWhenTooLittleIsLocal() {
+        // 2 KiB found of 1 MiB: under 1/64, not worth the ranges' requests.
+        let plan = SyncPlan(map: map(length: 1 << 20, found: 3..<4), length: 1 << 20, maxRanges: 200, unit: 2048)
+        #expect(plan.fullDownload)
+        #expect(plan.bytesFromServer(length: 1 << 20) == 1 << 20)
+        #expect(plan.dataRequests == 1)
+    }
+
+    @Test func nothingToFetchWhenEverythingIsLocal() {
+        let plan = SyncPlan(map: map(length: 1 << 20, found: 0..<512), length: 1 << 20, maxRanges: 200, unit: 2048)
+        #expect(!plan.fullDownload && plan.missingBytes == 0 && plan.dataRequests == 0)
+        #expect(plan.reusedBytes == 1 << 20)
+    }
+}
