@@ -28,22 +28,26 @@ protocol PieceVerifier: Sendable {
     func verify(_ candidates: [Int32], window pointer: UnsafeRawPointer, length: Int) -> [Int32]
 }
 
-/// Counts bytes scanned across threads, for progress display.
+/// Counts bytes scanned across threads, for progress display, and carries the run's cancellation
+/// (the one `CancellationFlag` that blocking work polls, as signing does).
 public final class ScanProgress: Sendable {
     private let scanned = Atomic<Int>(0)
-    private let cancelled = Atomic<Bool>(false)
+    /// The flag scans poll between chunks.
+    public let cancellation: CancellationFlag
 
-    /// Creates a counter at zero.
-    public init() {}
+    /// Creates a counter at zero, stopped by `cancellation`.
+    public init(cancellation: CancellationFlag = CancellationFlag()) {
+        self.cancellation = cancellation
+    }
 
     /// Bytes of local files scanned so far.
     public var bytesScanned: Int { scanned.load(ordering: .relaxed) }
 
     /// Asks running scans to stop at their next chunk.
-    public func cancel() { cancelled.store(true, ordering: .relaxed) }
+    public func cancel() { cancellation.cancel() }
 
     /// Whether `cancel()` was called.
-    public var isCancelled: Bool { cancelled.load(ordering: .relaxed) }
+    public var isCancelled: Bool { cancellation.isCancelled }
 
     func add(_ bytes: Int) { scanned.add(bytes, ordering: .relaxed) }
 }
