@@ -10,7 +10,7 @@ set -euo pipefail
 runs=${1:-3}
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=${BENCH_WORK:-$here/bench/work}/4gib
-mkdir -p "$work/pub" "$work/client" "$work/nginx/tmp"
+mkdir -p "$work/pub" "$work/client"
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light time >/dev/null
 (cd "$here" && swift build -c release --product shash >/dev/null && swift build -c release --product slicesync >/dev/null)
 shash="$here/.build/release/shash"
@@ -33,22 +33,8 @@ PY
 fi
 "$shash" -q "$work/pub"
 
-port=$((20000 + RANDOM % 20000))
-cat >"$work/nginx/nginx.conf" <<EOF2
-$( [ "$(id -u)" = 0 ] && echo "user root;" )
-worker_processes 1;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log;
-events { worker_connections 64; }
-http {
-  log_format wire '\$bytes_sent';
-  access_log $work/nginx/access.log wire;
-  client_body_temp_path $work/nginx/tmp; proxy_temp_path $work/nginx/tmp; fastcgi_temp_path $work/nginx/tmp;
-  uwsgi_temp_path $work/nginx/tmp; scgi_temp_path $work/nginx/tmp;
-  server { listen 127.0.0.1:$port; root $work/pub; }
-}
-EOF2
-nginx -c "$work/nginx/nginx.conf"
+source "$here/bench/lib/nginx.sh"
+start_nginx "$work/nginx" "$work/pub"
 trap 'kill "$(cat "$work/nginx/nginx.pid")" 2>/dev/null || true' EXIT
 url="http://127.0.0.1:$port/new.bin"
 

@@ -82,23 +82,8 @@ fi
 touch -d '1 hour ago' "$work"/pub/*/new.bin
 
 # ---- nginx ---------------------------------------------------------------------------------------
-port=$((20000 + RANDOM % 20000))
-mkdir -p "$work/nginx/tmp"
-cat >"$work/nginx/nginx.conf" <<EOF2
-$( [ "$(id -u)" = 0 ] && echo "user root;" )
-worker_processes 1;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log;
-events { worker_connections 512; }
-http {
-  log_format wire '\$bytes_sent';
-  access_log $work/nginx/access.log wire;
-  client_body_temp_path $work/nginx/tmp; proxy_temp_path $work/nginx/tmp; fastcgi_temp_path $work/nginx/tmp;
-  uwsgi_temp_path $work/nginx/tmp; scgi_temp_path $work/nginx/tmp;
-  server { listen 127.0.0.1:$port; root $work/pub; }
-}
-EOF2
-nginx -c "$work/nginx/nginx.conf"
+source "$here/bench/lib/nginx.sh"
+start_nginx "$work/nginx" "$work/pub"
 rport=$((port + 1))
 cat >"$work/rsyncd.conf" <<EOF2
 port = $rport

@@ -208,10 +208,12 @@ final class SignalForwarder: Sendable {
 }
 
 /// A one-line progress display on stderr, redrawn at most ten times a second.
-final class ProgressBar: SyncProgressObserver, @unchecked Sendable {
-    private let lock = ThreadCondition()
-    private var lastDraw = Date.distantPast
-    private var drawn = false
+final class ProgressBar: SyncProgressObserver, Sendable {
+    private struct State {
+        var lastDraw = Date.distantPast
+        var drawn = false
+    }
+    private let state = Mutex(State())
 
     /// Each phase draws its own line; nothing to do when one begins.
     func phase(_ name: String) {}
@@ -230,18 +232,18 @@ final class ProgressBar: SyncProgressObserver, @unchecked Sendable {
     }
 
     private func draw(_ text: String) {
-        lock.lock()
-        defer { lock.unlock() }
-        let now = Date()
-        guard now.timeIntervalSince(lastDraw) >= 0.1 else { return }
-        lastDraw = now
-        drawn = true
-        writeStandardError("\r\u{1B}[K" + text)
+        state.withLock { state in
+            let now = Date()
+            guard now.timeIntervalSince(state.lastDraw) >= 0.1 else { return }
+            state.lastDraw = now
+            state.drawn = true
+            writeStandardError("\r\u{1B}[K" + text)
+        }
     }
 
     func finish() {
-        lock.lock()
-        defer { lock.unlock() }
-        if drawn { writeStandardError("\r\u{1B}[K") }
+        state.withLock { state in
+            if state.drawn { writeStandardError("\r\u{1B}[K") }
+        }
     }
 }

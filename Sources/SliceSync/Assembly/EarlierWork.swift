@@ -10,7 +10,7 @@ extension LoadedSignature {
     /// Gives missing slices (nil entries) the matching slices of positional files.
     func probeSlices(_ sources: inout [LocalSource?], alikes: [AlikeFile]) throws(FileSystemError) {
         for (fileIndex, alike) in alikes.enumerated() where alike.probed {
-            let covered = ExtentIndex(alike.extents)
+            let covered = SortedRanges(alike.extents)
             try withBuffer(sliceSize) { (buffer) throws(FileSystemError) in
                 for index in sources.indices where sources[index] == nil {
                     let range = sliceRange(index)
@@ -29,7 +29,7 @@ extension LoadedSignature {
     func probeUnits(_ map: inout PieceMap, alikes: [AlikeFile]) throws(FileSystemError) {
         guard let header = v2 else { return }
         for (fileIndex, alike) in alikes.enumerated() where alike.probed {
-            let covered = ExtentIndex(alike.extents)
+            let covered = SortedRanges(alike.extents)
             let records = map.fineRecords
             try withBuffer(sliceSize) { (buffer) throws(FileSystemError) in
                 for slice in 0..<sliceCount {
@@ -61,23 +61,5 @@ extension LoadedSignature {
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(1, size), alignment: 16)
         defer { buffer.deallocate() }
         try body(buffer)
-    }
-}
-
-/// Sorted, disjoint extents with a membership test by binary search.
-struct ExtentIndex {
-    private let extents: [Range<Int>]
-
-    init(_ extents: [Range<Int>]) { self.extents = extents }
-
-    /// Whether `range` lies inside one extent.
-    func contains(_ range: Range<Int>) -> Bool {
-        var low = 0
-        var high = extents.count
-        while low < high {
-            let middle = (low + high) / 2
-            if extents[middle].upperBound <= range.lowerBound { low = middle + 1 } else { high = middle }
-        }
-        return low < extents.count && extents[low].lowerBound <= range.lowerBound && range.upperBound <= extents[low].upperBound
     }
 }

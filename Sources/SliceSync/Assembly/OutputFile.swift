@@ -83,6 +83,8 @@ final class OutputFile: @unchecked Sendable {
         let ring = BufferRing(count: max(3, hashers + 1), size: size)
         let handoff = ChunkHandoff(slots: ring.count, consumers: hashers)
         let sliceDigests = Mutex([UInt8](repeating: 0, count: check.sliceCount(length: length) * TreeHash.digestSize))
+        // Threads of their own: hashing blocks for the whole assembly, and the copying thread hands
+        // them buffers through the condition variable of `ChunkHandoff`.
         for _ in 0..<hashers {
             startThread { [ring] in
                 switch check {
@@ -165,7 +167,7 @@ final class OutputFile: @unchecked Sendable {
                         handoff.acquire(slot)
                     }
                     if position - flushed >= 32 << 20 {
-                        _ = slicesync_start_writeback(file.descriptor, off_t(flushed), off_t(position - flushed))
+                        startWriteback(flushed..<position)
                         flushed = position
                     }
                 }
@@ -268,6 +270,9 @@ struct AssembledDigest: Sendable {
 }
 
 /// Hands filled buffers, in order, from the copying thread to the hashing threads.
+///
+/// `@unchecked Sendable`: every stored property is read and written only between `condition.lock()`
+/// and `condition.unlock()`.
 private final class ChunkHandoff: @unchecked Sendable {
     private let condition = ThreadCondition()
     private var busy: [Bool]

@@ -2,11 +2,11 @@
 import Glibc
 #endif
 
-/// Checks a whole-file download while it streams in, so the file is never read back: every slice
-/// against its record (format 1 slice line, format 2 coarse record) the moment its last byte is in,
-/// and the whole file (its digest, or with a tree hash the digest of the slice digests, which then
-/// cost no second pass). A slice that fails is known before the download ends, and only it is
-/// fetched again. Memory: one slice.
+/// Checks a whole-file download while it streams in, so the file is never read back: each slice
+/// the moment its last byte is in, and the whole file. With a tree hash, one pass per slice gives its
+/// digest, which both makes the tree hash and, cut to 8 bytes, checks the slice against its coarse
+/// record. Without one: the slice's record (format 1 line, coarse record) and the file's digest. The
+/// slices that fail are fetched again, and only they. Memory: one slice.
 ///
 /// Not thread-safe: it belongs to the one task that receives the download.
 final class StreamingCheck {
@@ -20,8 +20,9 @@ final class StreamingCheck {
     private var slice = 0
     /// Bytes taken so far, from the start of the file.
     private(set) var position = 0
-    /// Slices that did not match their records.
-    private(set) var badSlices: [Int] = []
+    /// Slices that did not match their records (with a tree hash: computed from the slice digests).
+    private var failedSlices: [Int] = []
+    var badSlices: [Int] { treeBlockSize == nil ? failedSlices : signature.badSlices(fromDigests: sliceDigests) }
 
     init(signature: LoadedSignature) {
         self.signature = signature
@@ -38,7 +39,7 @@ final class StreamingCheck {
         filled = 0
         slice = 0
         position = 0
-        badSlices = []
+        failedSlices = []
         sliceDigests = []
     }
 
@@ -61,13 +62,9 @@ final class StreamingCheck {
     private func checkSlice() {
         if let blockSize = treeBlockSize {
             // One pass gives both the slice's check and its part of the tree hash.
-            let sliceDigest = TreeHash.sliceDigest(buffer, length: filled, blockSize: blockSize)
-            if sliceDigest.withUnsafeBufferPointer({ HashRecord.truncate($0.baseAddress!) }) != signature.coarse[slice].strong {
-                badSlices.append(slice)
-            }
-            sliceDigests += sliceDigest
+            sliceDigests += TreeHash.sliceDigest(buffer, length: filled, blockSize: blockSize)
         } else if !signature.sliceMatches(slice, UnsafeRawBufferPointer(start: buffer, count: filled)) {
-            badSlices.append(slice)
+            failedSlices.append(slice)
         }
         slice += 1
         filled = 0

@@ -324,18 +324,12 @@ public final class SyncSession: Sendable, LocatingContext {
         // Any piece will do: each arrives inside one wanted range and is copied to its place there.
         let downloader = RangeDownloader(remote: remote, jobs: options.jobs, unit: 1, logger: logger)
         do {
+            let index = SortedRanges(wanted)
             try await downloader.download(wanted) { piece, bytes in
-                var low = 0
-                var high = wanted.count
-                while low < high {
-                    let middle = (low + high) / 2
-                    if wanted[middle].upperBound <= piece.lowerBound { low = middle + 1 } else { high = middle }
-                }
-                guard low < wanted.count, wanted[low].lowerBound <= piece.lowerBound,
-                      piece.upperBound <= wanted[low].upperBound else { return piece.lowerBound..<piece.lowerBound }
-                let at = piece.lowerBound - wanted[low].lowerBound
+                guard let table = index.index(containing: piece) else { return piece.lowerBound..<piece.lowerBound }
+                let at = piece.lowerBound - wanted[table].lowerBound
                 collected.withLock { tables in
-                    tables[low].withUnsafeMutableBytes { target in
+                    tables[table].withUnsafeMutableBytes { target in
                         target.baseAddress!.advanced(by: at).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
                     }
                 }
@@ -451,7 +445,9 @@ public final class SyncSession: Sendable, LocatingContext {
         }
     }
 
-    /// Runs blocking, CPU-bound work on its own thread, reporting scan progress meanwhile.
+    /// Runs blocking, CPU-bound work on its own thread, reporting scan progress meanwhile. Its own
+    /// thread, not a task: scans and assembly block for seconds, which on the cooperative pool would
+    /// stall the downloads and the progress display.
     func runBlocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         let progress = scanProgress
         let observer = observer

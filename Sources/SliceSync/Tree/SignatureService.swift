@@ -593,6 +593,7 @@ final class WorkQueue: @unchecked Sendable {
         return items.count + running
     }
 
+    /// Starts the workers: raw threads, because each blocks for as long as one file takes to hash.
     func start() {
         for _ in 0..<threadCount {
             startThread { [self] in loop() }

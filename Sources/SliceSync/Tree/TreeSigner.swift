@@ -1,3 +1,4 @@
+import Synchronization
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -261,14 +262,11 @@ public struct TreeSigner: Sendable {
 }
 
 /// A report shared by the threads of one run.
-final class ReportCollector: @unchecked Sendable {
-    private let lock = ThreadCondition()
-    private var report = TreeSigningReport()
+final class ReportCollector: Sendable {
+    private let report = Mutex(TreeSigningReport())
 
     func update(_ change: (inout TreeSigningReport) -> Void) {
-        lock.lock()
-        change(&report)
-        lock.unlock()
+        report.withLock { change(&$0) }
     }
 
     func fail(_ path: String, _ error: FileSystemError, logger: Logger) {
@@ -280,14 +278,13 @@ final class ReportCollector: @unchecked Sendable {
         update { $0.failures.append(.init(path: path, message: message, code: code)) }
     }
 
-    var snapshot: TreeSigningReport {
-        lock.lock()
-        defer { lock.unlock() }
-        return report
-    }
+    var snapshot: TreeSigningReport { report.withLock { $0 } }
 }
 
 /// Runs `body` for every element on `width` threads and waits for all of them.
+///
+/// Raw threads, because the callers (scans, hashing) block for seconds on purpose: on Swift's
+/// cooperative pool of one thread per core they would starve every task, the HTTP client's included.
 func runConcurrently<T: Sendable>(_ items: [T], width: Int, _ body: @escaping @Sendable (T) -> Void) {
     guard !items.isEmpty else { return }
     let threads = max(1, min(width, items.count))
