@@ -151,7 +151,9 @@ struct Shash: ParsableCommand {
 
     private func summary(_ report: TreeSigningReport) -> String {
         let rate = report.bytesPerSecond / 1e6
-        var parts = ["signed \(report.filesHashed) file\(report.filesHashed == 1 ? "" : "s") (\(formatBytes(report.bytesHashed)) in \(formatFixed(report.seconds, places: 2)) s, \(formatFixed(rate, places: 0)) MB/s)"]
+        let files = "\(report.filesHashed) file\(report.filesHashed == 1 ? "" : "s")"
+        var parts = ["signed \(files) (\(formatBytes(report.bytesHashed))"
+            + " in \(formatFixed(report.seconds, places: 2)) s, \(formatFixed(rate, places: 0)) MB/s)"]
         parts.append("\(report.filesUpToDate) up to date")
         if report.signaturesRemoved > 0 { parts.append("\(report.signaturesRemoved) orphaned removed") }
         if !report.failures.isEmpty { parts.append("\(report.failures.count) failed") }

@@ -78,7 +78,8 @@ struct SliceSyncCommand: AsyncParsableCommand {
     @Flag(help: "Accept invalid TLS certificates (TLS errors fail closed otherwise).")
     var insecure = false
 
-    @Option(help: ArgumentHelp("Cap the download rate, over all connections together, in bytes per second, with an optional K, M or G suffix (as curl's option).", valueName: "rate"))
+    @Option(help: ArgumentHelp("Cap the download rate, over all connections together,"
+        + " in bytes per second, with an optional K, M or G suffix (as curl's option).", valueName: "rate"))
     var limitRate: ByteSize?
 
     func validate() throws {
@@ -227,7 +228,8 @@ final class ProgressBar: SyncProgressObserver, Sendable {
         let width = 30
         let filled = min(width, Int(Double(width) * percent / 100))
         draw("downloading [" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] "
-             + String(repeating: " ", count: max(0, 5 - formatFixed(percent, places: 1).count)) + formatFixed(percent, places: 1)
+             + String(repeating: " ", count: max(0, 5 - formatFixed(percent, places: 1).count))
+                 + formatFixed(percent, places: 1)
              + " % \(formatBytes(bytes)) of \(formatBytes(total))")
     }
 

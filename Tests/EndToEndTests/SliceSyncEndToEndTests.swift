@@ -126,7 +126,8 @@ struct SliceSyncEndToEndTests {
                              "-o", scenario.scratch.file("client/file.bin"), "-q"]
         process.standardError = FileHandle.nullDevice
         try process.run()
-        func sent() -> Int { (try? String(contentsOfFile: scenario.scratch.file("sent-bytes"), encoding: .utf8)).flatMap { Int($0) } ?? 0 }
+        func sent() -> Int { (try? String(contentsOfFile: scenario.scratch.file("sent-bytes"),
+            encoding: .utf8)).flatMap { Int($0) } ?? 0 }
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline && sent() < 4 << 20 { usleep(20_000) }
         kill(process.processIdentifier, SIGKILL)

@@ -15,7 +15,8 @@ extension LoadedSignature {
                 for index in sources.indices where sources[index] == nil {
                     let range = sliceRange(index)
                     guard covered.contains(range), range.upperBound <= alike.length else { continue }
-                    guard try alike.file.read(into: buffer, count: range.count, at: range.lowerBound) == range.count else { continue }
+                    guard try alike.file.read(into: buffer, count: range.count, at: range.lowerBound) == range.count
+                        else { continue }
                     if sliceMatches(index, UnsafeRawBufferPointer(start: buffer, count: range.count)) {
                         sources[index] = LocalSource(file: fileIndex, offset: range.lowerBound)
                     }
@@ -40,15 +41,20 @@ extension LoadedSignature {
                     let unrecorded = map.verifyBySlice || missing.contains { records[$0] == nil }
                     if unrecorded {
                         guard covered.contains(range), range.upperBound <= alike.length,
-                              try alike.file.read(into: buffer, count: range.count, at: range.lowerBound) == range.count,
-                              sliceMatches(slice, UnsafeRawBufferPointer(start: buffer, count: range.count)) else { continue }
-                        for block in missing { map.sources[block] = LocalSource(file: fileIndex, offset: map.unitRange(block).lowerBound) }
+                              try alike.file.read(into: buffer, count: range.count,
+                                  at: range.lowerBound) == range.count,
+                              sliceMatches(slice, UnsafeRawBufferPointer(start: buffer, count: range.count))
+                                  else { continue }
+                        for block in missing { map.sources[block] = LocalSource(file: fileIndex,
+                            offset: map.unitRange(block).lowerBound) }
                         continue
                     }
                     for block in missing {
                         let blockRange = map.unitRange(block)
-                        guard let record = records[block], covered.contains(blockRange), blockRange.upperBound <= alike.length,
-                              try alike.file.read(into: buffer, count: blockRange.count, at: blockRange.lowerBound) == blockRange.count,
+                        guard let record = records[block], covered.contains(blockRange),
+                            blockRange.upperBound <= alike.length,
+                              try alike.file.read(into: buffer, count: blockRange.count,
+                                  at: blockRange.lowerBound) == blockRange.count,
                               HashRecord.block(buffer, length: blockRange.count) == record else { continue }
                         map.sources[block] = LocalSource(file: fileIndex, offset: blockRange.lowerBound)
                     }
@@ -57,7 +63,8 @@ extension LoadedSignature {
         }
     }
 
-    private func withBuffer(_ size: Int, _ body: (UnsafeMutableRawPointer) throws(FileSystemError) -> Void) throws(FileSystemError) {
+    private func withBuffer(_ size: Int,
+        _ body: (UnsafeMutableRawPointer) throws(FileSystemError) -> Void) throws(FileSystemError) {
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(1, size), alignment: 16)
         defer { buffer.deallocate() }
         try body(buffer)

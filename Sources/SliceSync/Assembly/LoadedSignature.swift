@@ -192,11 +192,13 @@ final class LoadedSignature: Sendable {
         let header: SignatureV2Header
         switch held {
         case .v1(let v1):
-            return PieceMap(unitSize: v1.sliceSize, length: v1.length, sources: PackedSources(slices, unitSize: v1.sliceSize))
+            return PieceMap(unitSize: v1.sliceSize, length: v1.length,
+                sources: PackedSources(slices, unitSize: v1.sliceSize))
         case .v2(let v2, _, _):
             header = v2
         }
-        var map = PieceMap(unitSize: header.blockSize, length: header.length, sources: PackedSources(count: header.blockCount, unitSize: header.blockSize))
+        var map = PieceMap(unitSize: header.blockSize, length: header.length,
+            sources: PackedSources(count: header.blockCount, unitSize: header.blockSize))
         guard matcher.totalBytes > 0 else {
             // Nothing to scan; what an interrupted run left is taken, the rest comes in whole slices.
             map.take(slices, header: header)
@@ -233,14 +235,17 @@ final class LoadedSignature: Sendable {
                 let sampleEnd = sample.map { header.sliceRange($0).upperBound }.max() ?? 0
                 let reach = max(Self.sampleReach, 4 * sampleEnd)
                 var regions: [Int: [Range<Int>]] = [:]
-                for (index, alike) in matcher.alikes.enumerated() where alike.scanned { regions[index] = [0..<min(alike.length, reach)] }
+                for (index, alike) in matcher.alikes.enumerated()
+                    where alike.scanned { regions[index] = [0..<min(alike.length, reach)] }
                 let near = regions
-                let found = try await context.runBlocking { try matcher.matchBlocks(header, blocks: records, within: near) }
+                let found = try await context.runBlocking { try matcher.matchBlocks(header, blocks: records,
+                    within: near) }
                 let sampleBytes = sample.reduce(0) { $0 + header.sliceRange($1).count }
                 // A few blocks in common (a gzip header, a trailer) would not pay for the round trip
                 // that fetches the other fine tables: compressed or unrelated content comes whole.
                 guard found.count * header.blockSize * Self.worthwhileShare >= sampleBytes else {
-                    context.logger.info("\(found.count) blocks of the first \(sample.count) slices are in the local files: the file comes whole")
+                    let share = "\(found.count) blocks of the first \(sample.count) slices"
+                    context.logger.info("\(share) are in the local files: the file comes whole")
                     // Whole slices, so that each is checked against its coarse record as it arrives.
                     map.verifyBySlice = true
                     return map
@@ -265,7 +270,8 @@ final class LoadedSignature: Sendable {
         if !sketch.isEmpty {
             let sketchMatcher = SketchMatcher(header: header, sketch: sketch, alikes: matcher.alikes)
             let candidates = missing
-            let (resolved, sources) = try await context.runBlocking { try sketchMatcher.resolve(missing: candidates, found: slices) }
+            let (resolved, sources) = try await context.runBlocking { try sketchMatcher.resolve(missing: candidates,
+                found: slices) }
             for (block, source) in sources { map.sources[block] = source }
             if !resolved.isEmpty {
                 context.logger.info("\(resolved.count) changed slices resolved from the sketch table")
@@ -335,7 +341,8 @@ final class LoadedSignature: Sendable {
         let ranges = RequestPlanner.merge(wanted.map { header.fineTableRange(ofSlice: $0) }, gap: 0)
         // Tables inside the prefix already fetched (small signatures arrive whole) are not fetched again.
         let local = ranges.filter { $0.upperBound <= prefix.count }
-        var pieces = try await context.fetchSignatureRanges(ranges.filter { $0.upperBound > prefix.count }, remote: remote)
+        var pieces = try await context.fetchSignatureRanges(ranges.filter { $0.upperBound > prefix.count },
+            remote: remote)
         for range in local { pieces[range.lowerBound] = Array(prefix[range]) }
         for (start, bytes) in pieces {
             let offset = start - header.fineTablesOffset
@@ -397,14 +404,16 @@ final class LoadedSignature: Sendable {
             return try file.digest(algorithm, length: length)
         case .tree(let sliceSize, let blockSize):
             let threads = ProcessInfo.processInfo.activeProcessorCount
-            return TreeHash.combine(try TreeHash.sliceDigests(of: file, length: length, sliceSize: sliceSize, blockSize: blockSize, threads: threads))
+            return TreeHash.combine(try TreeHash.sliceDigests(of: file, length: length, sliceSize: sliceSize,
+                blockSize: blockSize, threads: threads))
         }
     }
 
     /// Format 2: the slices whose digests (32 bytes each, in order) do not match their coarse records.
     func badSlices(fromDigests digests: [UInt8]) -> [Int] {
         (0..<min(sliceCount, digests.count / TreeHash.digestSize)).filter { index in
-            digests.withUnsafeBufferPointer { HashRecord.truncate($0.baseAddress! + index * TreeHash.digestSize) } != coarse[index].strong
+            digests.withUnsafeBufferPointer { HashRecord.truncate($0.baseAddress!
+                + index * TreeHash.digestSize) } != coarse[index].strong
         }
     }
 

@@ -74,7 +74,8 @@ final class OutputFile: @unchecked Sendable {
     /// hides behind the hash: one thread for a plain digest, which must see the bytes in order; one
     /// per core for the tree hash, whose slices are independent (chunks then hold whole slices).
     /// Writeback to disk starts as it goes, so the final fsync has little left to do.
-    func assemble(_ segments: [PieceMap.Segment], sources: [SystemFile], check: WholeFileCheck) throws(FileSystemError) -> AssembledDigest {
+    func assemble(_ segments: [PieceMap.Segment], sources: [SystemFile],
+        check: WholeFileCheck) throws(FileSystemError) -> AssembledDigest {
         // 1 MiB chunks: big enough for the copy to stay ahead, small enough for the memory budget.
         let size = check.chunkSize(preferred: 1 << 20)
         let hashers = check.hasherCount
@@ -100,7 +101,8 @@ final class OutputFile: @unchecked Sendable {
                     while let (slot, count, offset) = handoff.take() {
                         for start in stride(from: 0, to: count, by: sliceSize) {
                             digest.withUnsafeMutableBufferPointer {
-                                TreeHash.sliceDigest(ring[slot] + start, length: min(sliceSize, count - start), blockSize: blockSize,
+                                TreeHash.sliceDigest(ring[slot] + start, length: min(sliceSize, count - start),
+                                    blockSize: blockSize,
                                                      into: $0.baseAddress!)
                             }
                             let at = (offset + start) / sliceSize * TreeHash.digestSize

@@ -26,7 +26,8 @@ final class StreamingCheck {
 
     init(signature: LoadedSignature) {
         self.signature = signature
-        if case .tree(_, let blockSize) = signature.wholeFileCheck { treeBlockSize = blockSize } else { treeBlockSize = nil }
+        if case .tree(_, let blockSize) = signature.wholeFileCheck { treeBlockSize = blockSize }
+            else { treeBlockSize = nil }
         digest = StreamingDigest(signature.version == .v1 ? .sha1 : .sha256)
         buffer = UnsafeMutableRawPointer.allocate(byteCount: max(1, signature.sliceSize), alignment: 16)
     }

@@ -51,7 +51,8 @@ struct SyncPlan: Sendable {
 
     /// Finds the local pieces of the file `signature` describes: whole slices and blocks in the
     /// scanned files, pieces of zeros and repeats, then the verified work of interrupted runs.
-    static func find(_ signature: LoadedSignature, matcher: Matcher, context: LocatingContext) async throws -> PieceMap {
+    static func find(_ signature: LoadedSignature, matcher: Matcher,
+        context: LocatingContext) async throws -> PieceMap {
         var map = try await signature.locate(using: matcher, context: context)
         signature.fillRepeats(&map)
         guard matcher.alikes.contains(where: \.probed) else { return map }

@@ -126,7 +126,8 @@ public final class SyncSession: Sendable, LocatingContext {
         observer?.phase("signature")
         let (fileURL, signature) = try await loadSignature()
         if let hint = options.sliceHint, hint != signature.sliceSize {
-            logger.warning("a slice size of \(hint) is ignored: matching uses the signature's own slice size, \(signature.sliceSize) bytes")
+            let own = "the signature's own slice size, \(signature.sliceSize) bytes"
+            logger.warning("a slice size of \(hint) is ignored: matching uses \(own)")
         }
         let destination = try resolveDestination(fileURL: fileURL)
         let remote = RemoteFile(url: fileURL, exchange: exchange, headers: options.headers, logger: logger)
@@ -156,7 +157,8 @@ public final class SyncSession: Sendable, LocatingContext {
         timing("matched local files (\(formatBytes(found.reusedBytes)) found)")
         try Task.checkCancellation()
         if scanProgress.isCancelled { throw CancellationError() }
-        var plan = SyncPlan(map: found, length: length, maxRanges: remote.maxRanges, unit: signature.downloadUnit(found))
+        var plan = SyncPlan(map: found, length: length, maxRanges: remote.maxRanges,
+            unit: signature.downloadUnit(found))
 
         func report(_ outcome: String, hash: String, repaired: Int = 0) -> SyncReport {
             let elapsed = ContinuousClock.now - clock
@@ -174,10 +176,12 @@ public final class SyncSession: Sendable, LocatingContext {
         if options.dryRun { return report("dry-run", hash: signature.hashLabel) }
 
         // Already there: the destination holds every piece in place.
-        if plan.missingBytes == 0, plan.map.isIdentity(fileIndex: matcher.alikes.firstIndex { $0.path == destination }, length: length),
+        if plan.missingBytes == 0,
+            plan.map.isIdentity(fileIndex: matcher.alikes.firstIndex { $0.path == destination }, length: length),
            let destinationFile = matcher.alikes.first(where: { $0.path == destination }), destinationFile.length == length {
             observer?.phase("verifying")
-            if try await runBlocking({ try signature.wholeFileDigest(of: destinationFile.file, length: length) }) == signature.expectedDigest {
+            if try await runBlocking({ try signature.wholeFileDigest(of: destinationFile.file,
+                length: length) }) == signature.expectedDigest {
                 cleanUp(leftovers + [OutputFile.partialPath(of: destination)], except: destination)
                 return report("unchanged", hash: signature.hashLabel)
             }
@@ -190,7 +194,8 @@ public final class SyncSession: Sendable, LocatingContext {
             observer?.phase("downloading")
             if plan.missingBytes > 0 && !plan.fullDownload {
                 do {
-                    try await downloadRanges(plan.missingRanges, remote: remote, output: output, map: plan.map, signature: signature)
+                    try await downloadRanges(plan.missingRanges, remote: remote, output: output, map: plan.map,
+                        signature: signature)
                 } catch is RangeDownloader.RangesUnsupported {
                     plan.fullDownload = true
                 }
@@ -215,7 +220,8 @@ public final class SyncSession: Sendable, LocatingContext {
                 let segments = plan.map.segments
                 let sources = matcher.alikes.map(\.file)
                 let check = signature.wholeFileCheck
-                let assembledDigest = try await runBlocking { try output.assemble(segments, sources: sources, check: check) }
+                let assembledDigest = try await runBlocking { try output.assemble(segments, sources: sources,
+                    check: check) }
                 digest = assembledDigest.digest
                 knownBad = assembledDigest.sliceDigests.map(signature.badSlices(fromDigests:))
                 timing("assembled the file and computed its hash")
@@ -223,7 +229,8 @@ public final class SyncSession: Sendable, LocatingContext {
             assembled = true
             var repaired = 0
             if digest != signature.expectedDigest {
-                repaired = try await repair(output: output, remote: remote, signature: signature, map: &plan.map, knownBad: knownBad)
+                repaired = try await repair(output: output, remote: remote, signature: signature, map: &plan.map,
+                    knownBad: knownBad)
             }
             try output.commit(mode: targetMode(for: destination))
             timing("replaced the destination")
@@ -273,7 +280,8 @@ public final class SyncSession: Sendable, LocatingContext {
             logger.info("signature: \(remote.url) (format \(signature.version.rawValue), \(signature.length) bytes, slices of \(signature.sliceSize))")
             return (fileURL, signature)
         }
-        throw SignatureError(.notFound, "no signature found for \(fileURL); looked at:\n  " + tried.joined(separator: "\n  ")
+        throw SignatureError(.notFound, "no signature found for \(fileURL); looked at:\n  "
+            + tried.joined(separator: "\n  ")
             + "\nSign the published tree with 'shash', or give the signature's URL.")
     }
 
@@ -312,7 +320,8 @@ public final class SyncSession: Sendable, LocatingContext {
             throw FileSystemError(.notFound, path: directory, message: "the destination directory \(directory) does not exist")
         }
         if let existing = try FileSystem.stamp(destination), !existing.isRegularFile {
-            throw FileSystemError(.notRegularFile, path: destination, message: "\(destination) exists and is not a regular file; choose another destination")
+            throw FileSystemError(.notRegularFile, path: destination,
+                message: "\(destination) exists and is not a regular file; choose another destination")
         }
         return destination
     }
@@ -330,7 +339,8 @@ public final class SyncSession: Sendable, LocatingContext {
                 let at = piece.lowerBound - wanted[table].lowerBound
                 collected.withLock { tables in
                     tables[table].withUnsafeMutableBytes { target in
-                        target.baseAddress!.advanced(by: at).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+                        target.baseAddress!.advanced(by: at).copyMemory(from: bytes.baseAddress!,
+                            byteCount: bytes.count)
                     }
                 }
                 return piece
@@ -378,7 +388,8 @@ public final class SyncSession: Sendable, LocatingContext {
 
     /// Downloads the whole file into the output, checking it as it streams (see `StreamingCheck`);
     /// returns the whole-file digest and the slices that failed their records.
-    private func downloadWhole(remote: RemoteFile, output: OutputFile, signature: LoadedSignature) async throws -> (digest: [UInt8], badSlices: [Int]) {
+    private func downloadWhole(remote: RemoteFile, output: OutputFile,
+        signature: LoadedSignature) async throws -> (digest: [UInt8], badSlices: [Int]) {
         logger.info("downloading the whole file")
         let length = output.length
         let check = StreamingCheck(signature: signature)
@@ -403,7 +414,8 @@ public final class SyncSession: Sendable, LocatingContext {
                 self.observer?.downloaded(check.position, of: length)
             })
             guard check.position == length else {
-                throw TransportError(.protocolViolation, "the download ended after \(check.position) of \(length) bytes")
+                throw TransportError(.protocolViolation,
+                    "the download ended after \(check.position) of \(length) bytes")
             }
         }
         return (check.finish(), check.badSlices)
@@ -423,7 +435,8 @@ public final class SyncSession: Sendable, LocatingContext {
         map.verifyBySlice = true
         let ranges = RequestPlanner.merge(bad.map { signature.sliceRange($0) }, gap: 0)
         try await downloadRanges(ranges, remote: remote, output: output, map: map, signature: signature)
-        if try await runBlocking({ try signature.wholeFileDigest(of: output.file, length: output.length) }) != signature.expectedDigest {
+        if try await runBlocking({ try signature.wholeFileDigest(of: output.file,
+            length: output.length) }) != signature.expectedDigest {
             throw VerificationError("the rebuilt file still does not match the signature after fetching \(bad.count) slice(s) again: the file on the server does not match its signature (re-run shash on the server)")
         }
         return bad.count

@@ -71,7 +71,8 @@ public struct SignatureSummary: Sendable, Equatable {
     public var hasTreeHash: Bool
 
     /// Creates a summary.
-    public init(version: SignatureVersion, filename: String, length: Int, sliceSize: Int, blockSize: Int?, sketchUnit: Int? = nil,
+    public init(version: SignatureVersion, filename: String, length: Int, sliceSize: Int, blockSize: Int?,
+        sketchUnit: Int? = nil,
                 hasTreeHash: Bool = false) {
         self.hasTreeHash = hasTreeHash
         self.version = version

@@ -96,7 +96,8 @@ public struct SignatureV2Header: Sendable, Equatable {
         _ = try SignatureHeader.validateFilename(Array(filename.utf8))
         try Self.validate(length: length, sliceSize: sliceSize, blockSize: blockSize, sketchUnit: sketchUnit)
         guard sha256.count == 32 else { throw SignatureError(.invalidHash, "a SHA-256 has 32 bytes, not \(sha256.count)") }
-        guard treeHash?.count ?? 32 == 32 else { throw SignatureError(.invalidHash, "a tree hash has 32 bytes, not \(treeHash?.count ?? 0)") }
+        guard treeHash?.count ?? 32 == 32 else { throw SignatureError(.invalidHash,
+            "a tree hash has 32 bytes, not \(treeHash?.count ?? 0)") }
         self.treeHash = treeHash
         self.filename = filename
         self.length = length
@@ -232,7 +233,8 @@ public struct SignatureV2Header: Sendable, Equatable {
         }
         let treeHash = try fields.value("Tree-SHA-256").map { (hex) throws(SignatureError) -> [UInt8] in
             guard let bytes = Encoding.decodeHex(hex, length: 32) else {
-                throw SignatureError(.invalidHash, "the Tree-SHA-256 field must be exactly 64 lowercase hex digits (it has \(hex.count) characters)")
+                throw SignatureError(.invalidHash,
+                    "the Tree-SHA-256 field must be exactly 64 lowercase hex digits (it has \(hex.count) characters)")
             }
             return bytes
         }

@@ -214,7 +214,8 @@ struct Layout: Sendable {
             let unit = parameters.sketchUnit ?? parameters.blockSize
             pieceSize = unit * max(1, targetPieceSize / unit)
             parallelPieces = true
-            let header = Self.v2Header(parameters: parameters, length: length, filename: filename, sha256: Self.placeholderHash,
+            let header = Self.v2Header(parameters: parameters, length: length, filename: filename,
+                sha256: Self.placeholderHash,
                                        treeHash: Self.placeholderHash)
             headerLength = header.headerLength
             sketchTableOffset = header.sketchTableOffset
@@ -428,7 +429,8 @@ final class PipelineState {
 
     /// Writes what depends on the whole file (the v2 header, the v1 sha1 line); returns the total size
     /// and, for format 2, the tree hash.
-    func finish(digest: [UInt8], to sink: some SignatureSink) throws(FileSystemError) -> (length: Int, treeHash: [UInt8]?) {
+    func finish(digest: [UInt8], to sink: some SignatureSink) throws(FileSystemError) -> (length: Int,
+        treeHash: [UInt8]?) {
         switch layout.parameters.version {
         case .v1:
             let offset = layout.headerLength + layout.sliceCount * SignatureV1.lineLength

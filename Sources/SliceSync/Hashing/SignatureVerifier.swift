@@ -121,7 +121,8 @@ public struct SignatureVerifier: Sendable {
             }
         }
         // Both whole-file hashes, when the signature has both: a client may have checked either.
-        let hashMatches = outcome.fileDigest == expectedDigest && (expectedTree == nil || outcome.treeHash == expectedTree)
+        let hashMatches = outcome.fileDigest == expectedDigest && (expectedTree == nil
+            || outcome.treeHash == expectedTree)
         return VerificationReport(
             file: filePath, signature: signaturePath,
             matches: hashMatches && differing.isEmpty && length == summary.length,

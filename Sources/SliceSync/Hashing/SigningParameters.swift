@@ -76,7 +76,8 @@ public struct SigningParameters: Sendable, Equatable, Codable {
     /// Whether a signature described by `summary` was written with these parameters.
     public func matches(_ summary: SignatureSummary) -> Bool {
         summary.version == version && summary.sliceSize == sliceSize
-            && (version == .v1 || summary.blockSize == blockSize && summary.sketchUnit == sketchUnit && summary.hasTreeHash)
+            && (version == .v1 || summary.blockSize == blockSize && summary.sketchUnit == sketchUnit
+                && summary.hasTreeHash)
     }
 
     /// Checks that a file of `length` bytes fits the format with these sizes.
@@ -88,7 +89,9 @@ public struct SigningParameters: Sendable, Equatable, Codable {
             }
             let count = SignatureV1.sliceCount(length: length, sliceSize: sliceSize)
             guard count <= SignatureLimits.maxSliceCount else {
-                throw SignatureError(.valueOutOfRange, "the file would need \(count) slices, more than \(SignatureLimits.maxSliceCount); use a larger slice size")
+                throw SignatureError(.valueOutOfRange,
+                    "the file would need \(count) slices, more than \(SignatureLimits.maxSliceCount)"
+                        + "; use a larger slice size")
             }
         case .v2:
             try SignatureV2Header.validate(length: length, sliceSize: sliceSize, blockSize: blockSize)

@@ -12,7 +12,8 @@ public enum TreeHash {
     public static let digestSize = 32
 
     /// The slice digest of the `length` bytes at `pointer`, cut into blocks of `blockSize`.
-    static func sliceDigest(_ pointer: UnsafeRawPointer, length: Int, blockSize: Int, into output: UnsafeMutablePointer<UInt8>) {
+    static func sliceDigest(_ pointer: UnsafeRawPointer, length: Int, blockSize: Int,
+        into output: UnsafeMutablePointer<UInt8>) {
         // A slice holds at most a few thousand blocks: their digests fit on the stack of any thread
         // in 64 KiB pieces.
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64 * digestSize) { digests in
@@ -21,7 +22,8 @@ public enum TreeHash {
             while offset < length {
                 var filled = 0
                 while offset < length && filled < 64 {
-                    sha256(pointer + offset, count: min(blockSize, length - offset), into: digests.baseAddress! + filled * digestSize)
+                    sha256(pointer + offset, count: min(blockSize, length - offset), into: digests.baseAddress!
+                        + filled * digestSize)
                     offset += blockSize
                     filled += 1
                 }
@@ -46,7 +48,8 @@ public enum TreeHash {
     }
 
     /// The slice digests of the first `length` bytes of `file`, read and hashed on `threads` threads.
-    static func sliceDigests(of file: SystemFile, length: Int, sliceSize: Int, blockSize: Int, threads: Int) throws(FileSystemError) -> [UInt8] {
+    static func sliceDigests(of file: SystemFile, length: Int, sliceSize: Int, blockSize: Int,
+        threads: Int) throws(FileSystemError) -> [UInt8] {
         let sliceCount = length == 0 ? 0 : (length - 1) / sliceSize + 1
         let digests = Mutex([UInt8](repeating: 0, count: sliceCount * digestSize))
         let failure = Mutex<FileSystemError?>(nil)
@@ -61,13 +64,15 @@ public enum TreeHash {
                 let size = min(sliceSize, length - start)
                 do throws(FileSystemError) {
                     guard try file.read(into: buffer, count: size, at: start) == size else {
-                        throw FileSystemError(.changedWhileReading, path: file.path, message: "\(file.path) became shorter while it was being read")
+                        throw FileSystemError(.changedWhileReading, path: file.path,
+                            message: "\(file.path) became shorter while it was being read")
                     }
                 } catch {
                     failure.withLock { $0 = $0 ?? error }
                     return
                 }
-                digest.withUnsafeMutableBufferPointer { sliceDigest(buffer, length: size, blockSize: blockSize, into: $0.baseAddress!) }
+                digest.withUnsafeMutableBufferPointer { sliceDigest(buffer, length: size, blockSize: blockSize,
+                    into: $0.baseAddress!) }
                 digests.withLock { $0.replaceSubrange((slice * digestSize)..<((slice + 1) * digestSize), with: digest) }
             }
         }

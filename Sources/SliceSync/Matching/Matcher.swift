@@ -49,7 +49,8 @@ public final class Matcher: Sendable {
             do {
                 let file = try SystemFile.openForReading(path)
                 let length = try file.stamp().size
-                files.append(AlikeFile(path: path, length: length, scanned: paths.contains(path), probed: probedPaths.contains(path),
+                files.append(AlikeFile(path: path, length: length, scanned: paths.contains(path),
+                    probed: probedPaths.contains(path),
                                        extents: file.dataExtents(length: length), file: file))
             } catch where error.code == .notFound {
                 continue
@@ -107,7 +108,8 @@ public final class Matcher: Sendable {
     /// Format 2, second pass: finds the given blocks (global index → record); returns sources by block.
     /// `within` limits the search to byte ranges of each alike file (by index); nil searches everything.
     /// `wanted` picks the blocks of `blocks` to look for (all by default), without a copy of the records.
-    public func matchBlocks(_ header: SignatureV2Header, blocks: [Int: HashRecord], wanted: (Int) -> Bool = { _ in true },
+    public func matchBlocks(_ header: SignatureV2Header, blocks: [Int: HashRecord],
+        wanted: (Int) -> Bool = { _ in true },
                             within: [Int: [Range<Int>]]? = nil) throws(FileSystemError) -> [Int: LocalSource] {
         let lastIndex = header.blockCount - 1
         let lastLength = header.length - lastIndex * header.blockSize
@@ -125,7 +127,8 @@ public final class Matcher: Sendable {
         if !entries.isEmpty {
             let table = WeakTable(entries)
             entries = []
-            try scanAll(hasher: RKWindowHasher(window: header.blockSize), table: table, verifier: verifier, found: found, within: within)
+            try scanAll(hasher: RKWindowHasher(window: header.blockSize), table: table, verifier: verifier,
+                found: found, within: within)
         }
         if let last = tail {
             try matchTail(index: lastIndex, length: lastLength, targetOffset: lastIndex * header.blockSize, weak: last.weak,
@@ -145,7 +148,8 @@ public final class Matcher: Sendable {
         for (index, alike) in alikes.enumerated() where alike.length >= hasher.window && alike.scanned {
             let asked = within.map { $0[index] ?? [] } ?? [0..<alike.length]
             // Holes are skipped; a window may still reach a block's width into one.
-            let withData = alike.extents.map { max(0, $0.lowerBound - hasher.window)..<min(alike.length, $0.upperBound + hasher.window) }
+            let withData = alike.extents.map { max(0, $0.lowerBound - hasher.window)..<min(alike.length, $0.upperBound
+                + hasher.window) }
             for range in Self.intersection(asked, RequestPlanner.merge(withData, gap: 0)) {
                 // Window starts whose whole window lies inside the range.
                 let first = max(0, range.lowerBound)

@@ -75,13 +75,15 @@ final class FoundPieces: Sendable {
             switch table {
             case .dense(var entries):
                 table = .dense([])
-                for piece in pieces where entries.indices.contains(Int(piece)) && entries[Int(piece)] == PackedSource.none {
+                for piece in pieces where entries.indices.contains(Int(piece))
+                    && entries[Int(piece)] == PackedSource.none {
                     entries[Int(piece)] = packed
                 }
                 table = .dense(entries)
             case .sparse(var entries):
                 table = .sparse([:])
-                for piece in pieces where (0..<count).contains(Int(piece)) && entries[piece] == nil { entries[piece] = packed }
+                for piece in pieces where (0..<count).contains(Int(piece))
+                    && entries[piece] == nil { entries[piece] = packed }
                 table = .sparse(entries)
             }
         }
@@ -106,7 +108,8 @@ final class FoundPieces: Sendable {
             case .dense(let entries):
                 entries.indices.compactMap { index in PackedSource.unpack(entries[index]).map { (index, $0) } }
             case .sparse(let entries):
-                entries.compactMap { index, packed in PackedSource.unpack(packed).map { (Int(index), $0) } }.sorted { $0.0 < $1.0 }
+                entries.compactMap { index, packed in PackedSource.unpack(packed).map { (Int(index),
+                    $0) } }.sorted { $0.0 < $1.0 }
             }
         }
     }

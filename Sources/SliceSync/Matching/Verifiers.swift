@@ -63,7 +63,8 @@ struct V2BlockVerifier: PieceVerifier {
         case .dense(let values, let bits):
             return candidates.filter { candidate in
                 let index = Int(candidate)
-                return values.indices.contains(index) && bits[index / 64] & (1 << UInt64(index % 64)) != 0 && values[index] == digest
+                return values.indices.contains(index) && bits[index / 64] & (1 << UInt64(index % 64)) != 0
+                    && values[index] == digest
             }
         }
     }

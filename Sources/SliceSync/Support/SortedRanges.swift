@@ -12,7 +12,8 @@ struct SortedRanges: Sendable {
             let middle = (low + high) / 2
             if ranges[middle].upperBound <= range.lowerBound { low = middle + 1 } else { high = middle }
         }
-        guard low < ranges.count, ranges[low].lowerBound <= range.lowerBound, range.upperBound <= ranges[low].upperBound else {
+        guard low < ranges.count, ranges[low].lowerBound <= range.lowerBound,
+            range.upperBound <= ranges[low].upperBound else {
             return nil
         }
         return low

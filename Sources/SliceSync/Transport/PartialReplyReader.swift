@@ -96,9 +96,11 @@ struct PartialReplyReader {
             case .single(let position, let end):
                 let take = min(count - index, end - position)
                 guard take > 0 else {
-                    throw TransportError(.protocolViolation, "the server sent more bytes than its Content-Range announced")
+                    throw TransportError(.protocolViolation,
+                        "the server sent more bytes than its Content-Range announced")
                 }
-                try emit(.data(offset: position, bytes: UnsafeRawBufferPointer(rebasing: chunk[index..<(index + take)])))
+                try emit(.data(offset: position, bytes: UnsafeRawBufferPointer(rebasing: chunk[index..<(index
+                    + take)])))
                 index += take
                 state = .single(position: position + take, end: end)
 
@@ -114,7 +116,8 @@ struct PartialReplyReader {
                 guard seen <= Self.maxPreambleBytes + delimiter.count else {
                     throw TransportError(.protocolViolation, "the multipart reply has no boundary line")
                 }
-                state = matched == delimiter.count ? .afterDelimiter(first: nil) : .preamble(matched: matched, seen: seen)
+                state = matched == delimiter.count ? .afterDelimiter(first: nil) : .preamble(matched: matched,
+                    seen: seen)
 
             case .afterDelimiter(let first):
                 let byte = chunk[index]
@@ -148,7 +151,8 @@ struct PartialReplyReader {
             case .data(let position, let end):
                 let take = min(count - index, end - position)
                 if take > 0 {
-                    try emit(.data(offset: position, bytes: UnsafeRawBufferPointer(rebasing: chunk[index..<(index + take)])))
+                    try emit(.data(offset: position, bytes: UnsafeRawBufferPointer(rebasing: chunk[index..<(index
+                        + take)])))
                     index += take
                 }
                 state = position + take == end ? .closing(matched: 0) : .data(position: position + take, end: end)
@@ -182,7 +186,8 @@ struct PartialReplyReader {
             let pieces = line.split(separator: ":", maxSplits: 1)
             guard pieces.count == 2, pieces[0].trimmingSpaces.lowercased() == "content-range" else { continue }
             guard let parsed = ByteRanges.parseContentRange(String(pieces[1])) else {
-                throw TransportError(.protocolViolation, "a part has an invalid Content-Range: \(pieces[1].trimmingSpaces)")
+                throw TransportError(.protocolViolation,
+                    "a part has an invalid Content-Range: \(pieces[1].trimmingSpaces)")
             }
             contentRange = parsed
         }
@@ -201,7 +206,8 @@ struct PartialReplyReader {
         }
         switch state {
         case .single(let position, let end) where position < end:
-            throw TransportError(.protocolViolation, "the reply was cut short: \(end - position) bytes of the range did not arrive")
+            throw TransportError(.protocolViolation,
+                "the reply was cut short: \(end - position) bytes of the range did not arrive")
         case .single, .done:
             return
         case .preamble:
@@ -241,7 +247,8 @@ final class UnitCollector {
         for range in wanted where range.lowerBound < end && offset < range.upperBound {
             let lower = max(range.lowerBound, offset)
             let upper = min(range.upperBound, end)
-            try feed(at: lower, UnsafeRawBufferPointer(rebasing: bytes[(lower - offset)..<(upper - offset)]), deliver: deliver)
+            try feed(at: lower, UnsafeRawBufferPointer(rebasing: bytes[(lower - offset)..<(upper - offset)]),
+                deliver: deliver)
             if upper == range.upperBound { try flush(deliver) }
         }
     }

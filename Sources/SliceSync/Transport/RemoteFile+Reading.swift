@@ -18,7 +18,8 @@ extension RemoteFile {
             try await get(headers: range.map { [("Range", ByteRanges.header(for: [$0]))] } ?? [], head: { head in
                 switch head.status {
                 case 206:
-                    guard let value = head.value("content-range"), let contentRange = ByteRanges.parseContentRange(value),
+                    guard let value = head.value("content-range"),
+                        let contentRange = ByteRanges.parseContentRange(value),
                           contentRange.range.lowerBound == (range?.lowerBound ?? 0) else {
                         throw TransportError(.protocolViolation, "\(url) answered with an unexpected Content-Range")
                     }
@@ -69,7 +70,8 @@ extension RemoteFile {
     /// Streams the file from byte `offset` to its end into `body`. A server that ignores the Range (or
     /// an `offset` of 0) sends it all from the start: `restarted` is called first, and the caller
     /// starts over.
-    func streamWhole(from offset: Int, restarted: () throws -> Void, body: (UnsafeRawBufferPointer) throws -> Void) async throws {
+    func streamWhole(from offset: Int, restarted: () throws -> Void,
+        body: (UnsafeRawBufferPointer) throws -> Void) async throws {
         try await get(headers: offset > 0 ? [("Range", "bytes=\(offset)-")] : [], head: { head in
             switch head.status {
             case 200:
@@ -78,7 +80,8 @@ extension RemoteFile {
             case 206:
                 guard let value = head.value("content-range"), let range = ByteRanges.parseContentRange(value),
                       range.range.lowerBound == offset else {
-                    throw TransportError(.protocolViolation, "a resumed download came back with the wrong Content-Range")
+                    throw TransportError(.protocolViolation,
+                        "a resumed download came back with the wrong Content-Range")
                 }
                 if let total = range.completeLength { try noteLength(total) }
             case 412:
@@ -92,5 +95,6 @@ extension RemoteFile {
 
 extension TransportError {
     /// A conditional request failed: the file is no longer the one the download began with.
-    static let changedOnServer = TransportError(.changed, "the file changed on the server during the download (If-Match failed)", status: 412)
+    static let changedOnServer = TransportError(.changed,
+        "the file changed on the server during the download (If-Match failed)", status: 412)
 }

@@ -146,7 +146,8 @@ public final class RemoteFile: Sendable {
     ///
     /// Nothing of the reply is held beyond one unit: whatever was accepted before the connection broke
     /// or the reply turned out malformed stays accepted, and the caller asks again only for the rest.
-    func fetchOnce(_ ranges: [Range<Int>], unit: Int, deliver: (Range<Int>, UnsafeRawBufferPointer) throws -> Range<Int>) async throws -> [Range<Int>] {
+    func fetchOnce(_ ranges: [Range<Int>], unit: Int, deliver: (Range<Int>,
+        UnsafeRawBufferPointer) throws -> Range<Int>) async throws -> [Range<Int>] {
         let expected = ranges.reduce(0) { $0 + $1.count }
         let limit = expected + ranges.count * 512 + 65536
         var received = 0
@@ -189,7 +190,9 @@ public final class RemoteFile: Sendable {
                     defer { state.maxRanges = 1 }
                     return state.maxRanges > 1
                 }
-                if changed { logger.info("the server answered only part of a multi-range request; asking one range at a time") }
+                if changed {
+                    logger.info("the server answered only part of a multi-range request; asking one range at a time")
+                }
             }
             return missing
         case 200:

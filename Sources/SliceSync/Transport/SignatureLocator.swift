@@ -31,7 +31,9 @@ public enum SignatureLocator {
         let (prefix, components, query) = try split(url)
         guard let index = components.lastIndex(of: TreeNaming.signatureDirectory), index < components.count - 1,
               let last = components.last, last.hasSuffix(TreeNaming.signatureSuffix), last.count > TreeNaming.signatureSuffix.count else {
-            throw TransportError(.badURL, "\(url) ends in .slicesync but is not inside a .slicesync/ directory; give the file's URL and the signature's URL")
+            throw TransportError(.badURL,
+                "\(url) ends in .slicesync but is not inside a .slicesync/ directory"
+                    + "; give the file's URL and the signature's URL")
         }
         var path = components
         path.remove(at: index)

@@ -191,7 +191,9 @@ public final class SignatureService: @unchecked Sendable {
         let report = scan.report
         let elapsed = (ContinuousClock.now - scan.started).inSeconds
         let what = scan.isInitial ? "signatures up to date" : "rescan done"
-        let message = "\(what): \(report.filesHashed) signed, \(report.filesUpToDate) already current, \(report.signaturesRemoved) removed, \(report.failures.count) failed, \(watches.count) directories watched (\(formatFixed(elapsed, places: 1)) s)"
+        let message = "\(what): \(report.filesHashed) signed, \(report.filesUpToDate) already current,"
+            + " \(report.signaturesRemoved) removed, \(report.failures.count) failed,"
+            + " \(watches.count) directories watched (\(formatFixed(elapsed, places: 1)) s)"
         if scan.isInitial || report.filesHashed + report.signaturesRemoved + report.failures.count > 0 {
             logger.info("\(message)")
         } else {
@@ -209,7 +211,8 @@ public final class SignatureService: @unchecked Sendable {
         case .failure(.limitReached):
             if !reportedWatchLimit {
                 reportedWatchLimit = true
-                let current = (try? String(contentsOfFile: "/proc/sys/fs/inotify/max_user_watches", encoding: .utf8)).map { $0.filter { !$0.isWhitespace } } ?? "?"
+                let current = (try? String(contentsOfFile: "/proc/sys/fs/inotify/max_user_watches",
+                    encoding: .utf8)).map { $0.filter { !$0.isWhitespace } } ?? "?"
                 logger.error("cannot watch \(directory): the inotify watch limit (fs.inotify.max_user_watches = \(current)) is reached; raise it with 'sysctl fs.inotify.max_user_watches=\(max((Int(current) ?? 8192) * 4, 524_288))'. Until then, changes there are found by the rescan every \(describe(options.rescanInterval))")
             }
             return

@@ -145,7 +145,8 @@ public struct TreeSigner: Sendable {
                 try walk(root: path, relative: "", into: &tasks, report: report)
             } else if stamp.isRegularFile {
                 let name = Paths.basename(path)
-                tasks.append(SigningJob(filePath: path, signaturePath: TreeNaming.signaturePath(root: Paths.parent(of: path), relativePath: name)))
+                tasks.append(SigningJob(filePath: path,
+                    signaturePath: TreeNaming.signaturePath(root: Paths.parent(of: path), relativePath: name)))
             } else {
                 throw FileSystemError(.notRegularFile, path: path, message: "\(path) is neither a regular file nor a directory")
             }
@@ -154,7 +155,8 @@ public struct TreeSigner: Sendable {
         }
     }
 
-    private func walk(root: String, relative: String, into tasks: inout [SigningJob], report: ReportCollector) throws(FileSystemError) {
+    private func walk(root: String, relative: String, into tasks: inout [SigningJob],
+        report: ReportCollector) throws(FileSystemError) {
         // A stop during the walk of a huge tree need not wait for the walk to end.
         if options.cancellation?.isCancelled == true { return }
         let directory = Paths.join(root, relative)
@@ -187,7 +189,8 @@ public struct TreeSigner: Sendable {
                     report.fail(path, "\(path) has a control character in its name or a name longer than 255 bytes; it cannot be described in a signature", FileSystemError.Code.invalidPath.rawValue, logger: logger)
                     continue
                 }
-                tasks.append(SigningJob(filePath: path, signaturePath: TreeNaming.signaturePath(root: root, relativePath: relativePath)))
+                tasks.append(SigningJob(filePath: path, signaturePath: TreeNaming.signaturePath(root: root,
+                    relativePath: relativePath)))
             case .directory where options.recursive:
                 do {
                     try walk(root: root, relative: relativePath, into: &tasks, report: report)

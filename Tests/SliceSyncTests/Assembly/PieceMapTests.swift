@@ -16,7 +16,8 @@ struct PackedSourcesTests {
             case 0:
                 // A whole slice found: consecutive bytes of one file.
                 packed.setRun(start..<end, from: source)
-                for index in start..<end { model[index] = LocalSource(file: source.file, offset: source.offset + (index - start) * 2048) }
+                for index in start..<end { model[index] = LocalSource(file: source.file, offset: source.offset
+                    + (index - start) * 2048) }
             case 1:
                 packed[start] = source
                 model[start] = source
@@ -32,7 +33,8 @@ struct PackedSourcesTests {
         // 4 GiB of 2 KiB blocks, every slice found whole but one with a changed block.
         let header = try SignatureV2Header(filename: "f", length: 4 << 30, sliceSize: 256 << 10, blockSize: 2048,
                                            sha256: [UInt8](repeating: 0, count: 32))
-        var map = PieceMap(unitSize: 2048, length: header.length, sources: PackedSources(count: header.blockCount, unitSize: 2048))
+        var map = PieceMap(unitSize: 2048, length: header.length,
+            sources: PackedSources(count: header.blockCount, unitSize: 2048))
         map.take((0..<header.sliceCount).map { LocalSource(file: 0, offset: $0 * (256 << 10)) }, header: header)
         map.sources[1000 * 128 + 5] = nil
         #expect(map.missingRanges == [((1000 * 128 + 5) * 2048)..<((1000 * 128 + 6) * 2048)])
@@ -44,7 +46,8 @@ struct PackedSourcesTests {
 @Suite("Planning what to fetch")
 struct SyncPlanTests {
     func map(length: Int, found: Range<Int>) -> PieceMap {
-        var map = PieceMap(unitSize: 2048, length: length, sources: PackedSources(count: (length + 2047) / 2048, unitSize: 2048))
+        var map = PieceMap(unitSize: 2048, length: length, sources: PackedSources(count: (length + 2047) / 2048,
+            unitSize: 2048))
         map.sources.setRun(found, from: LocalSource(file: 0, offset: found.lowerBound * 2048))
         return map
     }

@@ -244,7 +244,8 @@ struct SyncMatchingTests {
         #expect(try harness.read("out.bin") == target)
         #expect(report.requests == 2)
         #expect(report.fullDownload)
-        #expect(report.signatureBytes <= LoadedSignature.firstRequestBytes(localLength: old.count, localStart: Array(old.prefix(1024))))
+        #expect(report.signatureBytes <= LoadedSignature.firstRequestBytes(localLength: old.count,
+            localStart: Array(old.prefix(1024))))
     }
 
     @Test func everySliceChangedStillReusesItsBlocks() async throws {

@@ -8,9 +8,11 @@ struct TreeHashSyncTests {
     /// removed, as signatures were written before it existed).
     func signature(_ bytes: [UInt8], name: String, slice: Int? = nil, tree: String?) throws -> [UInt8] {
         let parameters = try SigningParameters(version: .v2, sliceSize: slice)
-        let serialized = try SignatureBuilder(parameters: parameters, pool: nil).signature(of: bytes, filename: name).serialized()
+        let serialized = try SignatureBuilder(parameters: parameters, pool: nil).signature(of: bytes,
+            filename: name).serialized()
         let text = String(decoding: serialized.prefix(400), as: UTF8.self)
-        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Tree-SHA-256: ") }) else { return serialized }
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Tree-SHA-256: ") })
+            else { return serialized }
         let start = text.utf8.distance(from: text.startIndex, to: line.startIndex)
         let replacement = tree.map { Array("Tree-SHA-256: \($0)\n".utf8) } ?? []
         return Array(serialized[..<start]) + replacement + Array(serialized[(start + line.utf8.count + 1)...])
@@ -52,7 +54,8 @@ struct TreeHashSyncTests {
         var new = old
         new[2_000_000] ^= 1
         harness.server.put("/pub/f.bin", new)
-        harness.server.put("/pub/.slicesync/f.bin.slicesync", try signature(new, name: "f.bin", tree: String(repeating: "ab", count: 32)))
+        harness.server.put("/pub/.slicesync/f.bin.slicesync", try signature(new, name: "f.bin",
+            tree: String(repeating: "ab", count: 32)))
         try harness.dir.write("old", old)
         try harness.dir.write("out.bin", [1, 2, 3])
         await #expect(throws: VerificationError.self) {
@@ -79,10 +82,12 @@ struct TreeHashSyncTests {
         try dir.write("f", data)
         let file = try SystemFile.openForReading(dir.file("f"))
         let one = try TreeHash.sliceDigests(of: file, length: data.count, sliceSize: 65536, blockSize: 2048, threads: 1)
-        let three = try TreeHash.sliceDigests(of: file, length: data.count, sliceSize: 65536, blockSize: 2048, threads: 3)
+        let three = try TreeHash.sliceDigests(of: file, length: data.count, sliceSize: 65536, blockSize: 2048,
+            threads: 3)
         #expect(one == three)
         #expect(one.count == 16 * TreeHash.digestSize)
-        let last = data.withUnsafeBytes { TreeHash.sliceDigest($0.baseAddress! + 15 * 65536, length: data.count - 15 * 65536, blockSize: 2048) }
+        let last = data.withUnsafeBytes { TreeHash.sliceDigest($0.baseAddress! + 15 * 65536,
+            length: data.count - 15 * 65536, blockSize: 2048) }
         #expect(Array(one.suffix(32)) == last)
     }
 }

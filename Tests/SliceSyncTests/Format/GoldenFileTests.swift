@@ -29,7 +29,8 @@ struct GoldenFileTests {
         // As signatures were written before the sketch table and the tree hash: the same tables.
         var parameters = try SigningParameters(version: .v2, sliceSize: 128, blockSize: 64)
         parameters.sketch = false
-        guard case .v2(var signed) = try SignatureBuilder(parameters: parameters, pool: nil).signature(of: try bytes("example.bin"), filename: "example.bin"),
+        guard case .v2(var signed) = try SignatureBuilder(parameters: parameters,
+            pool: nil).signature(of: try bytes("example.bin"), filename: "example.bin"),
               case .v2(let legacy) = try Signature.parse(try bytes("expected/example.bin.v2-legacy.slicesync")) else {
             Issue.record("expected format 2")
             return
@@ -50,8 +51,10 @@ struct GoldenFileTests {
             }
             slices += StreamingDigest.hash(.sha256, blocks)
         }
-        guard case .v2(let signature) = try Signature.parse(try bytes("expected/example.bin.v2.slicesync")) else { return }
+        guard case .v2(let signature) = try Signature.parse(try bytes("expected/example.bin.v2.slicesync"))
+            else { return }
         #expect(signature.header.treeHash == StreamingDigest.hash(.sha256, slices))
-        #expect(Encoding.hex(StreamingDigest.hash(.sha256, slices)) == "f88c5e09a14bf890f72c872dd9d4c9156eac47f01f01c02a9aaf11c726481002")
+        #expect(Encoding.hex(StreamingDigest.hash(.sha256,
+            slices)) == "f88c5e09a14bf890f72c872dd9d4c9156eac47f01f01c02a9aaf11c726481002")
     }
 }

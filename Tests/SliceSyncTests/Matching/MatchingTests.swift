@@ -51,14 +51,17 @@ struct ScannerTests {
         let dir = try TemporaryDirectory()
         let target = randomBytes(64 * 1024, seed: 70)
         let parameters = try SigningParameters(version: .v2, sliceSize: 8192, blockSize: 1024)
-        guard case .v2(let signature) = try SignatureBuilder(parameters: parameters, pool: nil).signature(of: target, filename: "f") else { return }
+        guard case .v2(let signature) = try SignatureBuilder(parameters: parameters, pool: nil).signature(of: target,
+            filename: "f") else { return }
         // Block 3 at an odd offset of the first file, block 40 near the end of the second and the last
         // block, 63, at the very start of the second.
         let first = randomBytes(5001, seed: 71) + Array(target[3072..<4096]) + randomBytes(999, seed: 72)
-        let second = Array(target[(63 * 1024)...]) + randomBytes(20_000, seed: 73) + Array(target[(40 * 1024)..<(41 * 1024)]) + [1, 2, 3]
+        let second = Array(target[(63 * 1024)...]) + randomBytes(20_000, seed: 73)
+            + Array(target[(40 * 1024)..<(41 * 1024)]) + [1, 2, 3]
         try dir.write("first", first)
         try dir.write("second", second)
-        let matcher = Matcher(paths: [dir.file("first"), dir.file("second")], threads: 2, progress: ScanProgress(), logger: logger)
+        let matcher = Matcher(paths: [dir.file("first"), dir.file("second")], threads: 2, progress: ScanProgress(),
+            logger: logger)
         let wanted = Dictionary(uniqueKeysWithValues: [3, 40, 63].map { ($0, signature.fine[$0]) })
         let found = try matcher.matchBlocks(signature.header, blocks: wanted)
         #expect(found[3] == LocalSource(file: 0, offset: 5001))
@@ -74,7 +77,8 @@ struct ScannerTests {
         let dir = try TemporaryDirectory()
         let target = randomBytes(16 * 1024, seed: 74)
         let parameters = try SigningParameters(version: .v2, sliceSize: 4096, blockSize: 1024)
-        guard case .v2(let signature) = try SignatureBuilder(parameters: parameters, pool: nil).signature(of: target, filename: "f") else { return }
+        guard case .v2(let signature) = try SignatureBuilder(parameters: parameters, pool: nil).signature(of: target,
+            filename: "f") else { return }
         // A sparse file: 8 MiB of hole, then block 5, then another hole.
         let path = dir.file("sparse")
         let file = try SystemFile.createExclusive(path, mode: 0o600)
@@ -96,7 +100,8 @@ struct ScannerTests {
         // One byte changed in slice 1 (of 256 KiB): one 4 KiB unit of it differs.
         new[262_144 + 10_000] ^= 0xFF
         let parameters = try SigningParameters(version: .v2)
-        guard case .v2(let signature) = try SignatureBuilder(parameters: parameters, pool: nil).signature(of: new, filename: "f") else { return }
+        guard case .v2(let signature) = try SignatureBuilder(parameters: parameters, pool: nil).signature(of: new,
+            filename: "f") else { return }
         try dir.write("old", old)
         let matcher = Matcher(paths: [dir.file("old")], threads: 2, progress: ScanProgress(), logger: logger)
         let slices = try matcher.matchSlices(signature.header, coarse: signature.coarse)
@@ -124,7 +129,8 @@ struct ScannerTests {
         var new = old
         new.insert(contentsOf: randomBytes(100, seed: 77), at: 300_000)
         let parameters = try SigningParameters(version: .v2)
-        guard case .v2(let signature) = try SignatureBuilder(parameters: parameters, pool: nil).signature(of: new, filename: "f") else { return }
+        guard case .v2(let signature) = try SignatureBuilder(parameters: parameters, pool: nil).signature(of: new,
+            filename: "f") else { return }
         try dir.write("old", old)
         let matcher = Matcher(paths: [dir.file("old")], threads: 2, progress: ScanProgress(), logger: logger)
         let slices = try matcher.matchSlices(signature.header, coarse: signature.coarse)
@@ -135,6 +141,7 @@ struct ScannerTests {
         #expect(resolved.contains { $0.slice == 1 && $0.missingBytes <= 2 * 4096 })
         // A block after the insertion comes from 100 bytes earlier in the old file.
         let after = (300_000 + 100) / 2048 + 4
-        #expect(Dictionary(uniqueKeysWithValues: sources.map { ($0.block, $0.source) })[after] == LocalSource(file: 0, offset: after * 2048 - 100))
+        #expect(Dictionary(uniqueKeysWithValues: sources.map { ($0.block, $0.source) })[after] == LocalSource(file: 0,
+            offset: after * 2048 - 100))
     }
 }

@@ -30,7 +30,9 @@ struct PartialReplyReaderTests {
     func multipart(_ file: [UInt8], _ ranges: [Range<Int>], boundary: String) -> [UInt8] {
         var body = Array("preamble\r\n".utf8)
         for range in ranges {
-            body += Array("\r\n--\(boundary)\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes \(range.lowerBound)-\(range.upperBound - 1)/\(file.count)\r\n\r\n".utf8)
+            let contentRange = "bytes \(range.lowerBound)-\(range.upperBound - 1)/\(file.count)"
+            let partHeaders = "Content-Type: application/octet-stream\r\nContent-Range: \(contentRange)"
+            body += Array("\r\n--\(boundary)\r\n\(partHeaders)\r\n\r\n".utf8)
             body += file[range]
         }
         return body + Array("\r\n--\(boundary)--\r\n".utf8)
@@ -44,7 +46,8 @@ struct PartialReplyReaderTests {
         let boundary = "--x--"
         var body = multipart(file, ranges, boundary: boundary)
         body.insert(contentsOf: Array("-----".utf8), at: 0)
-        let head = HTTPResponseHead(status: 206, headers: [("Content-Type", "multipart/byteranges; boundary=\(boundary)")])
+        let head = HTTPResponseHead(status: 206, headers: [("Content-Type",
+            "multipart/byteranges; boundary=\(boundary)")])
         let bytes = try read(body, head: head, pieces: pieces)
         #expect(bytes.count == ranges.reduce(0) { $0 + $1.count })
         for range in ranges { for offset in range { #expect(bytes[offset] == file[offset]) } }
