@@ -47,12 +47,20 @@ struct WindowHasherTests {
 struct ScannerTests {
     let logger = Logger(label: "t") { _ in SwiftLogNoOpLogHandler() }
 
+    struct NotFormat2: Error {}
+
+    /// The format 2 signature of `data` with these sizes (the defaults when nil).
+    func sign(_ data: [UInt8], slice: Int? = nil, block: Int? = nil) throws -> SignatureV2 {
+        let parameters = try SigningParameters(version: .v2, sliceSize: slice, blockSize: block)
+        guard case .v2(let signature) = try SignatureBuilder(parameters: parameters, pool: nil).signature(of: data, filename: "f")
+        else { throw NotFormat2() }
+        return signature
+    }
+
     @Test func blocksAreFoundAtAnyOffsetInEveryAlikeFile() throws {
         let dir = try TemporaryDirectory()
         let target = randomBytes(64 * 1024, seed: 70)
-        let parameters = try SigningParameters(version: .v2, sliceSize: 8192, blockSize: 1024)
-        guard case .v2(let signature) = try SignatureBuilder(parameters: parameters, pool: nil).signature(of: target,
-            filename: "f") else { return }
+        let signature = try sign(target, slice: 8192, block: 1024)
         // Block 3 at an odd offset of the first file, block 40 near the end of the second and the last
         // block, 63, at the very start of the second.
         let first = randomBytes(5001, seed: 71) + Array(target[3072..<4096]) + randomBytes(999, seed: 72)
@@ -76,9 +84,7 @@ struct ScannerTests {
     @Test func holesAreNotScannedButDataNextToThemIs() throws {
         let dir = try TemporaryDirectory()
         let target = randomBytes(16 * 1024, seed: 74)
-        let parameters = try SigningParameters(version: .v2, sliceSize: 4096, blockSize: 1024)
-        guard case .v2(let signature) = try SignatureBuilder(parameters: parameters, pool: nil).signature(of: target,
-            filename: "f") else { return }
+        let signature = try sign(target, slice: 4096, block: 1024)
         // A sparse file: 8 MiB of hole, then block 5, then another hole.
         let path = dir.file("sparse")
         let file = try SystemFile.createExclusive(path, mode: 0o600)
@@ -99,9 +105,7 @@ struct ScannerTests {
         var new = old
         // One byte changed in slice 1 (of 256 KiB): one 4 KiB unit of it differs.
         new[262_144 + 10_000] ^= 0xFF
-        let parameters = try SigningParameters(version: .v2)
-        guard case .v2(let signature) = try SignatureBuilder(parameters: parameters, pool: nil).signature(of: new,
-            filename: "f") else { return }
+        let signature = try sign(new)
         try dir.write("old", old)
         let matcher = Matcher(paths: [dir.file("old")], threads: 2, progress: ScanProgress(), logger: logger)
         let slices = try matcher.matchSlices(signature.header, coarse: signature.coarse)
@@ -128,9 +132,7 @@ struct ScannerTests {
         let old = randomBytes(1 << 20, seed: 76)
         var new = old
         new.insert(contentsOf: randomBytes(100, seed: 77), at: 300_000)
-        let parameters = try SigningParameters(version: .v2)
-        guard case .v2(let signature) = try SignatureBuilder(parameters: parameters, pool: nil).signature(of: new,
-            filename: "f") else { return }
+        let signature = try sign(new)
         try dir.write("old", old)
         let matcher = Matcher(paths: [dir.file("old")], threads: 2, progress: ScanProgress(), logger: logger)
         let slices = try matcher.matchSlices(signature.header, coarse: signature.coarse)
