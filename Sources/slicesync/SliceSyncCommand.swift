@@ -25,7 +25,11 @@ struct SliceSyncCommand: AsyncParsableCommand {
 
             The signature of http://host/a/b/file.iso is looked for at /a/b/.slicesync/file.iso.slicesync, \
             then /a/.slicesync/b/file.iso.slicesync, then /.slicesync/a/b/file.iso.slicesync. A URL ending \
-            in .slicesync names the signature itself.
+            in .slicesync names the signature itself. When there is none, FILE.zsync beside the file is \
+            read: zsync control files (from zsyncmake, for Ubuntu's ISO images, AppImages and more) work \
+            like signatures, with HTTPS, resume and every core. A URL ending in .zsync names one itself; \
+            the file is then the control file's URL: header, resolved against where the control file was \
+            (after redirects) or against --base-url. A control file may also be given as a local path.
 
             The destination itself, if it exists, and the partial work of an interrupted run are always \
             used as alike files, so running the same command again updates in place or resumes.
@@ -33,13 +37,14 @@ struct SliceSyncCommand: AsyncParsableCommand {
             Examples:
               slicesync https://mirror.example/iso/new.iso --alike old.iso
               slicesync -n https://mirror.example/iso/new.iso -o current.iso
+              slicesync https://cdimage.example/daily/current.iso.zsync --alike yesterday.iso
 
             Exit status: 0 success, 2 bad usage, 3 signature not found or malformed, 4 network failure,
             5 verification failure, 6 local file failure (disk full, permission), 130 interrupted.
             """
     )
 
-    @Argument(help: "The file's URL (http or https).")
+    @Argument(help: "The file's URL (http or https), a signature's, or a zsync control file's (a URL or a path).")
     var url: String
 
     @Option(name: [.short, .customLong("output")], help: ArgumentHelp("Destination (default: the last path component of the URL, in the current directory).", valueName: "path"))
@@ -53,6 +58,11 @@ struct SliceSyncCommand: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp("Where the signature is, when not in the usual place.", valueName: "url"))
     var signature: String?
+
+    @Option(name: [.customShort("u"), .customLong("base-url")],
+            help: ArgumentHelp("What a zsync control file's relative URL: headers resolve against, instead of the "
+                + "control file's own URL (needed for a control file read from a local path).", valueName: "url"))
+    var baseURL: String?
 
     @Flag(name: [.customShort("n"), .long], help: "Fetch the signature, scan the alike files and say what would be downloaded; change nothing.")
     var dryRun = false
@@ -89,8 +99,12 @@ struct SliceSyncCommand: AsyncParsableCommand {
             throw ValidationError("--header takes \"Name: value\", not \"\(value)\"")
         }
         let lower = url.lowercased()
-        guard lower.hasPrefix("http://") || lower.hasPrefix("https://") else {
-            throw ValidationError("URL must start with http:// or https://")
+        let isLocalControlFile = !lower.contains("://") && ZsyncControl.looksLike([], url: url)
+        guard lower.hasPrefix("http://") || lower.hasPrefix("https://") || isLocalControlFile else {
+            throw ValidationError("URL must start with http:// or https:// (or be the path of a .zsync control file)")
+        }
+        if let baseURL, !SignatureLocator.isHTTPURL(baseURL) {
+            throw ValidationError("--base-url must be an http:// or https:// URL")
         }
     }
 
@@ -101,6 +115,7 @@ struct SliceSyncCommand: AsyncParsableCommand {
         options.alikes = alikes
         options.sliceHint = slice?.bytes
         options.signatureURL = signature
+        options.baseURL = baseURL
         options.dryRun = dryRun
         options.jobs = jobs
         options.headers = header.map { value in

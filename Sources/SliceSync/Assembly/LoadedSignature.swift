@@ -18,6 +18,8 @@ final class LoadedSignature: Sendable {
         /// Format 2: the header, the coarse table and the sketch entries that came with the first
         /// bytes (all of them, some, or none); fine tables are fetched later.
         case v2(SignatureV2Header, coarse: [HashRecord], sketch: [UInt16])
+        /// A zsync control file, whole: its blocks play the part of format 1's slices.
+        case zsync(ZsyncControl)
     }
 
     let remote: RemoteFile
@@ -42,11 +44,23 @@ final class LoadedSignature: Sendable {
         self.init(remote: remote, held: .v2(header, coarse: coarse, sketch: sketch), prefix: prefix)
     }
 
-    var version: SignatureVersion {
+    /// The slicesync format version; 0 for a zsync control file.
+    var formatVersion: Int {
         switch held {
-        case .v1: .v1
-        case .v2: .v2
+        case .v1: 1
+        case .v2: 2
+        case .zsync: 0
         }
+    }
+    /// The format's name, for reports: `slicesync` or `zsync`.
+    var formatName: String {
+        if case .zsync = held { return "zsync" }
+        return "slicesync"
+    }
+    /// The zsync control file, when it is one.
+    var zsync: ZsyncControl? {
+        if case .zsync(let control) = held { return control }
+        return nil
     }
     /// The format 1 signature, when it is one.
     var v1: SignatureV1? {
@@ -73,27 +87,41 @@ final class LoadedSignature: Sendable {
         switch held {
         case .v1(let signature): signature.length
         case .v2(let header, _, _): header.length
+        case .zsync(let control): control.length
         }
     }
+    /// Format 1 and zsync: the unit of the records (slice, block); format 2: the slice.
     var sliceSize: Int {
         switch held {
         case .v1(let signature): signature.sliceSize
         case .v2(let header, _, _): header.sliceSize
+        case .zsync(let control): control.blockSize
         }
     }
     var sliceCount: Int {
         switch held {
         case .v1(let signature): signature.slices.count
         case .v2(let header, _, _): header.sliceCount
+        case .zsync(let control): control.blockCount
+        }
+    }
+    /// The algorithm of the whole-file hash: SHA-256 where the signature has one (format 2, a zsync
+    /// file with `File-Hash: SHA-256`), which proves the file alone; SHA-1 otherwise.
+    var wholeFileAlgorithm: StreamingDigest.Algorithm {
+        switch held {
+        case .v1: .sha1
+        case .v2: .sha256
+        case .zsync(let control): control.sha256 != nil ? .sha256 : .sha1
         }
     }
     var wholeFileHash: [UInt8] {
         switch held {
         case .v1(let signature): signature.sha1
         case .v2(let header, _, _): header.sha256
+        case .zsync(let control): control.sha256 ?? control.sha1 ?? []
         }
     }
-    var hashLabel: String { (version == .v1 ? "sha1:" : "sha256:") + Encoding.hex(wholeFileHash) }
+    var hashLabel: String { (wholeFileAlgorithm == .sha1 ? "sha1:" : "sha256:") + Encoding.hex(wholeFileHash) }
 
     func sliceRange(_ index: Int) -> Range<Int> {
         (index * sliceSize)..<min((index + 1) * sliceSize, length)
@@ -137,6 +165,23 @@ final class LoadedSignature: Sendable {
     static let sampleReach = 16 << 20
 
 
+    /// 16 pieces of 1 MiB spread evenly over each scanned local file (`sampleReach` bytes of each);
+    /// nil when the files are too small for a sample to save anything.
+    static func spreadSample(_ alikes: [AlikeFile]) -> [Int: [Range<Int>]]? {
+        let pieces = 16
+        let piece = sampleReach / pieces
+        var sample: [Int: [Range<Int>]] = [:]
+        for (index, alike) in alikes.enumerated() where alike.scanned && alike.length > 0 {
+            guard alike.length > 2 * sampleReach else {
+                sample[index] = [0..<alike.length]
+                continue
+            }
+            let step = (alike.length - piece) / (pieces - 1)
+            sample[index] = (0..<pieces).map { ($0 * step)..<($0 * step + piece) }
+        }
+        return sample.isEmpty ? nil : sample
+    }
+
     /// Fetches and parses the signature at `remote`; nil when the server says it is not there.
     /// `firstBytes` is what the first request asks for; with `wantsSketch`, a second request for the
     /// rest of the coarse table brings the sketch table too.
@@ -144,6 +189,16 @@ final class LoadedSignature: Sendable {
         guard let first = try await remote.retrying("fetching the signature", {
             try await remote.fetchBytes(range: 0..<firstBytes, limit: firstBytes)
         }) else { return nil }
+        if ZsyncControl.looksLike(first.bytes, url: remote.url) {
+            var bytes = first.bytes
+            if bytes.count == firstBytes && first.total != firstBytes {
+                // A control file is read whole (records for every block, 0.2 % of the file).
+                bytes = try await remote.retrying("fetching the control file") {
+                    try await remote.fetchExisting(range: nil, limit: SignatureVerifier.maxSignatureBytes).bytes
+                }
+            }
+            return LoadedSignature(remote: remote, held: .zsync(try ZsyncControl.parse(bytes)))
+        }
         let version = try first.bytes.withUnsafeBytes { (raw) throws(SignatureError) in try SignatureVersion.detect(raw) }
         switch version {
         case .v1:
@@ -184,6 +239,19 @@ final class LoadedSignature: Sendable {
                 switch self.held {
                 case .v1(let v1): found = try matcher.match(v1)
                 case .v2(let header, let coarse, _): found = try matcher.matchSlices(header, coarse: coarse)
+                case .zsync(let control):
+                    if let sample = Self.spreadSample(matcher.alikes), matcher.totalBytes > 4 * Self.sampleReach {
+                        // zsync files have no slice records to tell quickly whether anything is shared:
+                        // blocks are looked for in a sample spread over the local files first, and an
+                        // unrelated file (another file, compressed data) comes whole without a full scan.
+                        let sampled = sample.values.joined().reduce(0) { $0 + $1.count }
+                        let shared = try matcher.match(control, within: sample).reduce(0) { $0 + ($1 == nil ? 0 : 1) }
+                        guard shared * control.blockSize * Self.worthwhileShare >= sampled else {
+                            context.logger.info("\(shared) blocks are in a sample of the local files: the file comes whole")
+                            break
+                        }
+                    }
+                    found = try matcher.match(control)
                 }
             }
             try self.probeSlices(&found, alikes: matcher.alikes)
@@ -191,9 +259,8 @@ final class LoadedSignature: Sendable {
         }
         let header: SignatureV2Header
         switch held {
-        case .v1(let v1):
-            return PieceMap(unitSize: v1.sliceSize, length: v1.length,
-                sources: PackedSources(slices, unitSize: v1.sliceSize))
+        case .v1, .zsync:
+            return PieceMap(unitSize: sliceSize, length: length, sources: PackedSources(slices, unitSize: sliceSize))
         case .v2(let v2, _, _):
             header = v2
         }
@@ -369,7 +436,7 @@ final class LoadedSignature: Sendable {
     /// Whether downloaded bytes are unit `index` of `downloadUnit(map)` bytes.
     func verifyUnit(_ index: Int, _ bytes: UnsafeRawBufferPointer, map: PieceMap) -> Bool {
         guard let base = bytes.baseAddress else { return bytes.isEmpty }
-        if map.verifyBySlice || v1 != nil { return sliceMatches(index, bytes) }
+        if map.verifyBySlice || v2 == nil { return sliceMatches(index, bytes) }
         // A downloaded block without its record belongs to a slice resolved from the sketch table: the
         // whole-file hash checks it, and the slice records locate it if it is wrong.
         guard let record = map.fineRecords[index] else { return true }
@@ -384,6 +451,8 @@ final class LoadedSignature: Sendable {
             return v1.slices[index] == V1SliceHash(of: base, count: bytes.count)
         case .v2(let header, let coarse, _):
             return HashRecord.slice(base, length: bytes.count, blockSize: header.blockSize) == coarse[index]
+        case .zsync(let control):
+            return control.blockMatches(index, bytes)
         }
     }
 
@@ -391,7 +460,7 @@ final class LoadedSignature: Sendable {
     /// the whole-file digest in one pass.
     var wholeFileCheck: WholeFileCheck {
         if let v2, v2.treeHash != nil { return .tree(sliceSize: v2.sliceSize, blockSize: v2.blockSize) }
-        return .digest(version == .v1 ? .sha1 : .sha256)
+        return .digest(wholeFileAlgorithm)
     }
 
     /// What `wholeFileCheck` must come to for the right file.

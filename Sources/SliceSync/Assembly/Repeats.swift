@@ -31,6 +31,18 @@ extension LoadedSignature {
             map.fillRepeats(record: { v1.slices[$0] }, zero: { length in
                 Self.withZeros(length) { V1SliceHash(of: $0, count: length) }
             })
+        } else if let control = zsync {
+            // Only zeros: zsync records may be as short as 5 bytes, too short to tell two blocks of a
+            // large file apart by record alone (zsync itself never copies by record).
+            let zero = Self.withZeros(control.blockSize) { ZsyncBlockVerifier.record(of: $0,
+                count: control.blockSize, control: control) }
+            for index in map.sources.indices where map.sources[index] == nil
+                && map.unitRange(index).count == control.blockSize {
+                let start = index * control.recordSize
+                if control.records[start..<(start + control.recordSize)].elementsEqual(zero) {
+                    map.sources[index] = LocalSource(file: LocalSource.zeros, offset: map.unitRange(index).lowerBound)
+                }
+            }
         } else if !map.verifyBySlice {
             let records = map.fineRecords
             map.fillRepeats(record: { records[$0] }, zero: { length in

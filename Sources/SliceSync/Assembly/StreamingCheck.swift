@@ -28,7 +28,7 @@ final class StreamingCheck {
         self.signature = signature
         if case .tree(_, let blockSize) = signature.wholeFileCheck { treeBlockSize = blockSize }
             else { treeBlockSize = nil }
-        digest = StreamingDigest(signature.version == .v1 ? .sha1 : .sha256)
+        digest = StreamingDigest(signature.wholeFileAlgorithm)
         buffer = UnsafeMutableRawPointer.allocate(byteCount: max(1, signature.sliceSize), alignment: 16)
     }
 
@@ -36,7 +36,7 @@ final class StreamingCheck {
 
     /// Starts again from the first byte (the server restarted the file with a 200).
     func restart() {
-        digest = StreamingDigest(signature.version == .v1 ? .sha1 : .sha256)
+        digest = StreamingDigest(signature.wholeFileAlgorithm)
         filled = 0
         slice = 0
         position = 0

@@ -15,6 +15,9 @@ public struct SyncOptions: Sendable {
     public var url: String
     /// Where the signature is, when not in the usual place.
     public var signatureURL: String?
+    /// What relative `URL:` values of a zsync control file resolve against, instead of the control
+    /// file's own URL (needed for a control file read from a local path).
+    public var baseURL: String?
     /// The destination path; default: the URL's last path component in the current directory.
     public var destination: String?
     /// Local files that probably share content with the new version.
@@ -44,7 +47,9 @@ public struct SyncReport: Sendable, Codable, Equatable {
     public var signatureURL: String
     /// The destination path.
     public var destination: String
-    /// The signature's format version.
+    /// The signature's format: `slicesync` or `zsync`.
+    public var signatureFormat: String
+    /// The signature's format version (0 for a zsync control file).
     public var formatVersion: Int
     /// The file's length.
     public var length: Int
@@ -73,7 +78,7 @@ public struct SyncReport: Sendable, Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case outcome, url, destination, length, requests, seconds, hash
-        case signatureURL = "signature_url", formatVersion = "format_version"
+        case signatureURL = "signature_url", formatVersion = "format_version", signatureFormat = "signature_format"
         case bytesReused = "bytes_reused", bytesFromServer = "bytes_from_server", bytesDownloaded = "bytes_downloaded"
         case signatureBytes = "signature_bytes", fullDownload = "full_download", repairedSlices = "repaired_slices"
         case alikeFiles = "alike_files", dataRequestsPlanned = "data_requests_planned"
@@ -129,7 +134,7 @@ public final class SyncSession: Sendable, LocatingContext {
             let own = "the signature's own slice size, \(signature.sliceSize) bytes"
             logger.warning("a slice size of \(hint) is ignored: matching uses \(own)")
         }
-        let destination = try resolveDestination(fileURL: fileURL)
+        let destination = try resolveDestination(fileURL: fileURL, name: signature.zsync?.filename)
         let remote = RemoteFile(url: fileURL, exchange: exchange, headers: options.headers, logger: logger)
         let length = signature.length
 
@@ -164,7 +169,7 @@ public final class SyncSession: Sendable, LocatingContext {
             let elapsed = ContinuousClock.now - clock
             return SyncReport(
                 outcome: outcome, url: remote.url, signatureURL: signature.remote.url, destination: destination,
-                formatVersion: signature.version.rawValue, length: length, bytesReused: plan.reusedBytes,
+                signatureFormat: signature.formatName, formatVersion: signature.formatVersion, length: length, bytesReused: plan.reusedBytes,
                 bytesFromServer: plan.bytesFromServer(length: length),
                 bytesDownloaded: remote.bytesReceived + signature.remote.bytesReceived,
                 signatureBytes: signature.remote.bytesReceived, requests: remote.requests + signature.remote.requests,
@@ -261,11 +266,15 @@ public final class SyncSession: Sendable, LocatingContext {
         var candidates: [String]
         if let explicit = options.signatureURL {
             candidates = [explicit]
+        } else if ZsyncControl.looksLike([], url: fileURL) {
+            if !SignatureLocator.isHTTPURL(fileURL) { return try await loadLocalControlFile(fileURL) }
+            candidates = [fileURL]
         } else if fileURL.lowercased().hasSuffix(TreeNaming.signatureSuffix) {
             candidates = [fileURL]
             fileURL = try SignatureLocator.fileURL(forSignature: fileURL)
         } else {
-            candidates = try SignatureLocator.candidates(for: fileURL)
+            // zsync's control file comes last: `FILE.zsync` beside the file, as zsyncmake puts it.
+            candidates = try SignatureLocator.candidates(for: fileURL) + [SignatureLocator.zsyncURL(for: fileURL)]
         }
         let local = largestLocalFile(fileURL: fileURL)
         let firstBytes = LoadedSignature.firstRequestBytes(localLength: local.length, localStart: local.start)
@@ -273,16 +282,61 @@ public final class SyncSession: Sendable, LocatingContext {
         for candidate in candidates {
             try Task.checkCancellation()
             let remote = RemoteFile(url: candidate, exchange: exchange, headers: options.headers, logger: logger)
-            guard let signature = try await LoadedSignature.fetch(remote, firstBytes: firstBytes, wantsSketch: local.length > 0, logger: logger) else {
+            guard let signature = try await LoadedSignature.fetch(remote, firstBytes: firstBytes,
+                wantsSketch: local.length > 0, logger: logger) else {
                 tried.append(candidate)
                 continue
             }
-            logger.info("signature: \(remote.url) (format \(signature.version.rawValue), \(signature.length) bytes, slices of \(signature.sliceSize))")
+            if let control = signature.zsync {
+                // Relative URLs resolve against where the control file really was (after redirects).
+                fileURL = try zsyncFileURL(control, controlURL: remote.url, asked: fileURL,
+                    named: candidate == options.url)
+            }
+            let format = "\(signature.formatName) \(signature.formatVersion)"
+            logger.info("signature: \(remote.url) (\(format), \(signature.length) bytes, units of \(signature.sliceSize))")
             return (fileURL, signature)
         }
         throw SignatureError(.notFound, "no signature found for \(fileURL); looked at:\n  "
             + tried.joined(separator: "\n  ")
             + "\nSign the published tree with 'shash', or give the signature's URL.")
+    }
+
+    /// A zsync control file given as a local path (downloaded separately, as zsync allows).
+    private func loadLocalControlFile(_ path: String) async throws -> (fileURL: String, signature: LoadedSignature) {
+        let bytes = try SystemFile.openForReading(path).readAll(limit: SignatureVerifier.maxSignatureBytes)
+        let control = try ZsyncControl.parse(bytes)
+        let remote = RemoteFile(url: path, exchange: exchange, headers: options.headers, logger: logger)
+        let fileURL = try zsyncFileURL(control, controlURL: nil, asked: path, named: true)
+        return (fileURL, LoadedSignature(remote: remote, held: .zsync(control)))
+    }
+
+    /// The file a zsync control file describes: its first `URL:` that is http(s), resolved against
+    /// `--base-url` or the control file's URL. `named` says the user named the control file itself
+    /// (else it was found beside `asked`, which is then the file's URL already).
+    private func zsyncFileURL(_ control: ZsyncControl, controlURL: String?, asked: String,
+                              named: Bool) throws -> String {
+        if control.compressedOnly {
+            throw SignatureError(.unsupportedHashing,
+                "the control file describes a file served gzip-compressed (zsyncmake -z: Z-URL, Recompress)"
+                    + ", which slicesync does not rebuild; use the uncompressed file's control file")
+        }
+        guard named else { return asked }
+        let base = options.baseURL ?? controlURL
+        for url in control.urls {
+            if let resolved = SignatureLocator.resolve(url, against: base) {
+                if control.urls.count > 1 { logger.info("the control file lists \(control.urls.count) URLs; using \(resolved)") }
+                return resolved
+            }
+        }
+        if control.urls.isEmpty {
+            throw SignatureError(.missingField, "the control file names no URL for the file (it has no URL: header): there is nothing to download from")
+        }
+        if base == nil {
+            throw TransportError(.badURL, "the control file's URL \(control.urls[0]) is relative and the control file "
+                + "was read from a local path: give the URL it was published at with --base-url")
+        }
+        throw TransportError(.badURL, "none of the control file's URLs is an http:// or https:// URL: "
+            + control.urls.joined(separator: ", "))
     }
 
     /// The local files a sync scans first: the alike files given and the destination itself (the work
@@ -295,7 +349,7 @@ public final class SyncSession: Sendable, LocatingContext {
     /// request. A destination that cannot be used leaves only the alike files; the sync reports it
     /// once the signature is in.
     private func largestLocalFile(fileURL: String) -> (length: Int, start: [UInt8]) {
-        let paths = (try? resolveDestination(fileURL: fileURL)).map(localPaths(destination:)) ?? options.alikes
+        let paths = (try? resolveDestination(fileURL: fileURL, name: nil)).map(localPaths(destination:)) ?? options.alikes
         var best: (length: Int, start: [UInt8]) = (0, [])
         for path in paths {
             guard let stamp = try? FileSystem.stamp(path), stamp.isRegularFile, stamp.size > best.length,
@@ -305,15 +359,17 @@ public final class SyncSession: Sendable, LocatingContext {
         return best
     }
 
-    private func resolveDestination(fileURL: String) throws -> String {
+    /// The destination path: as given, or `name` (a zsync control file's `Filename`) or the URL's
+    /// last component, in the directory given or the current one.
+    private func resolveDestination(fileURL: String, name: String?) throws -> String {
         var destination: String
         if let given = options.destination {
             destination = given
         } else {
-            destination = try SignatureLocator.fileName(of: fileURL)
+            destination = try name ?? SignatureLocator.fileName(of: fileURL)
         }
         if let stamp = try FileSystem.stamp(destination), stamp.isDirectory {
-            destination = Paths.join(destination, try SignatureLocator.fileName(of: fileURL))
+            destination = Paths.join(destination, try name ?? SignatureLocator.fileName(of: fileURL))
         }
         let directory = Paths.parent(of: destination)
         guard let stamp = try FileSystem.stamp(directory), stamp.isDirectory else {
@@ -427,6 +483,13 @@ public final class SyncSession: Sendable, LocatingContext {
                         knownBad: [Int]?) async throws -> Int {
         var bad = knownBad ?? []
         if knownBad == nil { bad = try await runBlocking { try signature.badSlices(in: output) } }
+        if bad.isEmpty && signature.zsync != nil {
+            // zsync records may be as short as 5 bytes, so a local block that matched by chance passes
+            // its record check again: everything taken from local files is fetched instead.
+            bad = map.localRuns.filter { $0.source.file < LocalSource.maxFiles }.flatMap { run in
+                (run.target.lowerBound / map.unitSize)..<((run.target.upperBound + map.unitSize - 1) / map.unitSize)
+            }
+        }
         logger.warning("the rebuilt file failed its whole-file check; fetching \(bad.count) slice(s) again")
         guard !bad.isEmpty else {
             throw VerificationError("the rebuilt file does not match the signature's whole-file hash although every slice does: the signature is inconsistent; re-run shash on the server")

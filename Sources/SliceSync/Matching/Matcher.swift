@@ -141,7 +141,7 @@ public final class Matcher: Sendable {
 
     /// Splits the alike files (or the given byte ranges of them) into regions and scans them on
     /// `threads` threads.
-    private func scanAll<H: WindowHasher, V: PieceVerifier>(
+    func scanAll<H: WindowHasher, V: PieceVerifier>(
         hasher: H, table: WeakTable, verifier: V, found: FoundPieces, within: [Int: [Range<Int>]]? = nil
     ) throws(FileSystemError) {
         var regions: [ScanRegion] = []

@@ -24,8 +24,16 @@ public struct LocalSource: Sendable, Hashable, Codable {
 /// Decides which of the candidate pieces (whose weak hash matched) a window of bytes really is.
 protocol PieceVerifier: Sendable {
     /// The candidates whose strong hash matches the `length` bytes starting at `pointer`; indices the
-    /// verifier does not know (the successor of the last piece, say) never match.
+    /// verifier does not know (the successor of the last piece, say) never match. A window of several
+    /// pieces (see `piecesPerWindow`) names its first piece, and matches only when every piece does.
     func verify(_ candidates: [Int32], window pointer: UnsafeRawPointer, length: Int) -> [Int32]
+    /// Consecutive pieces one weak-hash window spans: 1, or 2 for zsync files that need two
+    /// consecutive blocks to match before one is believed.
+    var piecesPerWindow: Int { get }
+}
+
+extension PieceVerifier {
+    var piecesPerWindow: Int { 1 }
 }
 
 /// Counts bytes scanned across threads, for progress display, and carries the run's cancellation
@@ -151,6 +159,8 @@ struct Scanner<Hasher: WindowHasher, Verifier: PieceVerifier>: Sendable {
 
     func scan(_ region: ScanRegion, found: FoundPieces, progress: ScanProgress) throws(FileSystemError) {
         let window = hasher.window
+        let piecesPerWindow = verifier.piecesPerWindow
+        let piece = window / piecesPerWindow
         var fileLength = region.fileLength
         guard region.start < region.end, fileLength - region.start >= window, !table.isEmpty else { return }
         let capacity = window + chunk
@@ -204,7 +214,7 @@ struct Scanner<Hasher: WindowHasher, Verifier: PieceVerifier>: Sendable {
                         break
                     }
                 }
-                state = hasher.roll(state, outgoing: bytes[i], incoming: bytes[i + window])
+                state = hasher.roll(state, bytes: bytes, at: i)
                 i += 1
             }
             if !jumped {
@@ -219,7 +229,7 @@ struct Scanner<Hasher: WindowHasher, Verifier: PieceVerifier>: Sendable {
                     if p >= region.end - 1 || p + window >= fileLength { return }
                     if p + window >= base + count { try refill(from: p) }
                     guard p + window < base + count else { return }
-                    state = hasher.roll(state, outgoing: bytes[p - base], incoming: bytes[p - base + window])
+                    state = hasher.roll(state, bytes: bytes, at: p - base)
                     p += 1
                     continue
                 }
@@ -227,16 +237,20 @@ struct Scanner<Hasher: WindowHasher, Verifier: PieceVerifier>: Sendable {
             // After a match, continue right behind it, where the next piece most likely is: try it
             // directly with the strong hash (a weak hit would cost that anyway) and compute the rolling
             // state only when the run of matches breaks.
+            p += window
             while true {
-                p += window
-                if p >= region.end || p + window > fileLength { return }
-                if p + window > base + count { try refill(from: p) }
-                guard p + window <= base + count else { return }
+                if p >= region.end || p + piece > fileLength { return }
+                if p + piece > base + count { try refill(from: p) }
+                guard p + piece <= base + count else { return }
                 guard let expected = lastMatch.map({ $0 + 1 }), !found.missing([expected]).isEmpty,
-                      !verifier.verify([expected], window: buffer + (p - base), length: window).isEmpty else { break }
+                      !verifier.verify([expected], window: buffer + (p - base), length: piece).isEmpty else { break }
                 found.record([expected], at: LocalSource(file: region.fileIndex, offset: p))
                 lastMatch = expected
+                p += piece
             }
+            if p + window > fileLength { return }
+            if p + window > base + count { try refill(from: p) }
+            guard p + window <= base + count else { return }
             state = hasher.hash(buffer + (p - base))
         }
     }
@@ -249,11 +263,16 @@ struct Scanner<Hasher: WindowHasher, Verifier: PieceVerifier>: Sendable {
         if open.isEmpty {
             // Every candidate is already found: skip ahead unverified, as a match would. At worst a
             // weak collision makes us skip a window of bytes we would not have used anyway.
-            return candidates.max()
+            return candidates.max().map { $0 + Int32(verifier.piecesPerWindow - 1) }
         }
         let matched = verifier.verify(open, window: pointer, length: hasher.window)
-        guard !matched.isEmpty else { return nil }
-        found.record(matched, at: LocalSource(file: region.fileIndex, offset: position))
-        return matched.max()
+        guard let highest = matched.max() else { return nil }
+        let pieces = verifier.piecesPerWindow
+        let piece = hasher.window / pieces
+        for k in 0..<pieces {
+            found.record(matched.map { $0 + Int32(k) }, at: LocalSource(file: region.fileIndex,
+                offset: position + k * piece))
+        }
+        return highest + Int32(pieces - 1)
     }
 }

@@ -8,6 +8,15 @@ protocol WindowHasher: Sendable {
     func roll(_ state: UInt64, outgoing: UInt8, incoming: UInt8) -> UInt64
     /// The 32-bit weak hash a signature stores for this state.
     func weak(_ state: UInt64) -> UInt32
+    /// Moves the window starting at `bytes + i` one byte forward (a hasher of several consecutive
+    /// blocks needs the bytes between too).
+    func roll(_ state: UInt64, bytes: UnsafePointer<UInt8>, at i: Int) -> UInt64
+}
+
+extension WindowHasher {
+    @inline(__always) func roll(_ state: UInt64, bytes: UnsafePointer<UInt8>, at i: Int) -> UInt64 {
+        roll(state, outgoing: bytes[i], incoming: bytes[i + window])
+    }
 }
 
 /// RK64 over a window: format 2.
@@ -80,7 +89,6 @@ struct WeakTable: Sendable {
     /// or `end`; returns that position. Everything lives in locals, so the loop stays in registers.
     @inline(never)
     func nextPossible<H: WindowHasher>(hasher: H, bytes: UnsafePointer<UInt8>, from: Int, to end: Int, state: inout UInt64) -> Int {
-        let window = hasher.window
         let shift = self.shift
         return bits.withUnsafeBufferPointer { words in
             let words = words.baseAddress!
@@ -88,7 +96,7 @@ struct WeakTable: Sendable {
             var i = from
             while i < end {
                 if Self.passes(hasher.weak(hash), words: words, shift: shift) { break }
-                hash = hasher.roll(hash, outgoing: bytes[i], incoming: bytes[i + window])
+                hash = hasher.roll(hash, bytes: bytes, at: i)
                 i += 1
             }
             state = hash

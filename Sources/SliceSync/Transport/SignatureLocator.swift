@@ -41,6 +41,26 @@ public enum SignatureLocator {
         return prefix + "/" + path.joined(separator: "/") + query
     }
 
+    /// Where zsyncmake puts a file's control file: `FILE.zsync` beside it (before any query).
+    public static func zsyncURL(for fileURL: String) throws(TransportError) -> String {
+        let (prefix, components, query) = try split(fileURL)
+        return prefix + "/" + components.joined(separator: "/") + ".zsync" + query
+    }
+
+    /// Whether `text` is an absolute http:// or https:// URL with a host.
+    public static func isHTTPURL(_ text: String) -> Bool {
+        (try? split(text)) != nil
+    }
+
+    /// `reference` (absolute, or relative to `base`) as an absolute http(s) URL; nil when it is
+    /// neither, or relative with no base.
+    public static func resolve(_ reference: String, against base: String?) -> String? {
+        if isHTTPURL(reference) { return reference }
+        guard let base, isHTTPURL(base), let resolved = URL(string: reference, relativeTo: URL(string: base))?
+            .absoluteURL.absoluteString, isHTTPURL(resolved) else { return nil }
+        return resolved
+    }
+
     /// The file name a URL's last path component gives, percent-decoded and checked.
     public static func fileName(of url: String) throws(TransportError) -> String {
         let (_, components, _) = try split(url)

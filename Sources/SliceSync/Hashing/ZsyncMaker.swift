@@ -1,0 +1,93 @@
+/// Builds a zsync control file from the bytes of a file, fed in order, exactly as `zsyncmake` 0.6.2
+/// writes it for the same file (plus a `File-Hash: SHA-256:` header for newer clients when the
+/// caller has that digest anyway).
+///
+/// Block records are pure functions of the blocks, so pieces may be hashed on other threads with
+/// `records(of:count:)` and handed back in order with `append(records:)`; the SHA-1 runs in order.
+public final class ZsyncMaker {
+    /// Block size, rsum bytes and strong bytes for the file.
+    public let blockSize: Int
+    public let length: Int
+    public let sequenceMatches: Int
+    public let rsumBytes: Int
+    public let strongBytes: Int
+    private var records: [UInt8] = []
+    private let sha1 = StreamingDigest(.sha1)
+    private var fed = 0
+
+    /// Prepares for a file of `length` bytes with zsyncmake's choices.
+    public init(length: Int) {
+        self.length = length
+        blockSize = ZsyncControl.defaultBlockSize(length: length)
+        (sequenceMatches, rsumBytes, strongBytes) = ZsyncControl.hashLengths(length: length, blockSize: blockSize)
+        records.reserveCapacity(ZsyncControl.blockCount(length: length, blockSize: blockSize)
+            * (rsumBytes + strongBytes))
+    }
+
+    /// The geometry, to hash pieces elsewhere.
+    public var geometry: ZsyncRecordGeometry {
+        ZsyncRecordGeometry(blockSize: blockSize, rsumBytes: rsumBytes, strongBytes: strongBytes)
+    }
+
+    /// Adds the next bytes of the file to the whole-file SHA-1.
+    public func hashWhole(_ pointer: UnsafeRawPointer, count: Int) {
+        sha1.update(pointer, count: count)
+        fed += count
+    }
+
+    /// Adds the records of the next blocks, in order.
+    public func append(records more: [UInt8]) { records += more }
+
+    /// Hashes the next bytes completely (whole-file hash and records), for callers without threads.
+    public func add(_ pointer: UnsafeRawPointer, count: Int) {
+        precondition(count % blockSize == 0 || fed + count == length, "pieces must be whole blocks")
+        hashWhole(pointer, count: count)
+        append(records: geometry.records(of: pointer, count: count))
+    }
+
+    /// The finished control file; `sha256` adds a `File-Hash` header.
+    public func finish(filename: String, mtime: Int?, url: String, sha256: [UInt8]?) -> ZsyncControl {
+        precondition(fed == length, "the control file is finished before the whole file was fed")
+        return ZsyncControl(filename: filename, mtime: mtime, blockSize: blockSize, length: length,
+                            sequenceMatches: sequenceMatches, rsumBytes: rsumBytes, strongBytes: strongBytes,
+                            urls: [url], sha1: sha1.finalize(), sha256: sha256, records: records)
+    }
+}
+
+/// How one block record is computed; a value, so that pool threads can hash pieces.
+public struct ZsyncRecordGeometry: Sendable {
+    public var blockSize: Int
+    public var rsumBytes: Int
+    public var strongBytes: Int
+    public var strongHash: ZsyncStrongHash = .md4
+
+    /// The records of the blocks of `count` bytes at `pointer` (a short last block is zero-padded).
+    public func records(of pointer: UnsafeRawPointer, count: Int) -> [UInt8] {
+        let blocks = (count + blockSize - 1) / blockSize
+        let size = rsumBytes + strongBytes
+        var out = [UInt8](repeating: 0, count: blocks * size)
+        var digest = [UInt8](repeating: 0, count: 32)
+        out.withUnsafeMutableBufferPointer { records in
+            digest.withUnsafeMutableBufferPointer { digest in
+                for index in 0..<blocks {
+                    let start = index * blockSize
+                    let take = min(blockSize, count - start)
+                    let record = records.baseAddress! + index * size
+                    let sum: UInt32
+                    if take == blockSize {
+                        sum = ZsyncRollingSum.sum(pointer + start, count: take)
+                        strongHash.hash(pointer + start, count: take, into: digest.baseAddress!)
+                    } else {
+                        sum = ZsyncRollingSum.paddedSum(pointer + start, count: take, window: blockSize)
+                        let padded = strongHash.blockHash(pointer + start, count: take, window: blockSize,
+                                                          prefix: strongBytes)
+                        for k in 0..<strongBytes { digest[k] = padded[k] }
+                    }
+                    for k in 0..<rsumBytes { record[k] = UInt8(truncatingIfNeeded: sum >> UInt32(8 * (rsumBytes - 1 - k))) }
+                    for k in 0..<strongBytes { record[rsumBytes + k] = digest[k] }
+                }
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,166 @@
+/// zsync's rolling sum over one block, or over two consecutive blocks at once when the control file
+/// asks for two consecutive matches (`Hash-Lengths: 2,…`): the weak hash is then that of the pair.
+struct ZsyncWindowHasher: WindowHasher {
+    let blockSize: Int
+    let pairs: Bool
+    /// The bits of each packed sum the records keep.
+    let mask: UInt32
+
+    init(blockSize: Int, sequenceMatches: Int, rsumBytes: Int) {
+        self.blockSize = blockSize
+        pairs = sequenceMatches == 2
+        mask = ZsyncRollingSum.mask(bytes: rsumBytes)
+    }
+
+    var window: Int { pairs ? 2 * blockSize : blockSize }
+
+    @inline(__always) func hash(_ pointer: UnsafeRawPointer) -> UInt64 {
+        let first = UInt64(ZsyncRollingSum.sum(pointer, count: blockSize))
+        guard pairs else { return first }
+        return first << 32 | UInt64(ZsyncRollingSum.sum(pointer + blockSize, count: blockSize))
+    }
+
+    @inline(__always) func roll(_ state: UInt64, outgoing: UInt8, incoming: UInt8) -> UInt64 {
+        // Only meaningful for single blocks; pairs roll through `roll(_:bytes:at:)`.
+        UInt64(ZsyncRollingSum.roll(UInt32(truncatingIfNeeded: state), outgoing: outgoing, incoming: incoming,
+                                    window: UInt32(truncatingIfNeeded: blockSize)))
+    }
+
+    @inline(__always) func roll(_ state: UInt64, bytes: UnsafePointer<UInt8>, at i: Int) -> UInt64 {
+        let size = UInt32(truncatingIfNeeded: blockSize)
+        guard pairs else {
+            return UInt64(ZsyncRollingSum.roll(UInt32(truncatingIfNeeded: state), outgoing: bytes[i],
+                                               incoming: bytes[i + blockSize], window: size))
+        }
+        let first = ZsyncRollingSum.roll(UInt32(truncatingIfNeeded: state >> 32), outgoing: bytes[i],
+                                         incoming: bytes[i + blockSize], window: size)
+        let second = ZsyncRollingSum.roll(UInt32(truncatingIfNeeded: state), outgoing: bytes[i + blockSize],
+                                          incoming: bytes[i + 2 * blockSize], window: size)
+        return UInt64(first) << 32 | UInt64(second)
+    }
+
+    @inline(__always) func weak(_ state: UInt64) -> UInt32 {
+        guard pairs else { return UInt32(truncatingIfNeeded: state) & mask }
+        return Self.pairKey(UInt32(truncatingIfNeeded: state >> 32) & mask, UInt32(truncatingIfNeeded: state) & mask)
+    }
+
+    /// One 32-bit key for the stored sums of two consecutive blocks: exact when each keeps 16 bits
+    /// (the usual 2-byte records), a 64-bit mix otherwise, which only adds candidates the strong hashes
+    /// then reject.
+    @inline(__always) static func pairKey(_ first: UInt32, _ second: UInt32) -> UInt32 {
+        if first <= 0xFFFF && second <= 0xFFFF { return first << 16 | second }
+        return UInt32(truncatingIfNeeded: (UInt64(first) << 32 | UInt64(second)) &* 0x9E37_79B9_7F4A_7C15 >> 32)
+    }
+}
+
+/// zsync blocks: the stored rolling sum and strong-hash prefix of each block decide, over one block or
+/// two consecutive ones. The file's last block is compared zero-padded, as zsync stores it.
+struct ZsyncBlockVerifier: PieceVerifier {
+    let control: ZsyncControl
+    let piecesPerWindow: Int
+
+    init(control: ZsyncControl) {
+        self.control = control
+        piecesPerWindow = control.sequenceMatches
+    }
+
+    func verify(_ candidates: [Int32], window pointer: UnsafeRawPointer, length: Int) -> [Int32] {
+        let blocks = max(1, length / control.blockSize)
+        var digests: [[UInt8]?] = Array(repeating: nil, count: blocks)
+        return candidates.filter { candidate in
+            for k in 0..<blocks {
+                let index = Int(candidate) + k
+                guard index >= 0, index < control.blockCount else { return false }
+                if digests[k] == nil {
+                    let size = min(control.blockRange(index).count, length - k * control.blockSize)
+                    guard size == control.blockRange(index).count else { return false }
+                    digests[k] = Self.record(of: pointer + k * control.blockSize, count: size, control: control)
+                }
+                let start = index * control.recordSize
+                guard let digest = digests[k], digest.elementsEqual(control.records[start..<(start + control.recordSize)])
+                    else { return false }
+            }
+            return true
+        }
+    }
+
+    /// The record a block of `count` bytes would have (padded to the block size when shorter).
+    static func record(of pointer: UnsafeRawPointer, count: Int, control: ZsyncControl) -> [UInt8] {
+        let geometry = ZsyncRecordGeometry(blockSize: control.blockSize, rsumBytes: control.rsumBytes,
+                                           strongBytes: control.strongBytes, strongHash: control.strongHash)
+        return geometry.records(of: pointer, count: count)
+    }
+}
+
+extension ZsyncControl {
+    /// Whether `bytes` are block `index` (the last one compared zero-padded).
+    func blockMatches(_ index: Int, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let base = bytes.baseAddress, bytes.count == blockRange(index).count else { return false }
+        let start = index * recordSize
+        return ZsyncBlockVerifier.record(of: base, count: bytes.count, control: self)[...]
+            == records[start..<(start + recordSize)]
+    }
+}
+
+extension Matcher {
+    /// zsync control files: finds every block; returns a source per block (nil where not found).
+    ///
+    /// As zsync does, a block is believed at a new place only when the blocks the control file asks
+    /// for (one, or two in a row) all match; after that, the next block is tried right behind it. The
+    /// last block is zero-padded in the control file, so it is looked for where it can be whole: at
+    /// the end of each local file and at its own offset.
+    /// `within` limits the search to byte ranges of each alike file (by index), and then skips the
+    /// last block's own search.
+    public func match(_ control: ZsyncControl, within: [Int: [Range<Int>]]? = nil) throws(FileSystemError)
+        -> [LocalSource?] {
+        let count = control.blockCount
+        guard count > 0 else { return [] }
+        let size = control.blockSize
+        let lastIndex = count - 1
+        let lastIsFull = control.length % size == 0
+        let hasher = ZsyncWindowHasher(blockSize: size, sequenceMatches: control.sequenceMatches,
+                                       rsumBytes: control.rsumBytes)
+        var entries: [(weak: UInt32, index: Int)] = []
+        if control.sequenceMatches == 2 {
+            // A pair whose second block is the padded last one cannot be whole in a local file.
+            let pairs = lastIsFull ? lastIndex : lastIndex - 1
+            entries.reserveCapacity(max(0, pairs))
+            for index in 0..<max(0, pairs) {
+                entries.append((ZsyncWindowHasher.pairKey(control.rsum(index), control.rsum(index + 1)), index))
+            }
+        } else {
+            for index in 0..<(lastIsFull ? count : lastIndex) { entries.append((control.rsum(index), index)) }
+        }
+        let verifier = ZsyncBlockVerifier(control: control)
+        let found = FoundPieces(count: count)
+        if !entries.isEmpty {
+            try scanAll(hasher: hasher, table: WeakTable(entries), verifier: verifier, found: found, within: within)
+        }
+        if within == nil && found.missing([Int32(lastIndex)]).count == 1 {
+            try matchLastBlock(control, found: found)
+        }
+        var result = [LocalSource?](repeating: nil, count: count)
+        for (index, source) in found.all { result[index] = source }
+        return result
+    }
+
+    private func matchLastBlock(_ control: ZsyncControl, found: FoundPieces) throws(FileSystemError) {
+        let index = control.blockCount - 1
+        let range = control.blockRange(index)
+        var bytes = [UInt8](repeating: 0, count: range.count)
+        for (fileIndex, alike) in alikes.enumerated() {
+            for offset in Set([alike.length - range.count, range.lowerBound])
+                where offset >= 0 && offset + range.count <= alike.length {
+                let matched = try withMutableRawBytes(&bytes) { (raw) throws(FileSystemError) -> Bool in
+                    guard try alike.file.read(into: raw.baseAddress!, count: range.count, at: offset) == range.count
+                        else { return false }
+                    return control.blockMatches(index, UnsafeRawBufferPointer(raw))
+                }
+                if matched {
+                    found.record([Int32(index)], at: LocalSource(file: fileIndex, offset: offset))
+                    return
+                }
+            }
+        }
+    }
+}
