@@ -18,6 +18,8 @@ public struct SyncServerConfiguration: Sendable {
     public var signing = try! SigningParameters()
     /// Whether subdirectories are signed too.
     public var recursive = true
+    /// Whether a zsync control file is kept beside each signature (`--zsync`).
+    public var writesZsync = false
     /// Whether the server keeps signatures current at all.
     public var signatures = true
     /// How long a changed file must stay closed and unchanged before it is signed.
@@ -73,6 +75,7 @@ public struct SyncServer: Sendable {
         if configuration.signatures {
             var signing = TreeSigningOptions(parameters: configuration.signing)
             signing.recursive = configuration.recursive
+            signing.writesZsync = configuration.writesZsync
             signing.signsLinksLeavingRoot = false
             var options = SignatureServiceOptions(signing: signing)
             options.settle = configuration.settle

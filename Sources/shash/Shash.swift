@@ -35,6 +35,7 @@ struct Shash: ParsableCommand {
               shash --service /srv/mirror        sign it and keep it signed as it changes
               shash --format 1 --slice 1M a.iso  the original slicesync format
               shash --verify /srv/mirror/a.iso   check a file against its signature
+              shash --zsync /srv/mirror          also write zsync control files (.slicesync/REL.zsync)
 
             Exit status: 0 success (for --service: stopped by a signal), 2 bad usage, 3 malformed signature, 5 a file differs from its signature,
             6 a file could not be read or written.
@@ -55,6 +56,11 @@ struct Shash: ParsableCommand {
 
     @Flag(help: "Rewrite signatures even when they are up to date.")
     var force = false
+
+    @Flag(help: ArgumentHelp("Also write a zsync control file beside each signature (.slicesync/REL.zsync), in the "
+        + "same read pass, as zsyncmake 0.6.2 would write it, with a relative URL: to the file; zsync's own clients "
+        + "(and slicesync) can use it."))
+    var zsync = false
 
     @Flag(help: "Check each FILE against its signature instead of writing signatures.")
     var verify = false
@@ -90,6 +96,7 @@ struct Shash: ParsableCommand {
         guard format == 1 || format == 2 else { throw ValidationError("--format must be 1 or 2, not \(format)") }
         guard !paths.isEmpty else { throw ValidationError("name at least one file or directory") }
         if let jobs, !(1...256).contains(jobs) { throw ValidationError("--jobs must be between 1 and 256") }
+        if zsync && verify { throw ValidationError("--zsync does not go with --verify") }
         if signature != nil && !(verify && paths.count == 1) {
             throw ValidationError("--signature goes with --verify and exactly one file")
         }
@@ -133,6 +140,7 @@ struct Shash: ParsableCommand {
         var options = TreeSigningOptions(parameters: parameters)
         options.recursive = recursive
         options.force = force
+        options.writesZsync = zsync
         if let jobs { options.jobs = jobs }
         return options
     }

@@ -58,6 +58,9 @@ struct SyncServerCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-signatures"), help: "Serve files only; do not write signatures (current ones are still served).")
     var noSignatures = false
 
+    @Flag(help: "Also keep a zsync control file beside each signature (.slicesync/REL.zsync), for zsync's clients.")
+    var zsync = false
+
     @Flag(help: "Print one line per request on standard output.")
     var accessLog = false
 
@@ -71,6 +74,7 @@ struct SyncServerCommand: AsyncParsableCommand {
     var verbose = false
 
     func validate() throws {
+        if zsync && noSignatures { throw ValidationError("--zsync does not go with --no-signatures") }
         guard format == 1 || format == 2 else { throw ValidationError("--format must be 1 or 2, not \(format)") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
         _ = try serviceTiming(settleSeconds: settle, rescanMinutes: rescan)
@@ -89,6 +93,7 @@ struct SyncServerCommand: AsyncParsableCommand {
             throw ValidationError(error.message)
         }
         configuration.recursive = recursive
+        configuration.writesZsync = zsync
         configuration.signatures = !noSignatures
         (configuration.settle, configuration.rescanInterval) = try serviceTiming(settleSeconds: settle, rescanMinutes: rescan)
         configuration.accessLog = accessLog

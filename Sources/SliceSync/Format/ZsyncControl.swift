@@ -124,16 +124,18 @@ public struct ZsyncControl: Sendable, Equatable {
         header += "Hash-Lengths: \(sequenceMatches),\(rsumBytes),\(strongBytes)\n"
         for url in urls { header += "URL: \(url)\n" }
         if let sha1 { header += "SHA-1: \(Encoding.hex(sha1))\n" }
+        // zsync 0.6.2 reads `Safe:` line by line: it must come before the headers it names.
         var safe: [String] = []
+        var newer = ""
         if let sha256 {
-            header += "File-Hash: SHA-256:\(Encoding.hex(sha256))\n"
+            newer += "File-Hash: SHA-256:\(Encoding.hex(sha256))\n"
             safe.append("File-Hash")
         }
         if strongHash != .md4 {
-            header += "Strong-Hash-Algorithm: \(strongHash.rawValue)\n"
+            newer += "Strong-Hash-Algorithm: \(strongHash.rawValue)\n"
             safe.append("Strong-Hash-Algorithm")
         }
-        if !safe.isEmpty { header += "Safe: \(safe.joined(separator: ","))\n" }
+        if !safe.isEmpty { header += "Safe: \(safe.joined(separator: ","))\n" + newer }
         return Array(header.utf8) + [UInt8(ascii: "\n")] + records
     }
 
@@ -176,6 +178,23 @@ public struct ZsyncControl: Sendable, Equatable {
 
     /// Parses a whole control file from raw memory.
     public static func parse(_ bytes: UnsafeRawBufferPointer) throws(SignatureError) -> ZsyncControl {
+        let (fields, offset) = try parseFields(bytes)
+        return try build(fields: fields, records: UnsafeRawBufferPointer(rebasing: bytes[offset...]))
+    }
+
+    /// The `Filename` and `Length` of a control file from its first bytes (the whole header), for
+    /// deciding whether one is current without reading its records.
+    public static func headerFacts(_ prefix: [UInt8]) -> (filename: String?, length: Int)? {
+        prefix.withUnsafeBytes { raw in
+            guard let (fields, _) = try? parseFields(raw),
+                  let length = fields.first(where: { $0.key == "Length" }).flatMap({ Int($0.value) }) else { return nil }
+            return (fields.first { $0.key == "Filename" }?.value, length)
+        }
+    }
+
+    /// The header lines, in order, and where the records start.
+    private static func parseFields(_ bytes: UnsafeRawBufferPointer) throws(SignatureError)
+        -> (fields: [(key: String, value: String)], recordsOffset: Int) {
         var fields: [(key: String, value: String)] = []
         var offset = 0
         var textBytes = 0
@@ -219,7 +238,7 @@ public struct ZsyncControl: Sendable, Equatable {
                 offset += count * 4
             }
         }
-        return try build(fields: fields, records: UnsafeRawBufferPointer(rebasing: bytes[offset...]))
+        return (fields, offset)
     }
 
     private static func build(fields: [(key: String, value: String)],

@@ -102,8 +102,10 @@ public struct SignatureBuilder: Sendable {
     /// Signs `length` bytes of `source`, writing the signature to `sink` at offset 0 onwards.
     ///
     /// Throws `changedWhileReading` when the file turns out shorter or longer than `length`.
+    /// With `zsync`, the same read pass also makes a zsync control file's records and SHA-1.
     public func sign(
-        source: some SignatureSource, length: Int, filename: String, into sink: some SignatureSink
+        source: some SignatureSource, length: Int, filename: String, into sink: some SignatureSink,
+        zsync: ZsyncMaker? = nil
     ) throws(FileSystemError) -> SigningOutcome {
         do {
             _ = try SignatureHeader.validateFilename(Array(filename.utf8))
@@ -111,7 +113,9 @@ public struct SignatureBuilder: Sendable {
         } catch {
             throw FileSystemError(.io, path: source.path, message: "cannot sign \(source.path): \(error.message)")
         }
-        let layout = Layout(parameters: parameters, length: length, filename: filename, targetPieceSize: targetPieceSize)
+        var layout = Layout(parameters: parameters, length: length, filename: filename, targetPieceSize: targetPieceSize)
+        // Pool threads make the zsync records of pieces of whole blocks; otherwise the driver does.
+        if let zsync, layout.parallelPieces, layout.pieceSize % zsync.blockSize == 0 { layout.zsync = zsync.geometry }
         let ringSize = pool.map { $0.threadCount + 2 } ?? 1
         let buffers = BufferRing(count: min(ringSize, max(1, layout.pieceCount)), size: layout.pieceSize)
         let state = PipelineState(layout: layout, ringCount: buffers.count)
@@ -130,6 +134,7 @@ public struct SignatureBuilder: Sendable {
                 flags.waitAndReset(slot)
                 pending[slot] = nil
                 try state.drain(piece: earlier, buffer: buffers[slot], to: sink)
+                zsync?.append(records: state.results[slot].zsyncRecords)
             }
             if let cancellation, cancellation.isCancelled {
                 throw FileSystemError(.cancelled, path: source.path, message: "signing \(source.path) was stopped")
@@ -149,6 +154,10 @@ public struct SignatureBuilder: Sendable {
                 flags.markDone(slot)
             }
             whole.update(buffers[slot], count: range.count)
+            if let zsync {
+                if layout.zsync != nil { zsync.hashWhole(buffers[slot], count: range.count) }
+                else { zsync.add(buffers[slot], count: range.count) }
+            }
         }
         // Drain what is still in flight, oldest first, so records reach the aggregate in file order.
         let firstPending = max(0, layout.pieceCount - buffers.count)
@@ -157,6 +166,7 @@ public struct SignatureBuilder: Sendable {
             flags.waitAndReset(slot)
             pending[slot] = nil
             try state.drain(piece: piece, buffer: buffers[slot], to: sink)
+            zsync?.append(records: state.results[slot].zsyncRecords)
         }
         var probe: UInt8 = 0
         guard try source.read(into: &probe, count: 1, at: length) == 0 else { throw changed(source) }
@@ -192,6 +202,8 @@ struct Layout: Sendable {
     /// Format 2: where the sketch table and the fine tables start (the header's length does not depend on its hash).
     let sketchTableOffset: Int
     let fineTablesOffset: Int
+    /// Set when pool threads also make zsync records (pieces are whole zsync blocks).
+    var zsync: ZsyncRecordGeometry?
 
     init(parameters: SigningParameters, length: Int, filename: String, targetPieceSize: Int) {
         self.parameters = parameters
@@ -272,6 +284,8 @@ final class PieceResults: @unchecked Sendable {
     var digests: [UInt8] = []
     /// Encoded records of the piece: 12-byte fine records (format 2) or 29-byte lines (format 1).
     var records: [UInt8] = []
+    /// The zsync block records of the piece, when pool threads make them.
+    var zsyncRecords: [UInt8] = []
 }
 
 /// Hashes the units of one piece: blocks for format 2, slices for format 1.
@@ -291,6 +305,7 @@ struct PieceJob: @unchecked Sendable {
         case .v2: hashBlocks(count: range.count)
         case .v1: if layout.parallelPieces { hashSlices(count: range.count) }
         }
+        if let zsync = layout.zsync { results.zsyncRecords = zsync.records(of: buffer, count: range.count) }
     }
 
     private func hashBlocks(count: Int) {

@@ -38,12 +38,32 @@ public final class ZsyncMaker {
     /// Adds the records of the next blocks, in order.
     public func append(records more: [UInt8]) { records += more }
 
-    /// Hashes the next bytes completely (whole-file hash and records), for callers without threads.
+    /// Hashes the next bytes completely (whole-file hash and records), in pieces of any size: a block
+    /// cut by a piece's end waits in `carry` for the rest.
     public func add(_ pointer: UnsafeRawPointer, count: Int) {
-        precondition(count % blockSize == 0 || fed + count == length, "pieces must be whole blocks")
         hashWhole(pointer, count: count)
-        append(records: geometry.records(of: pointer, count: count))
+        var done = 0
+        if !carry.isEmpty {
+            let take = min(blockSize - carry.count, count)
+            carry += UnsafeRawBufferPointer(start: pointer, count: take)
+            done = take
+            if carry.count == blockSize || fed == length {
+                append(records: carry.withUnsafeBytes { geometry.records(of: $0.baseAddress!, count: $0.count) })
+                carry.removeAll(keepingCapacity: true)
+            }
+        }
+        let whole = (count - done) / blockSize * blockSize
+        if whole > 0 { append(records: geometry.records(of: pointer + done, count: whole)) }
+        done += whole
+        if done < count {
+            if fed == length {
+                append(records: geometry.records(of: pointer + done, count: count - done))
+            } else {
+                carry += UnsafeRawBufferPointer(start: pointer + done, count: count - done)
+            }
+        }
     }
+    private var carry: [UInt8] = []
 
     /// The finished control file; `sha256` adds a `File-Hash` header.
     public func finish(filename: String, mtime: Int?, url: String, sha256: [UInt8]?) -> ZsyncControl {

@@ -29,6 +29,10 @@ public struct SignatureFileWriter: Sendable {
     public var attempts = 3
     /// When set, a signature in progress is abandoned (its temporary file removed) once it is cancelled.
     public var cancellation: CancellationFlag?
+    /// Whether a zsync control file is kept beside each signature (`shash --zsync`), made in the same
+    /// read pass; without it, a control file left beside a signature that is rewritten is removed, so
+    /// that none describes older content.
+    public var writesZsync = false
     /// Called between hashing and the final stat; lets tests change the file at exactly that moment.
     var afterHashing: (@Sendable (String) -> Void)?
 
@@ -48,7 +52,19 @@ public struct SignatureFileWriter: Sendable {
               let prefix = try? file.readPrefix(limit: SignatureLimits.maxHeaderBytes + 64),
               let summary = try? SignatureSummary.parse(prefix: prefix)
         else { return false }
-        return parameters.forFile(startingWith: fileStart).matches(summary) && summary.length == stamp.size && summary.filename == filename
+        guard parameters.forFile(startingWith: fileStart).matches(summary) && summary.length == stamp.size
+            && summary.filename == filename else { return false }
+        return !writesZsync || zsyncIsCurrent(TreeNaming.zsyncPath(forSignature: signaturePath), fileStamp: stamp,
+                                              filename: filename)
+    }
+
+    /// Whether the control file at `path` carries the file's stamp, name and length.
+    func zsyncIsCurrent(_ path: String, fileStamp stamp: FileStamp, filename: String) -> Bool {
+        guard let controlStamp = try? FileSystem.stamp(path), controlStamp.isRegularFile,
+              controlStamp.mtimeSeconds == stamp.mtimeSeconds, controlStamp.mtimeNanoseconds == stamp.mtimeNanoseconds,
+              let prefix = try? SystemFile.openForReading(path).readPrefix(limit: ZsyncControl.maxHeaderBytes),
+              let facts = ZsyncControl.headerFacts(prefix) else { return false }
+        return facts.filename == filename && facts.length == stamp.size
     }
 
     /// Brings the signature of `filePath` at `signaturePath` up to date.
@@ -89,19 +105,39 @@ public struct SignatureFileWriter: Sendable {
               isCurrent(signaturePath: oldSignaturePath, fileStamp: stamp, filename: oldFilename, fileStart: start),
               let signature = try? Signature.parse(SystemFile.openForReading(oldSignaturePath).readAll(limit: Self.largestSignatureMoved))
         else { return false }
+        let oldControlPath = TreeNaming.zsyncPath(forSignature: oldSignaturePath)
+        var control: ZsyncControl?
+        if writesZsync {
+            // The records stay; the name and the relative URL follow the file.
+            guard zsyncIsCurrent(oldControlPath, fileStamp: stamp, filename: oldFilename),
+                  var moved = try? ZsyncControl.parse(SystemFile.openForReading(oldControlPath)
+                      .readAll(limit: Self.largestSignatureMoved)) else { return false }
+            moved.filename = filename
+            moved.urls = [TreeNaming.zsyncRelativeURL(forSignature: signaturePath)]
+            control = moved
+        }
         try Self.replace(signaturePath) { (output) throws(FileSystemError) in
             try output.write(signature.serialized(renamedTo: filename), at: 0)
             return (stamp.mtimeSeconds, stamp.mtimeNanoseconds)
         }
+        try placeControlFile(control, signaturePath: signaturePath, stamp: (stamp.mtimeSeconds, stamp.mtimeNanoseconds))
         try FileSystem.removeFile(oldSignaturePath)
+        if (try? FileSystem.linkStamp(oldControlPath)) ?? nil != nil { try FileSystem.removeFile(oldControlPath) }
         return true
     }
 
     private func write(source: SystemFile, stamp before: FileStamp, parameters: SigningParameters, filename: String, startedAt: Int, to signaturePath: String) throws(FileSystemError) {
+        let maker = writesZsync ? ZsyncMaker(length: before.size) : nil
+        var control: ZsyncControl?
+        var stamped = (seconds: 0, nanoseconds: 0)
         try Self.replace(signaturePath) { (output) throws(FileSystemError) in
             var builder = SignatureBuilder(parameters: parameters, pool: pool)
             builder.cancellation = cancellation
-            _ = try builder.sign(source: source, length: before.size, filename: filename, into: output)
+            let outcome = try builder.sign(source: source, length: before.size, filename: filename, into: output,
+                                           zsync: maker)
+            control = maker?.finish(filename: filename, mtime: before.mtimeSeconds,
+                                    url: TreeNaming.zsyncRelativeURL(forSignature: signaturePath),
+                                    sha256: parameters.version == .v2 ? outcome.fileDigest : nil)
             afterHashing?(source.path)
             let after = try source.stamp()
             let atPath = try FileSystem.stamp(source.path)
@@ -110,7 +146,24 @@ public struct SignatureFileWriter: Sendable {
                 throw FileSystemError(.changedWhileReading, path: source.path, message: "\(source.path) changed while it was being hashed")
             }
             let racy = before.mtimeSeconds >= startedAt - racyWindow
-            return (before.mtimeSeconds - (racy ? 1 : 0), before.mtimeNanoseconds)
+            stamped = (before.mtimeSeconds - (racy ? 1 : 0), before.mtimeNanoseconds)
+            return stamped
+        }
+        try placeControlFile(control, signaturePath: signaturePath, stamp: stamped)
+    }
+
+    /// Writes the control file beside the signature with the signature's stamp, or, with none to write,
+    /// removes one left there (it would describe older content).
+    private func placeControlFile(_ control: ZsyncControl?, signaturePath: String,
+                                  stamp: (seconds: Int, nanoseconds: Int)) throws(FileSystemError) {
+        let path = TreeNaming.zsyncPath(forSignature: signaturePath)
+        guard let control else {
+            if (try? FileSystem.linkStamp(path)) ?? nil != nil { try FileSystem.removeFile(path) }
+            return
+        }
+        try Self.replace(path) { (output) throws(FileSystemError) in
+            try output.write(control.serialized(), at: 0)
+            return stamp
         }
     }
 

@@ -103,6 +103,7 @@ public final class SignatureService: @unchecked Sendable {
         watcher = try DirectoryWatcher()
         var writer = SignatureFileWriter(parameters: options.signing.parameters, pool: nil)
         writer.cancellation = cancellation
+        writer.writesZsync = options.signing.writesZsync
         // Inotify reports every later write, and a file is hashed only after it settled, so a
         // signature need not be made provisional for a recent modification time.
         writer.racyWindow = 0
@@ -434,15 +435,18 @@ public final class SignatureService: @unchecked Sendable {
         finishScanIfDone()
     }
 
+    /// Removes a signature and the zsync control file beside it, if any.
     private func removeSignature(_ path: String) {
-        guard (try? FileSystem.linkStamp(path)) ?? nil != nil else { return }
-        do {
-            try FileSystem.removeFile(path)
-            logger.info("removed \(path)")
-            pruneEmptyParents(of: path)
-        } catch {
-            logger.error("\(error.message)")
+        for file in [path, TreeNaming.zsyncPath(forSignature: path)] {
+            guard (try? FileSystem.linkStamp(file)) ?? nil != nil else { continue }
+            do {
+                try FileSystem.removeFile(file)
+                logger.info("removed \(file)")
+            } catch {
+                logger.error("\(error.message)")
+            }
         }
+        pruneEmptyParents(of: path)
     }
 
     /// Removes signature directories left empty, up to (not including) `.slicesync/` itself.

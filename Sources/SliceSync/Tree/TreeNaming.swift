@@ -14,6 +14,44 @@ public enum TreeNaming {
         Paths.join(Paths.join(root, signatureDirectory), relativePath + signatureSuffix)
     }
 
+    /// The suffix of the zsync control files `shash --zsync` keeps beside signatures.
+    public static let zsyncSuffix = ".zsync"
+
+    /// The zsync control file kept beside the signature at `signaturePath`.
+    public static func zsyncPath(forSignature signaturePath: String) -> String {
+        String(signaturePath.dropLast(signatureSuffix.count)) + zsyncSuffix
+    }
+
+    /// The relative URL, from the control file beside the signature at `signaturePath` to the signed
+    /// file: up out of `.slicesync/` and its subdirectories, then down the file's own path,
+    /// percent-encoded.
+    public static func zsyncRelativeURL(forSignature signaturePath: String) -> String {
+        var components = signaturePath.split(separator: "/").map(String.init)
+        if let directory = components.dropLast().lastIndex(of: signatureDirectory) {
+            components.removeFirst(directory + 1)
+        }
+        if let last = components.last { components[components.count - 1] = String(last.dropLast(signatureSuffix.count)) }
+        return String(repeating: "../", count: components.count)
+            + components.map(percentEncoded).joined(separator: "/")
+    }
+
+    /// A path segment with every byte but the unreserved ones (RFC 3986) percent-encoded.
+    static func percentEncoded(_ segment: String) -> String {
+        let hex = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = []
+        for byte in segment.utf8 {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+                 UInt8(ascii: "~"):
+                out.append(byte)
+            default:
+                out += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 15)]]
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
     /// Whether a directory entry with this name is a file the tools never sign: their own temporary
     /// and partial files, and signature directories.
     public static func isReserved(_ name: String) -> Bool {

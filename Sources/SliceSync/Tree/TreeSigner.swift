@@ -17,6 +17,8 @@ public struct TreeSigningOptions: Sendable {
     public var recursive = true
     /// Whether to rewrite signatures that are already current.
     public var force = false
+    /// Whether a zsync control file is kept beside each signature (`--zsync`).
+    public var writesZsync = false
     /// Threads used for hashing, and files hashed at once.
     public var jobs = ProcessInfo.processInfo.activeProcessorCount
     /// Age after which a temporary file left in `.slicesync/` by a crashed run is removed, in seconds.
@@ -104,6 +106,7 @@ public struct TreeSigner: Sendable {
         defer { pool.shutdown() }
         var writer = SignatureFileWriter(parameters: options.parameters, pool: pool)
         writer.cancellation = options.cancellation
+        writer.writesZsync = options.writesZsync
         runConcurrently(tasks, width: options.jobs) { [writer] task in
             if options.cancellation?.isCancelled == true { return }
             do throws(FileSystemError) {
@@ -240,15 +243,18 @@ public struct TreeSigner: Sendable {
                 remove(path, because: "stale temporary file", report: report)
                 continue
             }
-            guard entry.name.hasSuffix(TreeNaming.signatureSuffix) else { continue }
-            let sourceRelative = String(relativePath.dropLast(TreeNaming.signatureSuffix.count))
+            // Signatures, and the zsync control files `--zsync` keeps beside them.
+            guard let suffix = [TreeNaming.signatureSuffix, TreeNaming.zsyncSuffix].first(where: entry.name.hasSuffix)
+                else { continue }
+            let sourceRelative = String(relativePath.dropLast(suffix.count))
             let components = sourceRelative.split(separator: "/").map(String.init)
             let source = Paths.join(root, sourceRelative)
             let sourceIsSigned = !components.contains(where: TreeNaming.isReserved)
                 && !sourceRelative.isEmpty
                 && (try? FileSystem.stamp(source))??.isRegularFile == true
             if !sourceIsSigned {
-                remove(path, because: "orphaned signature (\(source) is gone)", report: report)
+                let what = suffix == TreeNaming.zsyncSuffix ? "orphaned control file" : "orphaned signature"
+                remove(path, because: "\(what) (\(source) is gone)", report: report)
             }
         }
     }
