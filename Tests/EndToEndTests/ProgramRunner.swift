@@ -18,7 +18,9 @@ enum ProgramRunner {
 
     static func run(_ program: String, _ arguments: [String], timeout: TimeInterval = 120) throws -> Result {
         let process = Process()
-        process.executableURL = buildDirectory.appendingPathComponent(program)
+        // A program of this package by name, or a system tool (zsync, zsyncmake) by absolute path.
+        process.executableURL = program.hasPrefix("/") ? URL(fileURLWithPath: program)
+            : buildDirectory.appendingPathComponent(program)
         process.arguments = arguments
         // Files rather than pipes: a chatty program can never block on a full pipe.
         let outURL = URL(fileURLWithPath: NSTemporaryDirectory() + "/slicesync-out-" + UUID().uuidString)

@@ -63,6 +63,33 @@ final class RunningService {
 
 @Suite("shash --service, run as a program on a changing tree", .serialized)
 struct ShashServiceEndToEndTests {
+    /// With --zsync, each file's control file follows its changes: written with the signature, moved
+    /// (renamed inside) with a rename, removed with the file.
+    @Test func keepsZsyncControlFilesCurrent() throws {
+        let tree = try Scratch()
+        try tree.write("pub/a.bin", pseudoRandomData(300_000, seed: 41))
+        let service = try RunningService(tree: tree, arguments: ["--zsync"])
+        func control(_ relative: String) -> ZsyncControl? {
+            (try? tree.read("pub/.slicesync/" + relative + ".zsync")).flatMap { try? ZsyncControl.parse([UInt8]($0)) }
+        }
+        func isCurrent(_ relative: String) -> Bool {
+            guard let content = try? tree.read("pub/" + relative), let parsed = control(relative) else { return false }
+            return parsed.length == content.count && parsed.sha1 == StreamingDigest.hash(.sha1, [UInt8](content))
+                && parsed.filename == (relative as NSString).lastPathComponent
+        }
+        #expect(eventually { isCurrent("a.bin") }, "start-up: \(service.output)")
+        try tree.write("pub/a.bin", pseudoRandomData(310_000, seed: 42), old: false)
+        #expect(eventually { isCurrent("a.bin") && service.isSigned("a.bin") }, "changed: \(service.output)")
+        try FileManager.default.createDirectory(atPath: tree.file("pub/d"), withIntermediateDirectories: true)
+        try FileManager.default.moveItem(atPath: tree.file("pub/a.bin"), toPath: tree.file("pub/d/b.bin"))
+        #expect(eventually { isCurrent("d/b.bin") && control("a.bin") == nil }, "renamed: \(service.output)")
+        #expect(control("d/b.bin")?.urls == ["../../d/b.bin"])
+        try FileManager.default.removeItem(atPath: tree.file("pub/d/b.bin"))
+        #expect(eventually { !tree.exists("pub/.slicesync/d/b.bin.zsync") }, "deleted: \(service.output)")
+        #expect(service.stop() == 0)
+        #expect(service.temporaryFiles().isEmpty)
+    }
+
     @Test func keepsSignaturesCurrentThroughEveryKindOfChange() throws {
         let tree = try Scratch()
         try tree.write("pub/a.bin", pseudoRandomData(300_000, seed: 1))

@@ -335,7 +335,7 @@ public final class SyncSession: Sendable, LocatingContext {
             throw TransportError(.badURL, "the control file's URL \(control.urls[0]) is relative and the control file "
                 + "was read from a local path: give the URL it was published at with --base-url")
         }
-        throw TransportError(.badURL, "none of the control file's URLs is an http:// or https:// URL: "
+        throw SignatureError(.malformedLine, "none of the control file's URLs is an http:// or https:// URL: "
             + control.urls.joined(separator: ", "))
     }
 

@@ -239,7 +239,8 @@ struct Scanner<Hasher: WindowHasher, Verifier: PieceVerifier>: Sendable {
             // state only when the run of matches breaks.
             p += window
             while true {
-                if p >= region.end || p + piece > fileLength { return }
+                // A piece shorter than the window may still follow where no window starts any more.
+                if p >= region.end + (window - piece) || p + piece > fileLength { return }
                 if p + piece > base + count { try refill(from: p) }
                 guard p + piece <= base + count else { return }
                 guard let expected = lastMatch.map({ $0 + 1 }), !found.missing([expected]).isEmpty,

@@ -77,13 +77,14 @@ public final class RemoteFile: Sendable {
                         location = target
                         throw RedirectSeen()
                     }
+                    // Where the resource really is, known from its head (a caller may stop reading early).
+                    self.state.withLock { if $0.url != current { $0.url = current } }
                     try self.checkValidator(response)
                     try head(response)
                 }, body: { chunk in
                     self.state.withLock { $0.bytesReceived += chunk.count }
                     try body(chunk)
                 })
-                if current != url { state.withLock { $0.url = current } }
                 return
             } catch is RedirectSeen {
                 guard let location else { throw TransportError(.protocolViolation, "a redirect without a Location") }

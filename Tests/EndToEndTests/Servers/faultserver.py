@@ -14,7 +14,8 @@ Listens on 127.0.0.1 on a free port, prints the port on stdout, serves files und
   stall             data requests hang (to test interruption)
   slow              data replies trickle out in 16 KiB pieces every 20 ms; the bytes of data sent so far
                     are kept in ROOT/../sent-bytes (to kill a client mid-download)
-Signatures (paths under .slicesync/) are always served normally. Stops after 300 s at most.
+Signatures (paths under .slicesync/) are always served normally. /latest/NAME.zsync redirects (302) to
+/releases/v2/NAME.zsync; other /latest/ paths do not exist. Stops after 300 s at most.
 """
 import http.server, os, signal, socketserver, sys, threading
 
@@ -49,6 +50,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
     def do_GET(self):
+        if self.path.startswith("/latest/"):
+            # A "latest" alias for control files only, as download sites keep one: relative URLs in them
+            # work only when resolved against where the redirect leads.
+            name = self.path[len("/latest/"):]
+            if name.endswith(".zsync") and "/" not in name:
+                self.send_response(302); self.send_header("Location", "/releases/v2/" + name)
+            else:
+                self.send_response(404)
+            self.send_header("Content-Length", "0"); self.end_headers(); return
         path = os.path.normpath(os.path.join(ROOT, self.path.split("?")[0].lstrip("/")))
         if not path.startswith(os.path.abspath(ROOT)) or not os.path.isfile(path):
             self.send_response(404); self.send_header("Content-Length", "0"); self.end_headers(); return
