@@ -186,15 +186,19 @@ final class LoadedSignature: Sendable {
     /// `firstBytes` is what the first request asks for; with `wantsSketch`, a second request for the
     /// rest of the coarse table brings the sketch table too.
     static func fetch(_ remote: RemoteFile, firstBytes: Int = prefixBytes, wantsSketch: Bool = false, logger: Logger) async throws -> LoadedSignature? {
+        // A control file is read whole (records for every block, 0.2 % of the file): in one request
+        // when its name says what it is.
+        let whole = ZsyncControl.looksLike([], url: remote.url)
         guard let first = try await remote.retrying("fetching the signature", {
-            try await remote.fetchBytes(range: 0..<firstBytes, limit: firstBytes)
+            try await remote.fetchBytes(range: whole ? nil : 0..<firstBytes,
+                                        limit: whole ? SignatureVerifier.maxSignatureBytes : firstBytes)
         }) else { return nil }
         if ZsyncControl.looksLike(first.bytes, url: remote.url) {
             var bytes = first.bytes
-            if bytes.count == firstBytes && first.total != firstBytes {
-                // A control file is read whole (records for every block, 0.2 % of the file).
-                bytes = try await remote.retrying("fetching the control file") {
-                    try await remote.fetchExisting(range: nil, limit: SignatureVerifier.maxSignatureBytes).bytes
+            if !whole, let total = first.total, total > bytes.count {
+                let start = bytes.count
+                bytes += try await remote.retrying("fetching the control file") {
+                    try await remote.fetchExisting(range: start..<total, limit: total - start).bytes
                 }
             }
             return LoadedSignature(remote: remote, held: .zsync(try ZsyncControl.parse(bytes)))

@@ -192,6 +192,7 @@ struct Scanner<Hasher: WindowHasher, Verifier: PieceVerifier>: Sendable {
         var state = hasher.hash(buffer + (p - base))
         let bytes = buffer.assumingMemoryBound(to: UInt8.self)
         var lastMatch: Int32?
+        var exhausted = ExhaustedWeakHashes()
 
         while true {
             if progress.isCancelled { return }
@@ -203,16 +204,20 @@ struct Scanner<Hasher: WindowHasher, Verifier: PieceVerifier>: Sendable {
             var jumped = false
             while i < fastEnd {
                 // Most positions fail the filter: roll through them in a tight loop.
-                i = table.nextPossible(hasher: hasher, bytes: bytes, from: i, to: fastEnd, state: &state)
+                i = table.nextPossible(hasher: hasher, bytes: bytes, from: i, to: fastEnd, state: &state,
+                                       exhausted: exhausted)
                 guard i < fastEnd else { break }
                 let weak = hasher.weak(state)
-                if let candidates = table.lookup(weak) {
+                if !exhausted.contains(weak), let candidates = table.lookup(weak) {
                     p = base + i
-                    if let matched = handleHit(candidates, at: p, pointer: buffer + i, region: region, found: found) {
-                        lastMatch = matched
+                    switch handleHit(candidates, at: p, pointer: buffer + i, region: region, found: found) {
+                    case .matched(let last):
+                        lastMatch = last
                         jumped = true
-                        break
+                    case .allFound: exhausted.insert(weak)
+                    case .none: break
                     }
+                    if jumped { break }
                 }
                 state = hasher.roll(state, bytes: bytes, at: i)
                 i += 1
@@ -221,9 +226,13 @@ struct Scanner<Hasher: WindowHasher, Verifier: PieceVerifier>: Sendable {
                 // The slow path: position p = base + i is at a boundary.
                 p = base + i
                 let weak = hasher.weak(state)
-                if table.mayContain(weak), let candidates = table.lookup(weak),
-                   let matched = handleHit(candidates, at: p, pointer: buffer + i, region: region, found: found) {
-                    lastMatch = matched
+                var hit = HitOutcome.none
+                if table.mayContain(weak), !exhausted.contains(weak), let candidates = table.lookup(weak) {
+                    hit = handleHit(candidates, at: p, pointer: buffer + i, region: region, found: found)
+                    if case .allFound = hit { exhausted.insert(weak) }
+                }
+                if case .matched(let last) = hit {
+                    lastMatch = last
                     jumped = true
                 } else {
                     if p >= region.end - 1 || p + window >= fileLength { return }
@@ -256,24 +265,49 @@ struct Scanner<Hasher: WindowHasher, Verifier: PieceVerifier>: Sendable {
         }
     }
 
-    /// Verifies a weak hit; returns the highest piece the window is (or one already found elsewhere),
-    /// nil when it is none of them.
+    /// What a weak hit turned out to be.
+    enum HitOutcome {
+        /// New pieces, the highest of which is given.
+        case matched(Int32)
+        /// Every piece with this weak hash is already found: nothing here can be new.
+        case allFound
+        /// None of the candidates.
+        case none
+    }
+
+    /// Verifies a weak hit and records the pieces the window is.
+    ///
+    /// Pieces already found are no candidates any more (zsync unlinks them from its hash chains): a
+    /// window that repeats one is rolled through byte by byte like any other, since a piece still
+    /// missing may start inside it (in a tar archive, 512 bytes further, say).
     @inline(never)
-    private func handleHit(_ candidates: [Int32], at position: Int, pointer: UnsafeRawPointer, region: ScanRegion, found: FoundPieces) -> Int32? {
+    private func handleHit(_ candidates: [Int32], at position: Int, pointer: UnsafeRawPointer, region: ScanRegion,
+                           found: FoundPieces) -> HitOutcome {
         let open = found.missing(candidates)
-        if open.isEmpty {
-            // Every candidate is already found: skip ahead unverified, as a match would. At worst a
-            // weak collision makes us skip a window of bytes we would not have used anyway.
-            return candidates.max().map { $0 + Int32(verifier.piecesPerWindow - 1) }
-        }
+        if open.isEmpty { return .allFound }
         let matched = verifier.verify(open, window: pointer, length: hasher.window)
-        guard let highest = matched.max() else { return nil }
+        guard let highest = matched.max() else { return .none }
         let pieces = verifier.piecesPerWindow
         let piece = hasher.window / pieces
         for k in 0..<pieces {
             found.record(matched.map { $0 + Int32(k) }, at: LocalSource(file: region.fileIndex,
                 offset: position + k * piece))
         }
-        return highest + Int32(pieces - 1)
+        return .matched(highest + Int32(pieces - 1))
+    }
+}
+
+/// Weak hashes whose pieces are all found, so that a run of repeats (zeros, padding) costs one probe
+/// per byte instead of a table lookup and a lock. Found pieces stay found, so an entry never goes
+/// stale; a direct-mapped cache of one thread's scan, small enough to stay in the L1 cache.
+struct ExhaustedWeakHashes {
+    private var slots = [UInt64](repeating: .max, count: 512)
+
+    @inline(__always) func contains(_ weak: UInt32) -> Bool {
+        slots.withUnsafeBufferPointer { $0[Int(weak & 511)] == UInt64(weak) }
+    }
+
+    @inline(__always) mutating func insert(_ weak: UInt32) {
+        slots[Int(weak & 511)] = UInt64(weak)
     }
 }

@@ -88,14 +88,17 @@ struct WeakTable: Sendable {
     /// Rolls `state` (the window at `from`) forward until a position whose weak hash passes the filter,
     /// or `end`; returns that position. Everything lives in locals, so the loop stays in registers.
     @inline(never)
-    func nextPossible<H: WindowHasher>(hasher: H, bytes: UnsafePointer<UInt8>, from: Int, to end: Int, state: inout UInt64) -> Int {
+    /// Positions whose weak hash is `exhausted` (all its pieces found) are rolled through too.
+    func nextPossible<H: WindowHasher>(hasher: H, bytes: UnsafePointer<UInt8>, from: Int, to end: Int,
+                                       state: inout UInt64, exhausted: ExhaustedWeakHashes) -> Int {
         let shift = self.shift
         return bits.withUnsafeBufferPointer { words in
             let words = words.baseAddress!
             var hash = state
             var i = from
             while i < end {
-                if Self.passes(hasher.weak(hash), words: words, shift: shift) { break }
+                let weak = hasher.weak(hash)
+                if Self.passes(weak, words: words, shift: shift) && !exhausted.contains(weak) { break }
                 hash = hasher.roll(hash, bytes: bytes, at: i)
                 i += 1
             }
