@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// zsync's rolling sum over one block, or over two consecutive blocks at once when the control file
 /// asks for two consecutive matches (`Hash-Lengths: 2,…`): the weak hash is then that of the pair.
 struct ZsyncWindowHasher: WindowHasher {
@@ -65,23 +69,53 @@ struct ZsyncBlockVerifier: PieceVerifier {
     }
 
     func verify(_ candidates: [Int32], window pointer: UnsafeRawPointer, length: Int) -> [Int32] {
-        let blocks = max(1, length / control.blockSize)
-        var digests: [[UInt8]?] = Array(repeating: nil, count: blocks)
-        return candidates.filter { candidate in
-            for k in 0..<blocks {
-                let index = Int(candidate) + k
-                guard index >= 0, index < control.blockCount else { return false }
-                if digests[k] == nil {
-                    let size = min(control.blockRange(index).count, length - k * control.blockSize)
-                    guard size == control.blockRange(index).count else { return false }
-                    digests[k] = Self.record(of: pointer + k * control.blockSize, count: size, control: control)
+        let blockSize = control.blockSize
+        let blocks = max(1, length / blockSize)
+        let recordSize = control.recordSize
+        let rsumBytes = control.rsumBytes
+        let strongBytes = control.strongBytes
+        let mask = ZsyncRollingSum.mask(bytes: rsumBytes)
+        // Digests of the window's whole blocks, computed once whatever the number of candidates.
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32 * blocks) { digests in
+            var hashed = 0
+            return control.records.withUnsafeBufferPointer { records in
+                candidates.filter { candidate in
+                    for k in 0..<blocks {
+                        let index = Int(candidate) + k
+                        guard index >= 0, index < control.blockCount else { return false }
+                        let size = control.blockRange(index).count
+                        guard size <= length - k * blockSize else { return false }
+                        let block = pointer + k * blockSize
+                        let record = records.baseAddress! + index * recordSize
+                        if size < blockSize {
+                            // The zero-padded last block.
+                            let padded = control.strongHash.blockHash(block, count: size, window: blockSize,
+                                                                      prefix: strongBytes)
+                            guard padded.elementsEqual(UnsafeBufferPointer(start: record + rsumBytes,
+                                count: strongBytes)) else { return false }
+                            guard ZsyncRollingSum.paddedSum(block, count: size, window: blockSize) & mask
+                                == Self.storedSum(record, bytes: rsumBytes) else { return false }
+                            continue
+                        }
+                        if k >= hashed {
+                            control.strongHash.hash(block, count: blockSize, into: digests.baseAddress! + 32 * k)
+                            hashed = k + 1
+                        }
+                        guard memcmp(digests.baseAddress! + 32 * k, record + rsumBytes, strongBytes) == 0,
+                              ZsyncRollingSum.sum(block, count: blockSize) & mask
+                                == Self.storedSum(record, bytes: rsumBytes) else { return false }
+                    }
+                    return true
                 }
-                let start = index * control.recordSize
-                guard let digest = digests[k], digest.elementsEqual(control.records[start..<(start + control.recordSize)])
-                    else { return false }
             }
-            return true
         }
+    }
+
+    /// The rolling sum a record stores, right-aligned.
+    @inline(__always) static func storedSum(_ record: UnsafePointer<UInt8>, bytes: Int) -> UInt32 {
+        var value: UInt32 = 0
+        for k in 0..<bytes { value = value << 8 | UInt32(record[k]) }
+        return value
     }
 
     /// The record a block of `count` bytes would have (padded to the block size when shorter).
