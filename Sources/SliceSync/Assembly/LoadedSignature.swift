@@ -434,6 +434,11 @@ final class LoadedSignature: Sendable {
 
     // MARK: Verification
 
+    /// The body one data request may ask for. zsync users expect its request counts (up to 20 ranges of
+    /// any size per request); replies stream to disk, so only the spread over connections is lost, and
+    /// more than 200 ranges still go out in parallel.
+    var maxRequestBytes: Int { zsync == nil ? RequestPlanner.maxRequestBytes : 1 << 62 }
+
     /// The unit downloads are verified in: slices when the map says so, else the map's unit.
     func downloadUnit(_ map: PieceMap) -> Int { map.verifyBySlice ? sliceSize : map.unitSize }
 

@@ -30,17 +30,23 @@ struct SyncPlan: Sendable {
     var fullDownload: Bool
 
     /// Decides the plan for `map` of a file of `length` bytes, whose server takes `maxRanges` ranges
-    /// per request; downloads are checked in `unit`s.
-    init(map: PieceMap, length: Int, maxRanges: Int, unit: Int) {
+    /// per request; downloads are checked in `unit`s. With `wholeWhenLittleShared` (slicesync
+    /// signatures), a file of which local files hold less than 1/`worthwhileShare` comes whole; a zsync
+    /// control file has cost its one request already, so every piece found is used.
+    /// `maxRequestBytes` is the body one request may ask for.
+    init(map: PieceMap, length: Int, maxRanges: Int, unit: Int, wholeWhenLittleShared: Bool = true,
+         maxRequestBytes: Int = RequestPlanner.maxRequestBytes) {
         self.map = map
         reusedBytes = map.reusedBytes
         missingRanges = RequestPlanner.merge(map.missingRanges)
         missingBytes = missingRanges.reduce(0) { $0 + $1.count }
-        requestCount = RequestPlanner.requests(for: missingRanges, maxRanges: maxRanges, unit: unit).count
+        requestCount = RequestPlanner.requests(for: missingRanges, maxRanges: maxRanges, unit: unit,
+                                               maxBytes: maxRequestBytes).count
         let overhead = RequestPlanner.overhead(rangeCount: missingRanges.count, requestCount: requestCount)
         // Ranges are worth their requests only when they spare a real share of the file.
         fullDownload = missingBytes > 0
-            && (missingBytes + overhead >= length || reusedBytes * LoadedSignature.worthwhileShare < length)
+            && (missingBytes + overhead >= length
+                || (wholeWhenLittleShared && reusedBytes * LoadedSignature.worthwhileShare < length))
     }
 
     /// Bytes of the file that come from the server.

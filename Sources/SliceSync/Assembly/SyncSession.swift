@@ -163,7 +163,8 @@ public final class SyncSession: Sendable, LocatingContext {
         try Task.checkCancellation()
         if scanProgress.isCancelled { throw CancellationError() }
         var plan = SyncPlan(map: found, length: length, maxRanges: remote.maxRanges,
-            unit: signature.downloadUnit(found))
+            unit: signature.downloadUnit(found), wholeWhenLittleShared: signature.zsync == nil,
+            maxRequestBytes: signature.maxRequestBytes)
 
         func report(_ outcome: String, hash: String, repaired: Int = 0) -> SyncReport {
             let elapsed = ContinuousClock.now - clock
@@ -419,7 +420,8 @@ public final class SyncSession: Sendable, LocatingContext {
         let done = Atomic<Int>(0)
         let observer = observer
         let unit = signature.downloadUnit(map)
-        let downloader = RangeDownloader(remote: remote, jobs: options.jobs, unit: unit, logger: logger)
+        var downloader = RangeDownloader(remote: remote, jobs: options.jobs, unit: unit, logger: logger)
+        downloader.maxRequestBytes = signature.maxRequestBytes
         try await downloader.download(ranges) { range, bytes in
             // Whole units only: a unit cut by the reply's boundaries is asked for again.
             let first = (range.lowerBound + unit - 1) / unit

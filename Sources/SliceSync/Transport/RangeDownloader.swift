@@ -89,6 +89,8 @@ struct RangeDownloader: Sendable {
     let logger: Logger
     /// Tries per request for transient failures.
     var attempts = 5
+    /// Largest body asked for in one request (see `RequestPlanner.maxRequestBytes`).
+    var maxRequestBytes = RequestPlanner.maxRequestBytes
 
     /// Thrown when the server ignores Range requests altogether.
     struct RangesUnsupported: Error {}
@@ -103,7 +105,8 @@ struct RangeDownloader: Sendable {
             guard rounds <= 12 else {
                 throw TransportError(.protocolViolation, "the server keeps answering without the requested bytes")
             }
-            let requests = RequestPlanner.requests(for: pending, maxRanges: remote.maxRanges, unit: unit)
+            let requests = RequestPlanner.requests(for: pending, maxRanges: remote.maxRanges, unit: unit,
+                                                   maxBytes: maxRequestBytes)
             var leftovers: [Range<Int>] = []
             try await withThrowingTaskGroup(of: [Range<Int>].self) { group in
                 var iterator = requests.makeIterator()
