@@ -12,9 +12,8 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 work=${BENCH_WORK:-$here/bench/work}/4gib
 mkdir -p "$work/pub" "$work/client"
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light time >/dev/null
-(cd "$here" && swift build -c release --product shash >/dev/null && swift build -c release --product slicesync >/dev/null)
-shash="$here/.build/release/shash"
-slicesync="$here/.build/release/slicesync"
+source "$here/bench/lib/build.sh"
+build_release shash slicesync
 
 if [ ! -f "$work/old.bin" ] || [ "$(stat -c %s "$work/old.bin")" -ne $((4 << 30)) ]; then
   (openssl enc -aes-128-ctr -pass pass:slicesync-4gib -nosalt -pbkdf2 </dev/zero 2>/dev/null || true) | head -c $((4 << 30)) >"$work/old.bin"

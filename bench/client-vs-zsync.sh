@@ -29,10 +29,8 @@ for tool in zsync zsyncmake $tools nginx python3; do
   command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || { echo "missing: $tool" >&2; exit 1; }
 done
 
-echo "building release binaries..." >&2
-(cd "$here" && swift build -c release --product shash >/dev/null && swift build -c release --product slicesync >/dev/null)
-shash="$here/.build/release/shash"
-slicesync="$here/.build/release/slicesync"
+source "$here/bench/lib/build.sh"
+build_release shash slicesync
 
 # ---- corpora -------------------------------------------------------------------------------------
 source "$here/bench/lib/corpora.sh"

@@ -18,10 +18,8 @@ mkdir -p "$work"
 for package in zsync nginx-light time; do
   dpkg -s "$package" >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null || true
 done
-echo "building release binaries..." >&2
-(cd "$here" && swift build -c release --product shash >/dev/null && swift build -c release --product slicesync >/dev/null)
-shash="$here/.build/release/shash"
-slicesync="$here/.build/release/slicesync"
+source "$here/bench/lib/build.sh"
+build_release shash slicesync
 source "$here/bench/lib/corpora.sh"
 make_corpora "$work"
 cases="a b c d t z"

@@ -12,36 +12,23 @@
  * They are deprecated in OpenSSL 3 but remain part of its API. */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-static inline void slicesync_sha256(const void *data, size_t length, unsigned char *output) {
-    SHA256_CTX context;
-    SHA256_Init(&context);
-    SHA256_Update(&context, data, length);
-    SHA256_Final(output, &context);
-}
+/* One buffer through a digest's direct routines: CONTEXT, INIT, UPDATE and FINAL name them. */
+#define SLICESYNC_ONE_SHOT(NAME, CONTEXT, INIT, UPDATE, FINAL) \
+    static inline void NAME(const void *data, size_t length, unsigned char *output) { \
+        CONTEXT context; \
+        INIT(&context); \
+        UPDATE(&context, data, length); \
+        FINAL(output, &context); \
+    }
 
-/* One-shot digests of one buffer for the strong hashes of zsync control files (MD4, MD5 or SHA-224
- * of each block). MD4 has no fetchable implementation in OpenSSL 3's default provider (only in the
- * legacy one, which may not be installed), but its direct routines are still part of libcrypto. */
-static inline void slicesync_md4(const void *data, size_t length, unsigned char *output) {
-    MD4_CTX context;
-    MD4_Init(&context);
-    MD4_Update(&context, data, length);
-    MD4_Final(output, &context);
-}
+SLICESYNC_ONE_SHOT(slicesync_sha256, SHA256_CTX, SHA256_Init, SHA256_Update, SHA256_Final)
 
-static inline void slicesync_md5(const void *data, size_t length, unsigned char *output) {
-    MD5_CTX context;
-    MD5_Init(&context);
-    MD5_Update(&context, data, length);
-    MD5_Final(output, &context);
-}
-
-static inline void slicesync_sha224(const void *data, size_t length, unsigned char *output) {
-    SHA256_CTX context;
-    SHA224_Init(&context);
-    SHA224_Update(&context, data, length);
-    SHA224_Final(output, &context);
-}
+/* The strong hashes of zsync control files (MD4, MD5 or SHA-224 of each block). MD4 has no fetchable
+ * implementation in OpenSSL 3's default provider (only in the legacy one, which may not be installed),
+ * but its direct routines are still part of libcrypto. */
+SLICESYNC_ONE_SHOT(slicesync_md4, MD4_CTX, MD4_Init, MD4_Update, MD4_Final)
+SLICESYNC_ONE_SHOT(slicesync_md5, MD5_CTX, MD5_Init, MD5_Update, MD5_Final)
+SLICESYNC_ONE_SHOT(slicesync_sha224, SHA256_CTX, SHA224_Init, SHA224_Update, SHA224_Final)
 #pragma GCC diagnostic pop
 
 #endif
