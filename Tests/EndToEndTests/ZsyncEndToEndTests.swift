@@ -39,6 +39,8 @@ struct ZsyncScenario {
     }
 }
 
+private let sha = "SHA-1: " + String(repeating: "a", count: 40)
+
 @Suite("zsync control files, end to end", .serialized)
 struct ZsyncEndToEndTests {
     /// zsyncmake's control files are read over servers that refuse multi-range requests or ignore
@@ -93,9 +95,9 @@ struct ZsyncEndToEndTests {
     /// A broken control file is exit status 3 with a message that names the problem; nothing is written.
     @Test(arguments: [
         ("garbage", Data("<html>no</html>\n\nmore".utf8), "zsync control file"),
-        ("short records", Data("zsync: 0.6.2\nBlocksize: 2048\nLength: 5000\nSHA-1: \(String(repeating: "a", count: 40))\n\nxyz".utf8),
+        ("short records", Data("zsync: 0.6.2\nBlocksize: 2048\nLength: 5000\n\(sha)\n\nxyz".utf8),
          "block records"),
-        ("unknown header", Data("zsync: 0.6.2\nBlocksize: 2048\nLength: 1\nFancy: yes\nSHA-1: \(String(repeating: "a", count: 40))\n\n".utf8),
+        ("unknown header", Data("zsync: 0.6.2\nBlocksize: 2048\nLength: 1\nFancy: yes\n\(sha)\n\n".utf8),
          "Fancy"),
     ])
     func malformedControlFilesChangeNothing(label: String, content: Data, words: String) throws {

@@ -251,7 +251,8 @@ final class LoadedSignature: Sendable {
                         let sampled = sample.values.joined().reduce(0) { $0 + $1.count }
                         let shared = try matcher.match(control, within: sample).reduce(0) { $0 + ($1 == nil ? 0 : 1) }
                         guard shared * control.blockSize * Self.worthwhileShare >= sampled else {
-                            context.logger.info("\(shared) blocks are in a sample of the local files: the file comes whole")
+                            let found = "\(shared) blocks are in a sample of the local files"
+                            context.logger.info("\(found): the file comes whole")
                             break
                         }
                     }

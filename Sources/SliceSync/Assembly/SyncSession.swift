@@ -170,7 +170,8 @@ public final class SyncSession: Sendable, LocatingContext {
             let elapsed = ContinuousClock.now - clock
             return SyncReport(
                 outcome: outcome, url: remote.url, signatureURL: signature.remote.url, destination: destination,
-                signatureFormat: signature.formatName, formatVersion: signature.formatVersion, length: length, bytesReused: plan.reusedBytes,
+                signatureFormat: signature.formatName, formatVersion: signature.formatVersion, length: length,
+                bytesReused: plan.reusedBytes,
                 bytesFromServer: plan.bytesFromServer(length: length),
                 bytesDownloaded: remote.bytesReceived + signature.remote.bytesReceived,
                 signatureBytes: signature.remote.bytesReceived, requests: remote.requests + signature.remote.requests,
@@ -294,7 +295,8 @@ public final class SyncSession: Sendable, LocatingContext {
                     named: candidate == options.url)
             }
             let format = "\(signature.formatName) \(signature.formatVersion)"
-            logger.info("signature: \(remote.url) (\(format), \(signature.length) bytes, units of \(signature.sliceSize))")
+            let size = "\(signature.length) bytes, units of \(signature.sliceSize)"
+            logger.info("signature: \(remote.url) (\(format), \(size))")
             return (fileURL, signature)
         }
         throw SignatureError(.notFound, "no signature found for \(fileURL); looked at:\n  "
@@ -325,12 +327,15 @@ public final class SyncSession: Sendable, LocatingContext {
         let base = options.baseURL ?? controlURL
         for url in control.urls {
             if let resolved = SignatureLocator.resolve(url, against: base) {
-                if control.urls.count > 1 { logger.info("the control file lists \(control.urls.count) URLs; using \(resolved)") }
+                if control.urls.count > 1 {
+                    logger.info("the control file lists \(control.urls.count) URLs; using \(resolved)")
+                }
                 return resolved
             }
         }
         if control.urls.isEmpty {
-            throw SignatureError(.missingField, "the control file names no URL for the file (it has no URL: header): there is nothing to download from")
+            throw SignatureError(.missingField, "the control file names no URL for the file (it has no URL: "
+                + "header): there is nothing to download from")
         }
         if base == nil {
             throw TransportError(.badURL, "the control file's URL \(control.urls[0]) is relative and the control file "
@@ -350,7 +355,8 @@ public final class SyncSession: Sendable, LocatingContext {
     /// request. A destination that cannot be used leaves only the alike files; the sync reports it
     /// once the signature is in.
     private func largestLocalFile(fileURL: String) -> (length: Int, start: [UInt8]) {
-        let paths = (try? resolveDestination(fileURL: fileURL, name: nil)).map(localPaths(destination:)) ?? options.alikes
+        let paths = (try? resolveDestination(fileURL: fileURL, name: nil)).map(localPaths(destination:))
+            ?? options.alikes
         var best: (length: Int, start: [UInt8]) = (0, [])
         for path in paths {
             guard let stamp = try? FileSystem.stamp(path), stamp.isRegularFile, stamp.size > best.length,

@@ -187,7 +187,8 @@ public struct ZsyncControl: Sendable, Equatable {
     public static func headerFacts(_ prefix: [UInt8]) -> (filename: String?, length: Int)? {
         prefix.withUnsafeBytes { raw in
             guard let (fields, _) = try? parseFields(raw),
-                  let length = fields.first(where: { $0.key == "Length" }).flatMap({ Int($0.value) }) else { return nil }
+                  let length = fields.first(where: { $0.key == "Length" }).flatMap({ Int($0.value) })
+            else { return nil }
             return (fields.first { $0.key == "Filename" }?.value, length)
         }
     }
@@ -267,7 +268,8 @@ public struct ZsyncControl: Sendable, Equatable {
         }
         let mtime = try single("MTime").map { (text) throws(SignatureError) in
             guard let seconds = parseTime(text) else {
-                throw SignatureError(.malformedLine, "the MTime header \"\(text)\" is not a date as zsyncmake writes it")
+                throw SignatureError(.malformedLine,
+                    "the MTime header \"\(text)\" is not a date as zsyncmake writes it")
             }
             return seconds
         }
@@ -319,7 +321,8 @@ public struct ZsyncControl: Sendable, Equatable {
         }
         guard sha1 != nil || sha256 != nil else {
             throw SignatureError(.missingField,
-                "the control file has neither an SHA-1 nor a File-Hash: SHA-256 header, so a rebuild could not be checked")
+                "the control file has neither an SHA-1 nor a File-Hash: SHA-256 header, "
+                    + "so a rebuild could not be checked")
         }
         let urls = values("URL")
         guard urls.count <= maxURLs else {
@@ -333,7 +336,8 @@ public struct ZsyncControl: Sendable, Equatable {
         guard raw.count % recordSize == 0, raw.count / recordSize == count else {
             if raw.count / recordSize < count {
                 throw SignatureError(.truncated,
-                    "the control file has \(raw.count) bytes of block records; \(count) blocks need \(count * recordSize)")
+                    "the control file has \(raw.count) bytes of block records; "
+                        + "\(count) blocks need \(count * recordSize)")
             }
             throw SignatureError(.trailingData,
                 "the control file has \(raw.count - count * recordSize) bytes after its \(count) block records")
@@ -344,7 +348,8 @@ public struct ZsyncControl: Sendable, Equatable {
                             compressedOnly: compressedOnly, records: Array(raw))
     }
 
-    private static func decimal(_ digits: [UInt8], field: String, in range: ClosedRange<Int>) throws(SignatureError) -> Int {
+    private static func decimal(_ digits: [UInt8], field: String,
+                                in range: ClosedRange<Int>) throws(SignatureError) -> Int {
         try SignatureHeader.parseDecimal(digits, field: field, in: range)
     }
 

@@ -113,7 +113,8 @@ public struct SignatureBuilder: Sendable {
         } catch {
             throw FileSystemError(.io, path: source.path, message: "cannot sign \(source.path): \(error.message)")
         }
-        var layout = Layout(parameters: parameters, length: length, filename: filename, targetPieceSize: targetPieceSize)
+        var layout = Layout(parameters: parameters, length: length, filename: filename,
+                            targetPieceSize: targetPieceSize)
         // Pool threads make the zsync records of pieces of whole blocks; otherwise the driver does.
         if let zsync, layout.parallelPieces, layout.pieceSize % zsync.blockSize == 0 { layout.zsync = zsync.geometry }
         let ringSize = pool.map { $0.threadCount + 2 } ?? 1

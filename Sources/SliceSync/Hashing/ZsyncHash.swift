@@ -14,7 +14,8 @@ public enum ZsyncRollingSum {
         var b: UInt32 = 0
         var i = 0
         while i + 16 <= count {
-            let chunk = SIMD16<UInt16>(truncatingIfNeeded: pointer.loadUnaligned(fromByteOffset: i, as: SIMD16<UInt8>.self))
+            let bytes16 = pointer.loadUnaligned(fromByteOffset: i, as: SIMD16<UInt8>.self)
+            let chunk = SIMD16<UInt16>(truncatingIfNeeded: bytes16)
             b &+= a &* 16 &+ UInt32((chunk &* weights).wrappedSum())
             a &+= UInt32(chunk.wrappedSum())
             i += 16

@@ -103,7 +103,9 @@ public struct ZsyncRecordGeometry: Sendable {
                                                           prefix: strongBytes)
                         for k in 0..<strongBytes { digest[k] = padded[k] }
                     }
-                    for k in 0..<rsumBytes { record[k] = UInt8(truncatingIfNeeded: sum >> UInt32(8 * (rsumBytes - 1 - k))) }
+                    for k in 0..<rsumBytes {
+                        record[k] = UInt8(truncatingIfNeeded: sum >> UInt32(8 * (rsumBytes - 1 - k)))
+                    }
                     for k in 0..<strongBytes { record[rsumBytes + k] = digest[k] }
                 }
             }

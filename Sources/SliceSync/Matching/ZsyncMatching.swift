@@ -184,9 +184,11 @@ extension Matcher {
         var bytes = [UInt8](repeating: 0, count: range.count)
         // Right behind its predecessor, wherever that was found; else at the end of each local file, or
         // at its own offset.
-        let behind = found.all.last { $0.0 == index - 1 }.map { (file: $0.1.file, offset: $0.1.offset + control.blockSize) }
+        let behind = found.all.last { $0.0 == index - 1 }
+            .map { (file: $0.1.file, offset: $0.1.offset + control.blockSize) }
         for (fileIndex, alike) in alikes.enumerated() {
-            let places = [behind?.file == fileIndex ? behind?.offset : nil, alike.length - range.count, range.lowerBound]
+            let places = [behind?.file == fileIndex ? behind?.offset : nil, alike.length - range.count,
+                          range.lowerBound]
             for offset in places.compactMap({ $0 }) where offset >= 0 && offset + range.count <= alike.length {
                 let matched = try withMutableRawBytes(&bytes) { (raw) throws(FileSystemError) -> Bool in
                     guard try alike.file.read(into: raw.baseAddress!, count: range.count, at: offset) == range.count

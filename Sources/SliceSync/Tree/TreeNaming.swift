@@ -30,7 +30,9 @@ public enum TreeNaming {
         if let directory = components.dropLast().lastIndex(of: signatureDirectory) {
             components.removeFirst(directory + 1)
         }
-        if let last = components.last { components[components.count - 1] = String(last.dropLast(signatureSuffix.count)) }
+        if let last = components.last {
+            components[components.count - 1] = String(last.dropLast(signatureSuffix.count))
+        }
         return String(repeating: "../", count: components.count)
             + components.map(percentEncoded).joined(separator: "/")
     }

@@ -96,7 +96,8 @@ struct ZsyncMatchingTests {
         try dir.write("old", randomBytes(3001, seed: 96) + shared + randomBytes(5000, seed: 97))
         let matcher = Matcher(paths: [dir.file("old")], threads: 1, progress: ScanProgress(), logger: logger)
         #expect(try matcher.match(Self.control(new, seq: 2, rsum: 4, strong: 16))[4] == nil)
-        #expect(try matcher.match(Self.control(new, seq: 1, rsum: 4, strong: 16))[4] == LocalSource(file: 0, offset: 3001))
+        #expect(try matcher.match(Self.control(new, seq: 1, rsum: 4, strong: 16))[4]
+            == LocalSource(file: 0, offset: 3001))
     }
 
     /// The last block is stored zero-padded: it is found at the end of a local file, and right behind
@@ -112,6 +113,7 @@ struct ZsyncMatchingTests {
         #expect(try tailOnly.match(control)[10] == LocalSource(file: 0, offset: 999))
         let shifted = Matcher(paths: [dir.file("whole")], threads: 2, progress: ScanProgress(), logger: logger)
         let found = try shifted.match(control)
-        #expect(found.enumerated().allSatisfy { $0.element == LocalSource(file: 0, offset: 5 + $0.offset * 2048) }, "\(found)")
+        #expect(found.enumerated().allSatisfy { $0.element == LocalSource(file: 0, offset: 5 + $0.offset * 2048) },
+                "\(found)")
     }
 }
