@@ -22,13 +22,34 @@ public final class AsyncHTTPExchange: HTTPExchange, Sendable {
     private let clients = Mutex<[ProxySettings.Server?: HTTPClient]>([:])
     private let rateLimiter: RateLimiter?
 
-    /// Creates the exchange; `insecure` accepts invalid TLS certificates; `rateLimiter` caps the rate
-    /// at which reply bodies are read, over all connections together.
-    public init(insecure: Bool = false, connections: Int = 8, proxies: ProxySettings = ProxySettings(),
-                rateLimiter: RateLimiter? = nil) {
+    /// Creates the exchange; `insecure` accepts invalid TLS certificates; `trustedCertificates`
+    /// (a PEM file) replaces the system's authorities, as curl's `--cacert` does, and so does the file
+    /// `SSL_CERT_FILE` names (which OpenSSL and curl honour and swift-nio-ssl does not read by itself);
+    /// `rateLimiter` caps the rate at which reply bodies are read, over all connections together.
+    public init(insecure: Bool = false, trustedCertificates: String? = nil, connections: Int = 8,
+                proxies: ProxySettings = ProxySettings(), rateLimiter: RateLimiter? = nil,
+                environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         self.rateLimiter = rateLimiter
         var tls = TLSConfiguration.makeClientConfiguration()
         if insecure { tls.certificateVerification = .none }
+        let file = trustedCertificates ?? environment["SSL_CERT_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+        if let file, !insecure {
+            let origin = trustedCertificates == nil ? "SSL_CERT_FILE names " : ""
+            guard (try? FileSystem.stamp(file))??.isRegularFile == true else {
+                throw TransportError(.tls, "cannot read the certificates \(origin)\(file): there is no such file")
+            }
+            let certificates: [NIOSSLCertificate]
+            do {
+                certificates = try NIOSSLCertificate.fromPEMFile(file)
+            } catch {
+                throw TransportError(.tls, "cannot read the certificates \(origin)\(file): it must be a PEM file of "
+                    + "certificate authorities (\(error))")
+            }
+            guard !certificates.isEmpty else {
+                throw TransportError(.tls, "\(origin)\(file), which holds no certificate")
+            }
+            tls.trustRoots = .certificates(certificates)
+        }
         var configuration = HTTPClient.Configuration(
             tlsConfiguration: tls,
             redirectConfiguration: .disallow,
@@ -103,9 +124,11 @@ public final class AsyncHTTPExchange: HTTPExchange, Sendable {
         } catch let error as HTTPClientError {
             throw Self.translate(error, url: url)
         } catch let error as NIOSSLError {
-            throw TransportError(.tls, "TLS failed for \(url): \(error); use --insecure only if you trust this server")
+            throw TransportError(.tls, await TLSDiagnosis.explain(error, url: url, proxied: proxies.server(for: url) != nil))
         } catch let error as BoringSSLError {
-            throw TransportError(.tls, "TLS failed for \(url): \(error); use --insecure only if you trust this server")
+            throw TransportError(.tls, await TLSDiagnosis.explain(error, url: url, proxied: proxies.server(for: url) != nil))
+        } catch let error as NIOSSLExtraError {
+            throw TransportError(.tls, await TLSDiagnosis.explain(error, url: url, proxied: proxies.server(for: url) != nil))
         } catch is CancellationError {
             throw CancellationError()
         } catch let error as IOError {
@@ -121,7 +144,8 @@ public final class AsyncHTTPExchange: HTTPExchange, Sendable {
                 throw TransportError(.unreachable, "cannot reach \(Self.hostPart(url)): \(text)")
             }
             if text.lowercased().contains("ssl") || text.lowercased().contains("certificate") {
-                throw TransportError(.tls, "TLS failed for \(url): \(text); use --insecure only if you trust this server")
+                throw TransportError(.tls, await TLSDiagnosis.explain(error, url: url,
+                                                                      proxied: proxies.server(for: url) != nil))
             }
             // Anything else from the HTTP stack (a body cut short, a parse error) is a broken connection.
             throw TransportError(.connection, "the connection to \(Self.hostPart(url)) broke: \(text)")
@@ -134,6 +158,10 @@ public final class AsyncHTTPExchange: HTTPExchange, Sendable {
         }
         if [.invalidURL, .emptyHost, .emptyScheme].contains(error) {
             return TransportError(.badURL, "\(url) is not a URL this client can fetch")
+        }
+        if error == .remoteConnectionClosed && url.lowercased().hasPrefix("http:") {
+            return TransportError(.connection, "\(hostPart(url)) closed the connection without answering; "
+                + "if it serves HTTPS, use an https:// URL")
         }
         return TransportError(.connection, "talking to \(hostPart(url)) failed: \(error)")
     }

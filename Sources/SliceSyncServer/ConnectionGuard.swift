@@ -55,6 +55,13 @@ final class ConnectionCounter: Sendable {
 /// skipped), because the decoder above reports every oversize as the same parse error and does not
 /// time out a slow head at all.
 final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
+    /// What one guard does: everything (plain HTTP/1.1); only the connection (cap and stalled
+    /// readers) below TLS, where the bytes are encrypted; only the request heads, above TLS once the
+    /// connection speaks HTTP/1.1.
+    enum Role {
+        case everything, connection, requests
+    }
+
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -78,13 +85,18 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var headStarted = NIODeadline.uptimeNanoseconds(0)
     private var writeTimer: Scheduled<Void>?
 
-    init(limits: ConnectionLimits, counter: ConnectionCounter, logger: Logger) {
+    private let role: Role
+
+    init(limits: ConnectionLimits, counter: ConnectionCounter, logger: Logger, role: Role = .everything) {
         self.limits = limits
         self.counter = counter
         self.logger = logger
+        self.role = role
+        untrackable = role == .connection
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        guard role != .requests else { return }
         let decision = counter.admit(limit: limits.maxConnections)
         admitted = decision.admitted
         if !decision.admitted {
@@ -126,6 +138,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if role == .requests {
+            context.fireChannelWritabilityChanged()
+            return
+        }
         if context.channel.isWritable {
             writeTimer?.cancel()
             writeTimer = nil

@@ -2,43 +2,100 @@ import HummingbirdCore
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOHTTP2
+import NIOSSL
 import ServiceLifecycle
 
-/// One HTTP/1.1 connection: the ``ConnectionGuard`` below NIO's HTTP codec, then the file-serving
-/// handler; the connection's task only waits for it to close (or asks it to, on shutdown).
+/// One connection: HTTP/1.1 with the ``ConnectionGuard`` below NIO's HTTP codec, then the
+/// file-serving handler; or, with TLS, HTTP/2 when the client offers it by ALPN (each stream gets
+/// its own file-serving handler) and HTTP/1.1 otherwise. The connection's task only waits for it to
+/// close (or asks it to, on shutdown).
 struct FileServingChannel: ServerChildChannel {
-    /// The set-up connection and its handler.
+    /// The set-up connection and what stops it gracefully.
     struct Value: ServerChildChannelValue {
         let channel: any Channel
-        let handler: NIOLoopBound<FileServingHandler>
+        let control: NIOLoopBound<ConnectionControl>
     }
 
     let replies: FileReplies
     let accessLog: Bool
     let limits: ConnectionLimits
     let counter: ConnectionCounter
+    let tls: TLSContextHolder?
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
-            var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-            // The guard enforces the real limits with proper status codes; these are only a backstop.
-            decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes * 2
-            decoderLimits.maxHeaderListSize = limits.maxHeaderBytes * 2
-            decoderLimits.maxHeaderFieldCount = 1000
+            let control = ConnectionControl()
             let operations = channel.pipeline.syncOperations
-            try operations.addHandler(ConnectionGuard(limits: limits, counter: counter, logger: logger))
-            try operations.configureHTTPServerPipeline(
-                withPipeliningAssistance: true,
-                withErrorHandling: true,
-                withOutboundHeaderValidation: false,
-                withEncoderConfiguration: .init(),
-                withDecoderLimitConfiguration: decoderLimits
-            )
-            try operations.addHandler(IdleStateHandler(readTimeout: limits.idleTimeout))
-            let handler = FileServingHandler(replies: replies, accessLog: accessLog)
-            try operations.addHandler(handler)
-            return Value(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
+            guard let tls else {
+                try operations.addHandler(ConnectionGuard(limits: limits, counter: counter, logger: logger))
+                control.http1 = try addHTTP1(to: operations)
+                return Value(channel: channel, control: NIOLoopBound(control, eventLoop: channel.eventLoop))
+            }
+            try operations.addHandler(ConnectionGuard(limits: limits, counter: counter, logger: logger,
+                                                      role: .connection))
+            try operations.addHandler(NIOSSLServerHandler(context: tls.context))
+            try operations.addHandler(HandshakeDeadline(timeout: limits.headerTimeout))
+            let bound = NIOLoopBound(control, eventLoop: channel.eventLoop)
+            let configured = channel.configureHTTP2SecureUpgrade(h2ChannelConfigurator: { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try addHTTP2(to: channel)
+                    bound.value.http2 = true
+                }
+            }, http1ChannelConfigurator: { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let operations = channel.pipeline.syncOperations
+                    try operations.addHandler(ConnectionGuard(limits: limits, counter: counter, logger: logger,
+                                                              role: .requests))
+                    bound.value.http1 = try addHTTP1(to: operations)
+                }
+            })
+            configured.whenFailure { _ in channel.close(promise: nil) }
+            return Value(channel: channel, control: bound)
         }
+    }
+
+    /// NIO's HTTP/1.1 codec, the idle timeout and the file-serving handler.
+    private func addHTTP1(to operations: ChannelPipeline.SynchronousOperations) throws -> FileServingHandler {
+        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+        // The guard enforces the real limits with proper status codes; these are only a backstop.
+        decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes * 2
+        decoderLimits.maxHeaderListSize = limits.maxHeaderBytes * 2
+        decoderLimits.maxHeaderFieldCount = 1000
+        try operations.configureHTTPServerPipeline(
+            withPipeliningAssistance: true,
+            withErrorHandling: true,
+            withOutboundHeaderValidation: false,
+            withEncoderConfiguration: .init(),
+            withDecoderLimitConfiguration: decoderLimits
+        )
+        try operations.addHandler(IdleStateHandler(readTimeout: limits.idleTimeout))
+        let handler = FileServingHandler(replies: replies, accessLog: accessLog)
+        try operations.addHandler(handler)
+        return handler
+    }
+
+    /// HTTP/2: each stream is translated to HTTP/1-style parts for its own file-serving handler.
+    private func addHTTP2(to channel: any Channel) throws {
+        var connection = NIOHTTP2Handler.ConnectionConfiguration()
+        connection.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: 100),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: limits.maxHeaderBytes),
+        ]
+        let replies = self.replies
+        let accessLog = self.accessLog
+        _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+            mode: .server, connectionConfiguration: connection, streamConfiguration: .init()
+        ) { stream in
+            stream.eventLoop.makeCompletedFuture {
+                let operations = stream.pipeline.syncOperations
+                try operations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
+                try operations.addHandler(FileServingHandler(replies: replies, accessLog: accessLog,
+                                                             multiplexed: true))
+            }
+        }
+        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: limits.idleTimeout))
+        try channel.pipeline.syncOperations.addHandler(IdleCloser())
     }
 
     func handle(value: Value, logger: Logger) async {
@@ -49,7 +106,41 @@ struct FileServingChannel: ServerChildChannel {
                 value.channel.close(promise: nil)
             }
         } onGracefulShutdown: {
-            value.channel.eventLoop.execute { value.handler.value.shutDownGracefully() }
+            value.channel.eventLoop.execute { value.control.value.shutDownGracefully(value.channel) }
         }
+    }
+}
+
+/// What a connection speaks once it is set up, so that a graceful stop can ask it to finish.
+final class ConnectionControl {
+    /// The HTTP/1.1 handler, once the connection speaks HTTP/1.1.
+    var http1: FileServingHandler?
+    /// Whether the connection speaks HTTP/2.
+    var http2 = false
+
+    /// HTTP/1.1: the reply in progress finishes, then the connection closes. HTTP/2: a GOAWAY, and the
+    /// connection closes when its streams are done. A TLS handshake still under way is cut off.
+    func shutDownGracefully(_ channel: any Channel) {
+        if let http1 {
+            http1.shutDownGracefully()
+        } else if http2 {
+            channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        } else {
+            channel.close(promise: nil)
+        }
+    }
+}
+
+/// Closes an HTTP/2 connection on which nothing was read for the idle timeout (the streams of a long
+/// download keep reading window updates, so they do not count as idle).
+final class IdleCloser: ChannelInboundHandler {
+    typealias InboundIn = NIOAny
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 }

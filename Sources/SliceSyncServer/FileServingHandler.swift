@@ -36,9 +36,14 @@ final class FileServingHandler: ChannelInboundHandler, RemovableChannelHandler {
         var keepAlive: Bool
     }
 
-    init(replies: FileReplies, accessLog: Bool) {
+    /// One HTTP/2 stream rather than a connection: no connection headers, and the stream ends with
+    /// its reply.
+    private let multiplexed: Bool
+
+    init(replies: FileReplies, accessLog: Bool, multiplexed: Bool = false) {
         self.replies = replies
         self.accessLog = accessLog
+        self.multiplexed = multiplexed
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -90,10 +95,12 @@ final class FileServingHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
         var reply = replies.reply(to: head, allocator: context.channel.allocator)
-        let keepAlive = head.isKeepAlive && !reply.closesConnection && !closing
+        let keepAlive = multiplexed || (head.isKeepAlive && !reply.closesConnection && !closing)
         reply.headers.add(name: "Date", value: date.now())
         reply.headers.add(name: "Server", value: "syncserver")
-        if !keepAlive {
+        if multiplexed {
+            reply.headers.remove(name: "Connection")
+        } else if !keepAlive {
             reply.headers.replaceOrAdd(name: "Connection", value: "close")
         } else if head.version.minor == 0 {
             reply.headers.add(name: "Connection", value: "keep-alive")

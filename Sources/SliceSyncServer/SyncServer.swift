@@ -4,6 +4,7 @@ import NIOPosix
 import Logging
 import NIOCore
 import ServiceLifecycle
+import UnixSignals
 import SliceSync
 
 /// Everything `syncserver` needs to run, parsed from its command line.
@@ -30,6 +31,8 @@ public struct SyncServerConfiguration: Sendable {
     public var accessLog = false
     /// Connection and request limits.
     public var limits = ConnectionLimits()
+    /// Serve HTTPS (HTTP/2 by ALPN, HTTP/1.1 otherwise) with these files; reloaded on SIGHUP.
+    public var tls: TLSFiles?
     /// How long in-flight responses may take to finish once a stop was asked for.
     public var shutdownGrace: Duration = .seconds(10)
 
@@ -53,11 +56,13 @@ public struct SyncServer: Sendable {
     /// Serves until a stop signal; `onListening` receives the URL once the socket is bound.
     public func run(onListening: @escaping @Sendable (String) -> Void) async throws {
         let tree = try ServedTree(root: configuration.root)
+        let tls = try configuration.tls.map(TLSContextHolder.init(files:))
         let channel = FileServingChannel(
             replies: FileReplies(tree: tree),
             accessLog: configuration.accessLog,
             limits: configuration.limits,
-            counter: ConnectionCounter()
+            counter: ConnectionCounter(),
+            tls: tls
         )
         let host = configuration.host
         let server = Server(
@@ -66,12 +71,13 @@ public struct SyncServer: Sendable {
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
                 let shownHost = host.contains(":") ? "[\(host)]" : host
-                onListening("http://\(shownHost):\(port)/")
+                onListening("\(tls == nil ? "http" : "https")://\(shownHost):\(port)/")
             },
             eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
             logger: logger
         )
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server)]
+        if let tls { services.append(.init(service: CertificateReloader(holder: tls, logger: logger))) }
         if configuration.signatures {
             var signing = TreeSigningOptions(parameters: configuration.signing)
             signing.recursive = configuration.recursive
@@ -110,6 +116,19 @@ struct BackgroundSigner: Service {
             }
         } onGracefulShutdown: {
             service.stop()
+        }
+    }
+}
+
+/// Reads the certificate files again on SIGHUP (after certbot renewed them, say), for new connections.
+struct CertificateReloader: Service {
+    let holder: TLSContextHolder
+    let logger: Logger
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        for await _ in signals.cancelOnGracefulShutdown() {
+            holder.reload(logger: logger)
         }
     }
 }

@@ -88,6 +88,10 @@ struct SliceSyncCommand: AsyncParsableCommand {
     @Flag(help: "Accept invalid TLS certificates (TLS errors fail closed otherwise).")
     var insecure = false
 
+    @Option(help: ArgumentHelp("Trust the certificate authorities in this PEM file instead of the system's (as curl's "
+        + "--cacert); SSL_CERT_FILE does the same.", valueName: "file"))
+    var cacert: String?
+
     @Option(help: ArgumentHelp("Cap the download rate, over all connections together,"
         + " in bytes per second, with an optional K, M or G suffix (as curl's option).", valueName: "rate"))
     var limitRate: ByteSize?
@@ -124,7 +128,7 @@ struct SliceSyncCommand: AsyncParsableCommand {
         }
         let showProgress = progress ?? (isatty(STDERR_FILENO) == 1 && !quiet)
         let bar = showProgress ? ProgressBar() : nil
-        let exchange = AsyncHTTPExchange(insecure: insecure, connections: jobs,
+        let exchange = try AsyncHTTPExchange(insecure: insecure, trustedCertificates: cacert, connections: jobs,
                                          rateLimiter: limitRate.map { RateLimiter(bytesPerSecond: $0.bytes) })
         let session = SyncSession(options: options, exchange: exchange, logger: logger, observer: bar)
 

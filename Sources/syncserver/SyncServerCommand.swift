@@ -22,9 +22,16 @@ struct SyncServerCommand: AsyncParsableCommand {
 
             Symbolic links are followed while they resolve inside the root; links that leave it answer 404.
 
+            With --tls-cert and --tls-key it serves HTTPS: HTTP/2 for clients that offer it by ALPN \
+            (slicesync, curl, browsers), HTTP/1.1 otherwise. SIGHUP reads the two files again (after a \
+            certificate renewal), for new connections; if they cannot be used, the old ones stay.
+
             Examples:
               syncserver --root /srv/mirror                 serve on http://127.0.0.1:8000/
               syncserver --host 0.0.0.0 --port 80 --root .  serve on every interface
+              syncserver --host 0.0.0.0 --port 443 --root /srv/mirror \
+                --tls-cert /etc/letsencrypt/live/example.org/fullchain.pem \
+                --tls-key /etc/letsencrypt/live/example.org/privkey.pem
 
             Stops cleanly on SIGINT or SIGTERM. Exit status: 0 stopped by a signal, 2 bad usage, \
             6 the root or the port cannot be used.
@@ -58,6 +65,15 @@ struct SyncServerCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-signatures"), help: "Serve files only; do not write signatures (current ones are still served).")
     var noSignatures = false
 
+    @Option(name: .customLong("tls-cert"), help: ArgumentHelp("Serve HTTPS with this PEM certificate chain, leaf first "
+        + "(certbot's fullchain.pem); HTTP/2 when the client offers it, HTTP/1.1 otherwise. SIGHUP reads it again.",
+        valueName: "file"))
+    var tlsCertificate: String?
+
+    @Option(name: .customLong("tls-key"), help: ArgumentHelp("The certificate's PEM private key (certbot's privkey.pem).",
+        valueName: "file"))
+    var tlsKey: String?
+
     @Flag(help: "Also keep a zsync control file beside each signature (.slicesync/REL.zsync), for zsync's clients.")
     var zsync = false
 
@@ -74,6 +90,9 @@ struct SyncServerCommand: AsyncParsableCommand {
     var verbose = false
 
     func validate() throws {
+        if (tlsCertificate == nil) != (tlsKey == nil) {
+            throw ValidationError("--tls-cert and --tls-key go together")
+        }
         if zsync && noSignatures { throw ValidationError("--zsync does not go with --no-signatures") }
         guard format == 1 || format == 2 else { throw ValidationError("--format must be 1 or 2, not \(format)") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
@@ -94,6 +113,9 @@ struct SyncServerCommand: AsyncParsableCommand {
         }
         configuration.recursive = recursive
         configuration.writesZsync = zsync
+        if let tlsCertificate, let tlsKey {
+            configuration.tls = TLSFiles(certificateChain: tlsCertificate, privateKey: tlsKey)
+        }
         configuration.signatures = !noSignatures
         (configuration.settle, configuration.rescanInterval) = try serviceTiming(settleSeconds: settle, rescanMinutes: rescan)
         configuration.accessLog = accessLog

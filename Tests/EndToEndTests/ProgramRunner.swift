@@ -16,12 +16,17 @@ enum ProgramRunner {
         return url
     }
 
-    static func run(_ program: String, _ arguments: [String], timeout: TimeInterval = 120) throws -> Result {
+    /// `environment` adds to (or overrides) the test's own environment.
+    static func run(_ program: String, _ arguments: [String], timeout: TimeInterval = 120,
+                    environment: [String: String] = [:]) throws -> Result {
         let process = Process()
         // A program of this package by name, or a system tool (zsync, zsyncmake) by absolute path.
         process.executableURL = program.hasPrefix("/") ? URL(fileURLWithPath: program)
             : buildDirectory.appendingPathComponent(program)
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         // Files rather than pipes: a chatty program can never block on a full pipe.
         let outURL = URL(fileURLWithPath: NSTemporaryDirectory() + "/slicesync-out-" + UUID().uuidString)
         let errURL = URL(fileURLWithPath: NSTemporaryDirectory() + "/slicesync-err-" + UUID().uuidString)

@@ -5,11 +5,33 @@ import TestSupport
 final class TestServer {
     let process: Process
     let port: Int
-    var base: String { "http://127.0.0.1:\(port)" }
+    /// `https` for a server started with TLS.
+    var scheme = "http"
+    var base: String { "\(scheme)://127.0.0.1:\(port)" }
+    /// The server's standard output after the line that gave its port, when it was kept.
+    private let output: Pipe?
 
-    private init(process: Process, port: Int) {
+    private init(process: Process, port: Int, output: Pipe? = nil) {
         self.process = process
         self.port = port
+        self.output = output
+    }
+
+    /// What the server printed since the last call (its access log, say); waits briefly for it.
+    func printed() -> String {
+        guard let handle = output?.fileHandleForReading else { return "" }
+        var flags = fcntl(handle.fileDescriptor, F_GETFL)
+        flags |= O_NONBLOCK
+        _ = fcntl(handle.fileDescriptor, F_SETFL, flags)
+        usleep(200_000)
+        var text = ""
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = read(handle.fileDescriptor, &buffer, buffer.count)
+            guard count > 0 else { break }
+            text += String(decoding: buffer[0..<count], as: UTF8.self)
+        }
+        return text
     }
 
     deinit { Self.stop(process) }
@@ -66,7 +88,7 @@ final class TestServer {
             text += String(decoding: chunk, as: UTF8.self)
             if let match = expression.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)),
                let range = Range(match.range(at: 1), in: text), let port = Int(text[range]) {
-                return TestServer(process: process, port: port)
+                return TestServer(process: process, port: port, output: out)
             }
         }
         stop(process)
@@ -76,7 +98,10 @@ final class TestServer {
     /// Starts the built syncserver on `root` and a free port; waits until it prints its URL.
     static func syncserver(root: String, extra: [String] = []) throws -> TestServer {
         let program = ProgramRunner.buildDirectory.appendingPathComponent("syncserver").path
-        return try reportingPort([program, "--root", root, "--port", "0"] + extra, name: "syncserver", pattern: #"http://127\.0\.0\.1:(\d+)/"#)
+        let server = try reportingPort([program, "--root", root, "--port", "0"] + extra, name: "syncserver",
+                                       pattern: #"https?://127\.0\.0\.1:(\d+)/"#)
+        if extra.contains("--tls-cert") { server.scheme = "https" }
+        return server
     }
 
     /// Starts nginx (Debian's package) serving `root` on a free port, with `extra` http-level directives.
