@@ -28,14 +28,15 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The S3 tests run moto's S3-compatible server and upload with boto3, both from PyPI.
-if [ "$want" = test ] && ! python3 -c "import moto.server, boto3" 2>/dev/null; then
+# The S3 tests run moto's S3-compatible server and upload with boto3, both from PyPI; the TLS tests make
+# their certificates with `cryptography` (which moto needs too).
+if [ "$want" = test ] && ! python3 -c "import moto.server, boto3, cryptography" 2>/dev/null; then
   if [ "$(id -u)" != 0 ] && [ -z "${VIRTUAL_ENV:-}" ]; then
     echo "setup: missing Python packages; install them with:" >&2
-    echo "  python3 -m pip install --user 'moto[server]' boto3" >&2
+    echo "  python3 -m pip install --user 'moto[server]' boto3 cryptography" >&2
     exit 1
   fi
-  echo "setup: installing moto[server] and boto3 from PyPI"
-  python3 -m pip install -q 'moto[server]' boto3 2>/dev/null \
-    || python3 -m pip install -q --break-system-packages 'moto[server]' boto3
+  echo "setup: installing moto[server], boto3 and cryptography from PyPI"
+  python3 -m pip install -q 'moto[server]' boto3 cryptography 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages 'moto[server]' boto3 cryptography
 fi
