@@ -92,6 +92,22 @@ struct ZsyncEndToEndTests {
         #expect(try scenario.scratch.read("out/local.img") == item.new)
     }
 
+    /// The `URL:` lines of a control file are mirrors: when the first fails, the next one is used, and
+    /// what was done so far is kept.
+    @Test func otherURLsAreTriedWhenOneFails() throws {
+        let scenario = try ZsyncScenario()
+        let item = scenario.items[0]
+        var control = try ZsyncControl.parse([UInt8](try scenario.scratch.read("pub/releases/v2/\(item.name).zsync")))
+        control.urls = ["gone/\(item.name)", "http://127.0.0.1:1/\(item.name)", item.name]
+        try scenario.scratch.write("pub/releases/v2/mirrors.zsync", Data(control.serialized()))
+        let server = try TestServer.fault(root: scenario.scratch.file("pub"), mode: "normal")
+        let result = try scenario.sync("\(server.base)/releases/v2/mirrors.zsync", item.name)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try scenario.scratch.read("out/" + item.name) == item.new)
+        #expect(result.stderr.contains("trying the control file's next URL"), "\(result.stderr)")
+        #expect(try scenario.report(result).url == "\(server.base)/releases/v2/\(item.name)")
+    }
+
     /// A broken control file is exit status 3 with a message that names the problem; nothing is written.
     @Test(arguments: [
         ("garbage", Data("<html>no</html>\n\nmore".utf8), "zsync control file"),

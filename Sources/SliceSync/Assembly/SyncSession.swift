@@ -102,6 +102,9 @@ public final class SyncSession: Sendable, LocatingContext {
     let logger: Logger
     let observer: SyncProgressObserver?
     let scanProgress = ScanProgress()
+    /// The mirrors of a zsync control file (its `URL:` lines): the one in use, whether another one is
+    /// left to try, and those that failed.
+    private let mirrors = Mutex<(current: String?, anotherLeft: Bool, failed: Set<String>)>((nil, false, []))
 
     /// Creates a session; nothing happens until `run()`.
     public init(options: SyncOptions, exchange: HTTPExchange, logger: Logger, observer: SyncProgressObserver? = nil) {
@@ -116,11 +119,32 @@ public final class SyncSession: Sendable, LocatingContext {
 
     /// Runs the sync. When the file changes on the server mid-way, starts over once.
     public func run() async throws -> SyncReport {
-        do {
-            return try await runOnce()
-        } catch let error as TransportError where error.code == .changed {
-            logger.warning("\(error.message); starting over from the signature")
-            return try await runOnce()
+        var startedOver = false
+        while true {
+            do {
+                return try await runOnce()
+            } catch let error as TransportError where error.code == .changed && !startedOver {
+                logger.warning("\(error.message); starting over from the signature")
+                startedOver = true
+            } catch let error as TransportError where Self.mirrorMayHelp(error) {
+                // A control file's other URLs are mirrors: the work done so far is kept and reused.
+                let next = mirrors.withLock { mirrors -> String? in
+                    guard mirrors.anotherLeft, let current = mirrors.current else { return nil }
+                    mirrors.failed.insert(current)
+                    return current
+                }
+                guard let failed = next else { throw error }
+                logger.warning("\(failed): \(error.message); trying the control file's next URL")
+            }
+        }
+    }
+
+    /// Failures of the file's server that another mirror may not have.
+    private static func mirrorMayHelp(_ error: TransportError) -> Bool {
+        switch error.code {
+        case .unreachable, .connection, .timeout, .tls, .redirect: true
+        case .status: true
+        default: false
         }
     }
 
@@ -128,6 +152,7 @@ public final class SyncSession: Sendable, LocatingContext {
 
     private func runOnce() async throws -> SyncReport {
         let clock = ContinuousClock.now
+        mirrors.withLock { $0.current = nil }
         observer?.phase("signature")
         let (fileURL, signature) = try await loadSignature()
         if let hint = options.sliceHint, hint != signature.sliceSize {
@@ -325,13 +350,13 @@ public final class SyncSession: Sendable, LocatingContext {
         }
         guard named else { return asked }
         let base = options.baseURL ?? controlURL
-        for url in control.urls {
-            if let resolved = SignatureLocator.resolve(url, against: base) {
-                if control.urls.count > 1 {
-                    logger.info("the control file lists \(control.urls.count) URLs; using \(resolved)")
-                }
-                return resolved
-            }
+        let usable = control.urls.compactMap { SignatureLocator.resolve($0, against: base) }
+        let failed = mirrors.withLock { $0.failed }
+        if let resolved = usable.first(where: { !failed.contains($0) }) {
+            let left = usable.filter { !failed.contains($0) }.count > 1
+            mirrors.withLock { $0 = (resolved, left, $0.failed) }
+            if usable.count > 1 { logger.info("the control file lists \(usable.count) URLs; using \(resolved)") }
+            return resolved
         }
         if control.urls.isEmpty {
             throw SignatureError(.missingField, "the control file names no URL for the file (it has no URL: "
