@@ -123,12 +123,8 @@ public final class AsyncHTTPExchange: HTTPExchange, Sendable {
             throw error
         } catch let error as HTTPClientError {
             throw Self.translate(error, url: url)
-        } catch let error as NIOSSLError {
-            throw TransportError(.tls, await TLSDiagnosis.explain(error, url: url, proxied: proxies.server(for: url) != nil))
-        } catch let error as BoringSSLError {
-            throw TransportError(.tls, await TLSDiagnosis.explain(error, url: url, proxied: proxies.server(for: url) != nil))
-        } catch let error as NIOSSLExtraError {
-            throw TransportError(.tls, await TLSDiagnosis.explain(error, url: url, proxied: proxies.server(for: url) != nil))
+        } catch where error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError {
+            throw await tlsFailure(error, url: url)
         } catch is CancellationError {
             throw CancellationError()
         } catch let error as IOError {
@@ -144,12 +140,16 @@ public final class AsyncHTTPExchange: HTTPExchange, Sendable {
                 throw TransportError(.unreachable, "cannot reach \(Self.hostPart(url)): \(text)")
             }
             if text.lowercased().contains("ssl") || text.lowercased().contains("certificate") {
-                throw TransportError(.tls, await TLSDiagnosis.explain(error, url: url,
-                                                                      proxied: proxies.server(for: url) != nil))
+                throw await tlsFailure(error, url: url)
             }
             // Anything else from the HTTP stack (a body cut short, a parse error) is a broken connection.
             throw TransportError(.connection, "the connection to \(Self.hostPart(url)) broke: \(text)")
         }
+    }
+
+    /// A TLS failure, in words (see `TLSDiagnosis`).
+    private func tlsFailure(_ error: Error, url: String) async -> TransportError {
+        TransportError(.tls, await TLSDiagnosis.explain(error, url: url, proxied: proxies.server(for: url) != nil))
     }
 
     private static func translate(_ error: HTTPClientError, url: String) -> TransportError {

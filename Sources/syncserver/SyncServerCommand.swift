@@ -70,8 +70,8 @@ struct SyncServerCommand: AsyncParsableCommand {
         valueName: "file"))
     var tlsCertificate: String?
 
-    @Option(name: .customLong("tls-key"), help: ArgumentHelp("The certificate's PEM private key (certbot's privkey.pem).",
-        valueName: "file"))
+    @Option(name: .customLong("tls-key"),
+            help: ArgumentHelp("The certificate's PEM private key (certbot's privkey.pem).", valueName: "file"))
     var tlsKey: String?
 
     @Flag(help: "Also keep a zsync control file beside each signature (.slicesync/REL.zsync), for zsync's clients.")

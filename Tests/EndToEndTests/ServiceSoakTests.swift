@@ -28,20 +28,19 @@ struct Churn {
 
     private var fm: FileManager { .default }
 
-    /// Regular files below pub/ (outside .slicesync), relative.
-    func files() -> [String] {
+    /// Paths below pub/ (outside .slicesync and the tools' own files) of this type, relative.
+    private func entries(_ type: FileAttributeType) -> [String] {
         ((try? fm.subpathsOfDirectory(atPath: tree.file("pub"))) ?? []).filter { path in
             !path.hasPrefix(".slicesync") && !path.contains(".slicesync.")
-                && (try? fm.attributesOfItem(atPath: tree.file("pub/" + path))[.type] as? FileAttributeType) == .typeRegular
+                && (try? fm.attributesOfItem(atPath: tree.file("pub/" + path))[.type] as? FileAttributeType) == type
         }.sorted()
     }
 
-    func directories() -> [String] {
-        [""] + ((try? fm.subpathsOfDirectory(atPath: tree.file("pub"))) ?? []).filter { path in
-            !path.hasPrefix(".slicesync")
-                && (try? fm.attributesOfItem(atPath: tree.file("pub/" + path))[.type] as? FileAttributeType) == .typeDirectory
-        }.sorted()
-    }
+    /// Regular files below pub/, relative.
+    func files() -> [String] { entries(.typeRegular) }
+
+    /// Directories below pub/, relative, with "" for pub/ itself.
+    func directories() -> [String] { [""] + entries(.typeDirectory) }
 
     private mutating func pick<T>(_ items: [T]) -> T? {
         items.isEmpty ? nil : items[Int(generator.next() % UInt64(items.count))]
@@ -104,7 +103,8 @@ struct Churn {
         case 8:
             let outside = (try? fm.contentsOfDirectory(atPath: tree.file("outside"))) ?? []
             guard let name = pick(outside) else { return }
-            try? fm.moveItem(atPath: tree.file("outside/" + name), toPath: pub + "/" + newName(in: pick(directories()) ?? ""))
+            let directory = pick(directories()) ?? ""
+            try? fm.moveItem(atPath: tree.file("outside/" + name), toPath: pub + "/" + newName(in: directory))
         case 9:
             guard generator.next() % 3 == 0, let directory = pick(directories().filter { !$0.isEmpty }) else { return }
             try? fm.removeItem(atPath: pub + "/" + directory)
