@@ -60,6 +60,13 @@ struct ZsyncEndToEndTests {
             #expect(report.signatureFormat == "zsync" && report.formatVersion == 0)
             #expect(report.url == "\(server.base)/releases/v2/\(item.name)")
             #expect(report.hash.hasPrefix("sha1:"))
+            // The modification time of the control file's MTime, as zsync sets it.
+            let published = try FileManager.default.attributesOfItem(atPath: "\(scenario.releases)/\(item.name)")
+            let rebuilt = try FileManager.default.attributesOfItem(atPath: scenario.scratch.file("out/" + item.name))
+            let seconds = { (attributes: [FileAttributeKey: Any]) in
+                Int((attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? -1)
+            }
+            #expect(seconds(rebuilt) == seconds(published))
             if mode != "ignore-range" && item.name == "edited.img" {
                 // Six changes, each a block or two of 2 KiB.
                 #expect(report.bytesFromServer <= 14 * 2048, "\(report.bytesFromServer)")

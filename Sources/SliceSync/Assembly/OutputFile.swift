@@ -212,7 +212,9 @@ final class OutputFile: @unchecked Sendable {
     }
 
     /// Flushes the file, gives it `mode` and renames it over the destination.
-    func commit(mode: mode_t) throws(FileSystemError) {
+    /// `modified`, when given, becomes the file's modification time (a zsync control file's `MTime`).
+    func commit(mode: mode_t, modified: Int? = nil) throws(FileSystemError) {
+        if let modified { try file.setModificationTime(seconds: modified, nanoseconds: 0) }
         try file.sync()
         if fchmod(file.descriptor, mode) != 0 { throw FileSystemError(errno: errno, operation: "set the permissions of", path: temporaryPath) }
         try FileSystem.rename(temporaryPath, to: destination)

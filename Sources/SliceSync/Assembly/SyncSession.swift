@@ -264,7 +264,8 @@ public final class SyncSession: Sendable, LocatingContext {
                 repaired = try await repair(output: output, remote: remote, signature: signature, map: &plan.map,
                     knownBad: knownBad)
             }
-            try output.commit(mode: targetMode(for: destination))
+            // As zsync does, the file gets the modification time its control file gives.
+            try output.commit(mode: targetMode(for: destination), modified: signature.zsync?.mtime)
             timing("replaced the destination")
             cleanUp(leftovers + [OutputFile.partialPath(of: destination)], except: destination)
             return report("updated", hash: signature.hashLabel, repaired: repaired)
