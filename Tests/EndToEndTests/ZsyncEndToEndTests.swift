@@ -115,6 +115,21 @@ struct ZsyncEndToEndTests {
         #expect(try scenario.report(result).url == "\(server.base)/releases/v2/\(item.name)")
     }
 
+    /// Run again, with the old version still given as an alike file, the sync finds the destination
+    /// already up to date and leaves it alone.
+    @Test func aSecondRunFindsTheFileUnchanged() throws {
+        let scenario = try ZsyncScenario()
+        let server = try TestServer.fault(root: scenario.scratch.file("pub"), mode: "normal")
+        let item = scenario.items[0]
+        let url = "\(server.base)/releases/v2/\(item.name).zsync"
+        #expect(try scenario.report(try scenario.sync(url, item.name)).outcome == "updated")
+        let again = try scenario.sync(url, item.name)
+        #expect(again.status == 0, "\(again.stderr)")
+        let report = try scenario.report(again)
+        #expect(report.outcome == "unchanged" && report.bytesFromServer == 0 && report.requests == 1)
+        #expect(try scenario.scratch.read("out/" + item.name) == item.new)
+    }
+
     /// A broken control file is exit status 3 with a message that names the problem; nothing is written.
     @Test(arguments: [
         ("garbage", Data("<html>no</html>\n\nmore".utf8), "zsync control file"),

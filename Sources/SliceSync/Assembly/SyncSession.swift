@@ -371,10 +371,12 @@ public final class SyncSession: Sendable, LocatingContext {
             + control.urls.joined(separator: ", "))
     }
 
-    /// The local files a sync scans first: the alike files given and the destination itself (the work
-    /// of earlier runs is added to them in `runOnce`).
+    /// The local files a sync scans first: the destination itself and the alike files given (the work
+    /// of earlier runs is added to them in `runOnce`). The destination comes first, so that its regions
+    /// are scanned first and a piece it already holds in place is taken from there: a destination that
+    /// is already the new version is then recognised as unchanged, whatever alike files are given.
     private func localPaths(destination: String) -> [String] {
-        options.alikes + [destination]
+        [destination] + options.alikes.filter { $0 != destination }
     }
 
     /// The length and first bytes of the largest local file the sync will use, for sizing the first
