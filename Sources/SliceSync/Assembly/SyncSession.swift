@@ -172,7 +172,7 @@ public final class SyncSession: Sendable, LocatingContext {
             .map { Paths.join(directory, $0.name) }
         let partial = OutputFile.partialPath(of: destination)
         let matcher = Matcher(paths: localPaths(destination: destination) + [partial], probed: leftovers + [partial],
-                              threads: options.threads, progress: scanProgress, logger: logger)
+                              threads: options.threads, progress: scanProgress, firstFileFirst: true, logger: logger)
 
         // Find what we have.
         observer?.phase("scanning")
@@ -372,9 +372,9 @@ public final class SyncSession: Sendable, LocatingContext {
     }
 
     /// The local files a sync scans first: the destination itself and the alike files given (the work
-    /// of earlier runs is added to them in `runOnce`). The destination comes first, so that its regions
-    /// are scanned first and a piece it already holds in place is taken from there: a destination that
-    /// is already the new version is then recognised as unchanged, whatever alike files are given.
+    /// of earlier runs is added to them in `runOnce`). The destination comes first and is scanned on its
+    /// own first, so that a piece it already holds in place is taken from there: a destination that is
+    /// already the new version is then recognised as unchanged, whatever alike files are given.
     private func localPaths(destination: String) -> [String] {
         [destination] + options.alikes.filter { $0 != destination }
     }

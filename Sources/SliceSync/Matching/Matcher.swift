@@ -31,12 +31,17 @@ public final class Matcher: Sendable {
     /// The local files, in the order given; unreadable ones are left out with a warning.
     public let alikes: [AlikeFile]
     private let threads: Int
+    private let firstFileFirst: Bool
     private let progress: ScanProgress
 
     /// Opens the alike files. Paths that do not exist are skipped silently (the destination of a first
     /// download does not exist yet); unreadable ones are skipped with a warning. `probed` files are
     /// also probed in place (see `AlikeFile.probed`); those not in `paths` come last and are not scanned.
-    public init(paths: [String], probed: [String] = [], threads: Int, progress: ScanProgress, logger: Logger) {
+    /// With `firstFileFirst`, the first path (a sync's destination) is scanned before the others, so
+    /// that what it already holds is taken from it.
+    public init(paths: [String], probed: [String] = [], threads: Int, progress: ScanProgress,
+                firstFileFirst: Bool = false, logger: Logger) {
+        self.firstFileFirst = firstFileFirst
         var seen = Set<String>()
         var files: [AlikeFile] = []
         let probedPaths = Set(probed)
@@ -167,11 +172,17 @@ public final class Matcher: Sendable {
         }
         let scanner = Scanner(hasher: hasher, table: table, verifier: verifier)
         let failure = Mutex<FileSystemError?>(nil)
-        runConcurrently(regions, width: threads) { region in
-            do throws(FileSystemError) {
-                try scanner.scan(region, found: found, progress: self.progress)
-            } catch {
-                failure.withLock { if $0 == nil { $0 = error } }
+        // The first file is scanned on its own first when asked: the pieces it holds are then taken
+        // from it, whichever thread would have reached another file's copy of them first.
+        let batches = firstFileFirst ? [regions.filter { $0.fileIndex == 0 }, regions.filter { $0.fileIndex != 0 }]
+            : [regions]
+        for batch in batches where !batch.isEmpty {
+            runConcurrently(batch, width: threads) { region in
+                do throws(FileSystemError) {
+                    try scanner.scan(region, found: found, progress: self.progress)
+                } catch {
+                    failure.withLock { if $0 == nil { $0 = error } }
+                }
             }
         }
         if let error = failure.withLock({ $0 }) { throw error }
