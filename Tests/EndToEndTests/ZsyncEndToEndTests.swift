@@ -130,6 +130,36 @@ struct ZsyncEndToEndTests {
         #expect(try scenario.scratch.read("out/" + item.name) == item.new)
     }
 
+    /// A run of matches goes on on the rolling sums alone: a block whose sum matches but whose content
+    /// does not is caught by the whole-file hash, found by its record and fetched again.
+    @Test func aBlockThatOnlyLooksRightIsFetchedAgain() throws {
+        let scratch = try Scratch()
+        let new = [UInt8](pseudoRandomData(20 * 2048, seed: 140))
+        var old = new
+        // Block 10 changed so that zsync's rolling sum b (all a 2-byte record keeps) stays the same:
+        // byte 0 weighs 2048 in b, byte 1024 weighs 1024.
+        let start = 10 * 2048
+        old[start] = 100
+        old[start + 1024] = 100
+        var target = new
+        target[start] = 101
+        target[start + 1024] = 98
+        let maker = ZsyncMaker(length: target.count)
+        target.withUnsafeBytes { maker.add($0.baseAddress!, count: $0.count) }
+        let control = maker.finish(filename: "f.bin", mtime: nil, url: "f.bin", sha256: nil)
+        #expect(control.rsumBytes == 2 && control.sequenceMatches == 2)
+        try scratch.write("pub/f.bin", Data(target))
+        try scratch.write("pub/f.bin.zsync", Data(control.serialized()))
+        try scratch.write("old.bin", Data(old))
+        let server = try TestServer.fault(root: scratch.file("pub"), mode: "normal")
+        let result = try ProgramRunner.run("slicesync", ["\(server.base)/f.bin.zsync", "--alike", scratch.file("old.bin"),
+                                                         "-o", scratch.file("f.bin"), "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try scratch.read("f.bin") == Data(target))
+        let report = try JSONDecoder().decode(SyncReport.self, from: Data(result.stdout.utf8))
+        #expect(report.repairedSlices == 1 && report.bytesFromServer <= 2 * 2048, "\(result.stderr)")
+    }
+
     /// A broken control file is exit status 3 with a message that names the problem; nothing is written.
     @Test(arguments: [
         ("garbage", Data("<html>no</html>\n\nmore".utf8), "zsync control file"),

@@ -30,10 +30,17 @@ protocol PieceVerifier: Sendable {
     /// Consecutive pieces one weak-hash window spans: 1, or 2 for zsync files that need two
     /// consecutive blocks to match before one is believed.
     var piecesPerWindow: Int { get }
+    /// Whether the `length` bytes at `pointer`, right behind a match of the piece before, are piece
+    /// `expected` (the run of matches goes on).
+    func follows(_ expected: Int32, window pointer: UnsafeRawPointer, length: Int) -> Bool
 }
 
 extension PieceVerifier {
     var piecesPerWindow: Int { 1 }
+
+    func follows(_ expected: Int32, window pointer: UnsafeRawPointer, length: Int) -> Bool {
+        !verify([expected], window: pointer, length: length).isEmpty
+    }
 }
 
 /// Counts bytes scanned across threads, for progress display, and carries the run's cancellation
@@ -253,7 +260,7 @@ struct Scanner<Hasher: WindowHasher, Verifier: PieceVerifier>: Sendable {
                 if p + piece > base + count { try refill(from: p) }
                 guard p + piece <= base + count else { return }
                 guard let expected = lastMatch.map({ $0 + 1 }), !found.missing([expected]).isEmpty,
-                      !verifier.verify([expected], window: buffer + (p - base), length: piece).isEmpty else { break }
+                      verifier.follows(expected, window: buffer + (p - base), length: piece) else { break }
                 found.record([expected], at: LocalSource(file: region.fileIndex, offset: p))
                 lastMatch = expected
                 p += piece
