@@ -27,12 +27,13 @@ public final class AsyncHTTPExchange: HTTPExchange, Sendable {
     /// `SSL_CERT_FILE` names (which OpenSSL and curl honour and swift-nio-ssl does not read by itself);
     /// `rateLimiter` caps the rate at which reply bodies are read, over all connections together.
     public init(insecure: Bool = false, trustedCertificates: String? = nil, connections: Int = 8,
-                proxies: ProxySettings = ProxySettings(), rateLimiter: RateLimiter? = nil,
-                environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+                proxies: ProxySettings = ProxySettings(), rateLimiter: RateLimiter? = nil) throws {
         self.rateLimiter = rateLimiter
         var tls = TLSConfiguration.makeClientConfiguration()
         if insecure { tls.certificateVerification = .none }
-        let file = trustedCertificates ?? environment["SSL_CERT_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+        // As OpenSSL and curl read it; swift-nio-ssl does not by itself.
+        let fromEnvironment = getenv("SSL_CERT_FILE").map { String(cString: $0) }
+        let file = trustedCertificates ?? fromEnvironment.flatMap { $0.isEmpty ? nil : $0 }
         if let file, !insecure {
             let origin = trustedCertificates == nil ? "SSL_CERT_FILE names " : ""
             guard (try? FileSystem.stamp(file))??.isRegularFile == true else {
