@@ -152,7 +152,8 @@ struct ZsyncEndToEndTests {
         try scratch.write("pub/f.bin.zsync", Data(control.serialized()))
         try scratch.write("old.bin", Data(old))
         let server = try TestServer.fault(root: scratch.file("pub"), mode: "normal")
-        let result = try ProgramRunner.run("slicesync", ["\(server.base)/f.bin.zsync", "--alike", scratch.file("old.bin"),
+        let result = try ProgramRunner.run("slicesync", ["\(server.base)/f.bin.zsync",
+                                                         "--alike", scratch.file("old.bin"),
                                                          "-o", scratch.file("f.bin"), "--json"])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(try scratch.read("f.bin") == Data(target))
