@@ -39,17 +39,15 @@ public final class AsyncHTTPExchange: HTTPExchange, Sendable {
             guard (try? FileSystem.stamp(file))??.isRegularFile == true else {
                 throw TransportError(.tls, "cannot read the certificates \(origin)\(file): there is no such file")
             }
-            let certificates: [NIOSSLCertificate]
-            do {
-                certificates = try NIOSSLCertificate.fromPEMFile(file)
-            } catch {
+            // Checked here for a clear message; NIOSSL reads the file itself when it builds its context.
+            // (Parsing the certificates here with NIOSSLCertificate.fromPEMFile measured about 2 MiB more
+            // peak memory for every run, with or without the option.)
+            let start = (try? SystemFile.openForReading(file).readPrefix(limit: 1 << 16)) ?? []
+            guard start.firstRange(of: Array("-----BEGIN CERTIFICATE-----".utf8)) != nil else {
                 throw TransportError(.tls, "cannot read the certificates \(origin)\(file): it must be a PEM file of "
-                    + "certificate authorities (\(error))")
+                    + "certificate authorities (-----BEGIN CERTIFICATE-----)")
             }
-            guard !certificates.isEmpty else {
-                throw TransportError(.tls, "\(origin)\(file), which holds no certificate")
-            }
-            tls.trustRoots = .certificates(certificates)
+            tls.trustRoots = .file(file)
         }
         var configuration = HTTPClient.Configuration(
             tlsConfiguration: tls,
