@@ -103,7 +103,7 @@ struct SliceSyncCommand: AsyncParsableCommand {
             throw ValidationError("--header takes \"Name: value\", not \"\(value)\"")
         }
         let lower = url.lowercased()
-        let isLocalControlFile = !lower.contains("://") && ZsyncControl.looksLike([], url: url)
+        let isLocalControlFile = !lower.contains("://") && ZsyncControl.namesControlFile(url)
         guard lower.hasPrefix("http://") || lower.hasPrefix("https://") || isLocalControlFile else {
             throw ValidationError("URL must start with http:// or https:// (or be the path of a .zsync control file)")
         }

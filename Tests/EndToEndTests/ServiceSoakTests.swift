@@ -10,7 +10,7 @@ import TestSupport
 /// (`SLICESYNC_SOAK_SEED` replays one).
 struct Churn {
     let tree: Scratch
-    var generator: SeededRandom
+    var generator: SeededGenerator
     let seed: UInt64
     private(set) var operations = 0
     private var serial = 0
@@ -19,7 +19,7 @@ struct Churn {
         self.tree = tree
         seed = ProcessInfo.processInfo.environment["SLICESYNC_SOAK_SEED"].flatMap { UInt64($0) }
             ?? UInt64.random(in: 1...UInt64(UInt32.max))
-        generator = SeededRandom(seed: seed)
+        generator = SeededGenerator(seed: seed)
     }
 
     static var duration: Double {
@@ -156,19 +156,6 @@ struct Churn {
             $0.contains(".slicesync.tmp-")
         }
         return orphans + temporary
-    }
-}
-
-/// splitmix64, so a failing run can be replayed from its seed.
-struct SeededRandom {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

@@ -188,7 +188,7 @@ final class LoadedSignature: Sendable {
     static func fetch(_ remote: RemoteFile, firstBytes: Int = prefixBytes, wantsSketch: Bool = false, logger: Logger) async throws -> LoadedSignature? {
         // A control file is read whole (records for every block, 0.2 % of the file): in one request
         // when its name says what it is.
-        let whole = ZsyncControl.looksLike([], url: remote.url)
+        let whole = ZsyncControl.namesControlFile(remote.url)
         guard let first = try await remote.retrying("fetching the signature", {
             try await remote.fetchBytes(range: whole ? nil : 0..<firstBytes,
                                         limit: whole ? SignatureVerifier.maxSignatureBytes : firstBytes)

@@ -34,8 +34,7 @@ extension LoadedSignature {
         } else if let control = zsync {
             // Only zeros: zsync records may be as short as 5 bytes, too short to tell two blocks of a
             // large file apart by record alone (zsync itself never copies by record).
-            let zero = Self.withZeros(control.blockSize) { ZsyncBlockVerifier.record(of: $0,
-                count: control.blockSize, control: control) }
+            let zero = Self.withZeros(control.blockSize) { control.geometry.records(of: $0, count: control.blockSize) }
             for index in map.sources.indices where map.sources[index] == nil
                 && map.unitRange(index).count == control.blockSize {
                 let start = index * control.recordSize

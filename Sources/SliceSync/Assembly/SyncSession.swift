@@ -294,7 +294,7 @@ public final class SyncSession: Sendable, LocatingContext {
         var candidates: [String]
         if let explicit = options.signatureURL {
             candidates = [explicit]
-        } else if ZsyncControl.looksLike([], url: fileURL) {
+        } else if ZsyncControl.namesControlFile(fileURL) {
             if !SignatureLocator.isHTTPURL(fileURL) { return try await loadLocalControlFile(fileURL) }
             candidates = [fileURL]
         } else if fileURL.lowercased().hasSuffix(TreeNaming.signatureSuffix) {

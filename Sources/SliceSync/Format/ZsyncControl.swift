@@ -76,10 +76,20 @@ public struct ZsyncControl: Sendable, Equatable {
 
     /// The stored (masked) rolling sum of block `index`, right-aligned as `a << 16 | b` would be.
     public func rsum(_ index: Int) -> UInt32 {
+        records.withUnsafeBufferPointer { Self.storedSum($0.baseAddress! + index * recordSize, bytes: rsumBytes) }
+    }
+
+    /// The rolling sum a record at `record` stores in its first `bytes` bytes, right-aligned.
+    @inline(__always) static func storedSum(_ record: UnsafePointer<UInt8>, bytes: Int) -> UInt32 {
         var value: UInt32 = 0
-        let start = index * recordSize
-        for k in 0..<rsumBytes { value = value << 8 | UInt32(records[start + k]) }
+        for k in 0..<bytes { value = value << 8 | UInt32(record[k]) }
         return value
+    }
+
+    /// How this file's block records are computed.
+    var geometry: ZsyncRecordGeometry {
+        ZsyncRecordGeometry(blockSize: blockSize, rsumBytes: rsumBytes, strongBytes: strongBytes,
+                            strongHash: strongHash)
     }
 
     /// The stored strong-hash prefix of block `index`.
@@ -146,13 +156,18 @@ public struct ZsyncControl: Sendable, Equatable {
 
     // MARK: Reading
 
+    /// Whether the path of `url` (a URL or a local path) ends in `.zsync`, before any query.
+    public static func namesControlFile(_ url: String) -> Bool {
+        var path = Substring(url)
+        if let end = path.firstIndex(where: { $0 == "?" || $0 == "#" }) { path = path[..<end] }
+        return path.lowercased().hasSuffix(".zsync")
+    }
+
     /// Whether a resource is a zsync control file rather than a slicesync signature: its URL's path
     /// ends in `.zsync`, or a line of its header is `zsync: …` (zsyncmake writes it first, zsyncmake2
     /// last).
     public static func looksLike(_ prefix: [UInt8], url: String) -> Bool {
-        var path = Substring(url)
-        if let end = path.firstIndex(where: { $0 == "?" || $0 == "#" }) { path = path[..<end] }
-        if path.lowercased().hasSuffix(".zsync") { return true }
+        if namesControlFile(url) { return true }
         if prefix.starts(with: Array("Version: ".utf8)) { return false }
         var start = 0
         let end = min(prefix.count, maxHeaderBytes)

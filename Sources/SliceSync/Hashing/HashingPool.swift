@@ -11,6 +11,8 @@ import Glibc
 ///
 /// Hashing blocks a thread for milliseconds at a time, so it runs here rather than on Swift's
 /// cooperative pool, where it would starve other tasks. Shared by every file a run signs.
+///
+/// `@unchecked Sendable`: its stored properties are constants; the queue guards its own state.
 public final class HashingPool: @unchecked Sendable {
     private let queue = JobQueue()
     /// Number of worker threads.
@@ -39,6 +41,8 @@ public final class HashingPool: @unchecked Sendable {
 }
 
 /// The jobs waiting for a pool thread.
+///
+/// `@unchecked Sendable`: its variables are read and written only with `condition` held.
 private final class JobQueue: @unchecked Sendable {
     private let condition = ThreadCondition()
     private var jobs: [@Sendable () -> Void] = []
@@ -80,6 +84,8 @@ private final class JobQueue: @unchecked Sendable {
 }
 
 /// A one-shot countdown that a thread can wait on, for jobs submitted to a `HashingPool`.
+///
+/// `@unchecked Sendable`: `done` is read and written only with `condition` held.
 final class CompletionFlags: @unchecked Sendable {
     private let condition = ThreadCondition()
     private var done: [Bool]

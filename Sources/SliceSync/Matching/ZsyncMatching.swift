@@ -86,24 +86,20 @@ struct ZsyncBlockVerifier: PieceVerifier {
                         let size = control.blockRange(index).count
                         guard size <= length - k * blockSize else { return false }
                         let block = pointer + k * blockSize
-                        let record = records.baseAddress! + index * recordSize
                         if size < blockSize {
                             // The zero-padded last block.
-                            let padded = control.strongHash.blockHash(block, count: size, window: blockSize,
-                                                                      prefix: strongBytes)
-                            guard padded.elementsEqual(UnsafeBufferPointer(start: record + rsumBytes,
-                                count: strongBytes)) else { return false }
-                            guard ZsyncRollingSum.paddedSum(block, count: size, window: blockSize) & mask
-                                == Self.storedSum(record, bytes: rsumBytes) else { return false }
+                            guard control.blockMatches(index, UnsafeRawBufferPointer(start: block, count: size))
+                                else { return false }
                             continue
                         }
+                        let record = records.baseAddress! + index * recordSize
                         if k >= hashed {
                             control.strongHash.hash(block, count: blockSize, into: digests.baseAddress! + 32 * k)
                             hashed = k + 1
                         }
                         guard memcmp(digests.baseAddress! + 32 * k, record + rsumBytes, strongBytes) == 0,
                               ZsyncRollingSum.sum(block, count: blockSize) & mask
-                                == Self.storedSum(record, bytes: rsumBytes) else { return false }
+                                == ZsyncControl.storedSum(record, bytes: rsumBytes) else { return false }
                     }
                     return true
                 }
@@ -121,27 +117,9 @@ struct ZsyncBlockVerifier: PieceVerifier {
         guard index >= 0, index < control.blockCount else { return false }
         let size = control.blockRange(index).count
         guard size <= length else { return false }
-        let mask = ZsyncRollingSum.mask(bytes: control.rsumBytes)
-        let sum = size < control.blockSize
-            ? ZsyncRollingSum.paddedSum(pointer, count: size, window: control.blockSize)
-            : ZsyncRollingSum.sum(pointer, count: size)
-        return control.records.withUnsafeBufferPointer { records in
-            sum & mask == Self.storedSum(records.baseAddress! + index * control.recordSize, bytes: control.rsumBytes)
-        }
-    }
-
-    /// The rolling sum a record stores, right-aligned.
-    @inline(__always) static func storedSum(_ record: UnsafePointer<UInt8>, bytes: Int) -> UInt32 {
-        var value: UInt32 = 0
-        for k in 0..<bytes { value = value << 8 | UInt32(record[k]) }
-        return value
-    }
-
-    /// The record a block of `count` bytes would have (padded to the block size when shorter).
-    static func record(of pointer: UnsafeRawPointer, count: Int, control: ZsyncControl) -> [UInt8] {
-        let geometry = ZsyncRecordGeometry(blockSize: control.blockSize, rsumBytes: control.rsumBytes,
-                                           strongBytes: control.strongBytes, strongHash: control.strongHash)
-        return geometry.records(of: pointer, count: count)
+        // A whole block pads with nothing, so this is its plain sum.
+        let sum = ZsyncRollingSum.paddedSum(pointer, count: size, window: control.blockSize)
+        return sum & ZsyncRollingSum.mask(bytes: control.rsumBytes) == control.rsum(index)
     }
 }
 
@@ -150,8 +128,7 @@ extension ZsyncControl {
     func blockMatches(_ index: Int, _ bytes: UnsafeRawBufferPointer) -> Bool {
         guard let base = bytes.baseAddress, bytes.count == blockRange(index).count else { return false }
         let start = index * recordSize
-        return ZsyncBlockVerifier.record(of: base, count: bytes.count, control: self)[...]
-            == records[start..<(start + recordSize)]
+        return geometry.records(of: base, count: bytes.count)[...] == records[start..<(start + recordSize)]
     }
 }
 

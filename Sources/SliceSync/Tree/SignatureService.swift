@@ -565,6 +565,9 @@ enum WorkOutcome: Sendable {
 }
 
 /// The service's hashing threads: a queue of files, large ones one at a time with the whole pool.
+///
+/// `@unchecked Sendable`: its variables are read and written only with `condition` held, except
+/// `onFinished`, which is set once before `start()`.
 final class WorkQueue: @unchecked Sendable {
     private let writer: SignatureFileWriter
     private let threadCount: Int

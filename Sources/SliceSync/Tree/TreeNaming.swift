@@ -33,25 +33,7 @@ public enum TreeNaming {
         if let last = components.last {
             components[components.count - 1] = String(last.dropLast(signatureSuffix.count))
         }
-        return String(repeating: "../", count: components.count)
-            + components.map(percentEncoded).joined(separator: "/")
-    }
-
-    /// A path segment with every byte but the unreserved ones (RFC 3986) percent-encoded.
-    static func percentEncoded(_ segment: String) -> String {
-        let hex = Array("0123456789ABCDEF".utf8)
-        var out: [UInt8] = []
-        for byte in segment.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
-                 UInt8(ascii: "~"):
-                out.append(byte)
-            default:
-                out += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 15)]]
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
+        return String(repeating: "../", count: components.count) + RequestPath.encode(components.joined(separator: "/"))
     }
 
     /// Whether a directory entry with this name is a file the tools never sign: their own temporary

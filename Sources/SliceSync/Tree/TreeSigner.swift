@@ -312,6 +312,8 @@ func runConcurrently<T: Sendable>(_ items: [T], width: Int, _ body: @escaping @S
 }
 
 /// Hands out indices to threads and lets the caller wait until they are all done.
+///
+/// `@unchecked Sendable`: its variables are read and written only with `condition` held.
 private final class ConcurrentCursor: @unchecked Sendable {
     private let condition = ThreadCondition()
     private var nextIndex = 0

@@ -52,7 +52,8 @@ struct ScannerTests {
     /// The format 2 signature of `data` with these sizes (the defaults when nil).
     func sign(_ data: [UInt8], slice: Int? = nil, block: Int? = nil) throws -> SignatureV2 {
         let parameters = try SigningParameters(version: .v2, sliceSize: slice, blockSize: block)
-        guard case .v2(let signature) = try SignatureBuilder(parameters: parameters, pool: nil).signature(of: data, filename: "f")
+        let built = try SignatureBuilder(parameters: parameters, pool: nil).signature(of: data, filename: "f")
+        guard case .v2(let signature) = built
         else { throw NotFormat2() }
         return signature
     }
