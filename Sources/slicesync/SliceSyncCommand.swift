@@ -32,7 +32,16 @@ struct SliceSyncCommand: AsyncParsableCommand {
             (after redirects) or against --base-url. A control file may also be given as a local path.
 
             The destination itself, if it exists, and the partial work of an interrupted run are always \
-            used as alike files, so running the same command again updates in place or resumes.
+            used as alike files, so running the same command again updates it or resumes.
+
+            By default a new copy is built beside the destination and renamed over it: readers see the old \
+            version or the new one, never a mix. --inplace writes only the ranges that change into the \
+            destination itself, through a journal (DEST.slicesync.journal) made durable first, so a crash \
+            at any point is finished by the next run; while it runs, readers of the file can see a mix of \
+            versions. It is chosen automatically, with a message, when a second copy does not fit. The slice \
+            digests of files slicesync wrote or checked are kept in $XDG_CACHE_HOME/slicesync (default \
+            ~/.cache/slicesync), keyed by device, inode, size and times: an unchanged file is then matched \
+            and verified without being read again.
 
             Examples:
               slicesync https://mirror.example/iso/new.iso --alike old.iso
@@ -66,6 +75,16 @@ struct SliceSyncCommand: AsyncParsableCommand {
 
     @Flag(name: [.customShort("n"), .long], help: "Fetch the signature, scan the alike files and say what would be downloaded; change nothing.")
     var dryRun = false
+
+    @Flag(name: .customLong("inplace"), help: ArgumentHelp("Update the destination in place, writing only what "
+        + "changes (journaled, crash-safe); readers can see a mix of versions while it runs."))
+    var inPlace = false
+
+    @Flag(help: "Check every byte of the result, even where the cache vouches for unchanged slices.")
+    var verifyAll = false
+
+    @Flag(help: "Neither use nor fill the cache of slice digests.")
+    var noCache = false
 
     @Option(name: [.short, .long], help: "Parallel connections.")
     var jobs = 4
@@ -121,6 +140,9 @@ struct SliceSyncCommand: AsyncParsableCommand {
         options.signatureURL = signature
         options.baseURL = baseURL
         options.dryRun = dryRun
+        options.inPlace = inPlace
+        options.verifyAll = verifyAll
+        if noCache { options.cache = nil }
         options.jobs = jobs
         options.headers = header.map { value in
             let parts = value.split(separator: ":", maxSplits: 1)
@@ -162,6 +184,9 @@ struct SliceSyncCommand: AsyncParsableCommand {
             + formatFixed(saved, places: saved > 99 && saved < 100 ? 2 : 1) + " % saved"
             + (requests == 0 ? "" : ", in \(requests) request\(requests == 1 ? "" : "s")")
             + "; the signature took \(formatBytes(report.signatureBytes))"
+            + (report.update == "in-place" ? "; would update in place, writing \(formatBytes(report.bytesWritten))"
+                : "; would write a new copy of \(formatBytes(report.length))")
+            + (report.cache == "off" ? "" : " (slice digest cache: \(report.cache))")
     }
 
     private func summaryLine(_ report: SyncReport) -> String {

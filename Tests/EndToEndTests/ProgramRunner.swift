@@ -24,9 +24,9 @@ enum ProgramRunner {
         process.executableURL = program.hasPrefix("/") ? URL(fileURLWithPath: program)
             : buildDirectory.appendingPathComponent(program)
         process.arguments = arguments
-        if !environment.isEmpty {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        }
+        // The slice digest cache of the programs under test stays out of the user's own.
+        let isolated = ["XDG_CACHE_HOME": NSTemporaryDirectory() + "/slicesync-test-cache"]
+        process.environment = ProcessInfo.processInfo.environment.merging(isolated.merging(environment) { $1 }) { $1 }
         // Files rather than pipes: a chatty program can never block on a full pipe.
         let outURL = URL(fileURLWithPath: NSTemporaryDirectory() + "/slicesync-out-" + UUID().uuidString)
         let errURL = URL(fileURLWithPath: NSTemporaryDirectory() + "/slicesync-err-" + UUID().uuidString)

@@ -235,14 +235,22 @@ final class LoadedSignature: Sendable {
     // MARK: Matching
 
     /// Finds the file's pieces in the matcher's local files; format 2 fetches the fine tables it needs.
-    func locate(using matcher: Matcher, context: LocatingContext) async throws -> PieceMap {
+    /// `known`: a local file's cached slice digests; when it is the only file scanned, its slices are
+    /// placed from them instead of by reading it.
+    func locate(using matcher: Matcher, context: LocatingContext, known: KnownSlices? = nil) async throws -> PieceMap {
         // Whole slices first: scanned for at any offset, then where an interrupted run left them.
         let slices = try await context.runBlocking { () throws -> [LocalSource?] in
             var found = [LocalSource?](repeating: nil, count: self.sliceCount)
             if matcher.totalBytes > 0 {
                 switch self.held {
                 case .v1(let v1): found = try matcher.match(v1)
-                case .v2(let header, let coarse, _): found = try matcher.matchSlices(header, coarse: coarse)
+                case .v2(let header, let coarse, _):
+                    let scanned = matcher.alikes.indices.filter { matcher.alikes[$0].scanned }
+                    if let known, scanned == [known.file], known.sliceSize == header.sliceSize {
+                        found = known.place(header, coarse: coarse)
+                    } else {
+                        found = try matcher.matchSlices(header, coarse: coarse)
+                    }
                 case .zsync(let control):
                     if let sample = Self.spreadSample(matcher.alikes), matcher.totalBytes > 4 * Self.sampleReach {
                         // zsync files have no slice records to tell quickly whether anything is shared:

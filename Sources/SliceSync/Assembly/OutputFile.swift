@@ -12,11 +12,17 @@ import Glibc
 /// The file being rebuilt: a temporary file next to the destination, replaced atomically at the end.
 ///
 /// Interrupted work is kept as `DEST.slicesync.part`, which the next run reuses as an alike file.
+/// An in-place update's repairs write into the destination itself (`init(updating:)`).
+///
+/// `@unchecked Sendable`: every stored property is a `let`, and `SystemFile`'s positioned reads and
+/// writes need no lock.
 final class OutputFile: @unchecked Sendable {
     let destination: String
     let temporaryPath: String
     let file: SystemFile
     let length: Int
+    /// Writes go into the destination itself: nothing to rename, nothing to keep or discard.
+    let inPlace: Bool
 
     /// The partial-work path of a destination.
     static func partialPath(of destination: String) -> String { destination + TreeNaming.partialSuffix }
@@ -25,6 +31,7 @@ final class OutputFile: @unchecked Sendable {
         self.destination = destination
         self.length = length
         temporaryPath = TreeNaming.temporaryPath(for: destination)
+        inPlace = false
         file = try SystemFile.createExclusive(temporaryPath, mode: 0o600)
         if ftruncate(file.descriptor, off_t(length)) != 0 {
             let error = FileSystemError(errno: errno, operation: "size", path: temporaryPath)
@@ -33,39 +40,18 @@ final class OutputFile: @unchecked Sendable {
         }
     }
 
-    /// Copies `count` bytes from `source` at `from` to `to`, in the kernel where it can.
-    func copy(from source: SystemFile, at from: Int, to: Int, count: Int) throws(FileSystemError) {
-        var inOffset = off_t(from)
-        var outOffset = off_t(to)
-        var remaining = count
-        while remaining > 0 {
-            let n = slicesync_copy_file_range(source.descriptor, &inOffset, file.descriptor, &outOffset, remaining)
-            if n > 0 {
-                remaining -= n
-                continue
-            }
-            if n == 0 { throw FileSystemError(.changedWhileReading, path: source.path, message: "\(source.path) became shorter while it was being read") }
-            if errno == EINTR { continue }
-            if [EXDEV, ENOSYS, EINVAL, EOPNOTSUPP, EBADF].contains(errno) {
-                try copyByReading(from: source, at: Int(inOffset), to: Int(outOffset), count: remaining)
-                return
-            }
-            throw FileSystemError(errno: errno, operation: "write", path: temporaryPath)
-        }
+    /// The destination itself, already `length` bytes long, open for writing in place.
+    init(updating destination: SystemFile, length: Int) {
+        self.destination = destination.path
+        temporaryPath = destination.path
+        file = destination
+        self.length = length
+        inPlace = true
     }
 
-    private func copyByReading(from source: SystemFile, at from: Int, to: Int, count: Int) throws(FileSystemError) {
-        let size = min(count, 1 << 20)
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 4096)
-        defer { buffer.deallocate() }
-        var done = 0
-        while done < count {
-            let want = min(size, count - done)
-            let got = try source.read(into: buffer, count: want, at: from + done)
-            guard got == want else { throw FileSystemError(.changedWhileReading, path: source.path, message: "\(source.path) became shorter while it was being read") }
-            try file.write(from: buffer, count: want, at: to + done)
-            done += want
-        }
+    /// Copies `count` bytes from `source` at `from` to `to`, in the kernel where it can.
+    func copy(from source: SystemFile, at from: Int, to: Int, count: Int) throws(FileSystemError) {
+        try file.copy(from: source, at: from, to: to, count: count)
     }
 
     /// Writes the local segments into the output and hashes the whole output, in one pass in file order.
@@ -216,6 +202,7 @@ final class OutputFile: @unchecked Sendable {
     func commit(mode: mode_t, modified: Int? = nil) throws(FileSystemError) {
         if let modified { try file.setModificationTime(seconds: modified, nanoseconds: 0) }
         try file.sync()
+        if inPlace { return }
         if fchmod(file.descriptor, mode) != 0 { throw FileSystemError(errno: errno, operation: "set the permissions of", path: temporaryPath) }
         try FileSystem.rename(temporaryPath, to: destination)
         try FileSystem.syncDirectory(Paths.parent(of: destination))
@@ -223,6 +210,7 @@ final class OutputFile: @unchecked Sendable {
 
     /// Keeps the work done so far as the destination's partial file, for the next run.
     func keepAsPartial() -> String? {
+        if inPlace { return nil }
         let partial = Self.partialPath(of: destination)
         try? file.sync()
         guard (try? FileSystem.rename(temporaryPath, to: partial)) != nil else {
@@ -234,6 +222,7 @@ final class OutputFile: @unchecked Sendable {
 
     /// Removes the temporary file.
     func discard() {
+        if inPlace { return }
         try? FileSystem.removeFile(temporaryPath)
     }
 }

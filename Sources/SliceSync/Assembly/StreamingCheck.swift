@@ -23,6 +23,8 @@ final class StreamingCheck {
     /// Slices that did not match their records (with a tree hash: computed from the slice digests).
     private var failedSlices: [Int] = []
     var badSlices: [Int] { treeBlockSize == nil ? failedSlices : signature.badSlices(fromDigests: sliceDigests) }
+    /// With a tree hash: the digest of every slice, in order.
+    var treeSliceDigests: [UInt8]? { treeBlockSize == nil ? nil : sliceDigests }
 
     init(signature: LoadedSignature) {
         self.signature = signature

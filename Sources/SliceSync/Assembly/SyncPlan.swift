@@ -57,9 +57,9 @@ struct SyncPlan: Sendable {
 
     /// Finds the local pieces of the file `signature` describes: whole slices and blocks in the
     /// scanned files, pieces of zeros and repeats, then the verified work of interrupted runs.
-    static func find(_ signature: LoadedSignature, matcher: Matcher,
-        context: LocatingContext) async throws -> PieceMap {
-        var map = try await signature.locate(using: matcher, context: context)
+    static func find(_ signature: LoadedSignature, matcher: Matcher, context: LocatingContext,
+        known: KnownSlices? = nil) async throws -> PieceMap {
+        var map = try await signature.locate(using: matcher, context: context, known: known)
         signature.fillRepeats(&map)
         guard matcher.alikes.contains(where: \.probed) else { return map }
         let found = map

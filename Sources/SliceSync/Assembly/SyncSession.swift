@@ -32,6 +32,13 @@ public struct SyncOptions: Sendable {
     public var threads = ProcessInfo.processInfo.activeProcessorCount
     /// Extra request headers (for example an authorization).
     public var headers: [(String, String)] = []
+    /// Update the destination in place (journaled) instead of replacing it with a new copy. Chosen
+    /// automatically when the file system has no room for a second copy.
+    public var inPlace = false
+    /// Check every byte of the result, even where the cache vouches for unchanged slices.
+    public var verifyAll = false
+    /// The cache of local files' slice digests; nil: none.
+    public var cache: SliceDigestCache? = SliceDigestCache.standard()
 
     /// Options for `url` with defaults for the rest.
     public init(url: String) { self.url = url }
@@ -75,6 +82,13 @@ public struct SyncReport: Sendable, Codable, Equatable {
     public var alikeFiles: [String]
     /// Requests planned for the file's data (what a dry run would send).
     public var dataRequestsPlanned: Int
+    /// How the destination is (or would be) updated: `replace` (a new copy renamed over it) or
+    /// `in-place` (journaled writes of the changed ranges only).
+    public var update: String = "replace"
+    /// The slice digest cache for the destination: `hit`, `miss` or `off`.
+    public var cache: String = "off"
+    /// Bytes written (or, for a dry run, to be written) to disk, journal included.
+    public var bytesWritten: Int = 0
 
     enum CodingKeys: String, CodingKey {
         case outcome, url, destination, length, requests, seconds, hash
@@ -82,6 +96,7 @@ public struct SyncReport: Sendable, Codable, Equatable {
         case bytesReused = "bytes_reused", bytesFromServer = "bytes_from_server", bytesDownloaded = "bytes_downloaded"
         case signatureBytes = "signature_bytes", fullDownload = "full_download", repairedSlices = "repaired_slices"
         case alikeFiles = "alike_files", dataRequestsPlanned = "data_requests_planned"
+        case update, cache, bytesWritten = "bytes_written"
     }
 }
 
@@ -160,6 +175,14 @@ public final class SyncSession: Sendable, LocatingContext {
             logger.warning("a slice size of \(hint) is ignored: matching uses \(own)")
         }
         let destination = try resolveDestination(fileURL: fileURL, name: signature.zsync?.filename)
+        // An interrupted in-place update is finished first: until it is, the destination is a mix.
+        if options.dryRun {
+            if (try? FileSystem.stamp(UpdateJournal.path(of: destination))) != nil {
+                logger.warning("\(destination) has an interrupted in-place update; the next run finishes it first")
+            }
+        } else if let note = try UpdateJournal.recover(destination, lock: Self.lockForUpdate) {
+            logger.warning("\(note)")
+        }
         let remote = RemoteFile(url: fileURL, exchange: exchange, headers: options.headers, logger: logger)
         let length = signature.length
 
@@ -183,7 +206,14 @@ public final class SyncSession: Sendable, LocatingContext {
             lap = now
         }
         timing("fetched the signature")
-        let found = try await SyncPlan.find(signature, matcher: matcher, context: self)
+        let destinationIndex = matcher.alikes.firstIndex { $0.path == destination && $0.scanned }
+        let cached = cachedDigests(signature, alike: destinationIndex.map { matcher.alikes[$0] })
+        let known = cached.flatMap { digests in
+            destinationIndex.map { KnownSlices(file: $0, length: matcher.alikes[$0].length, digests: digests,
+                sliceSize: signature.sliceSize) }
+        }
+        if known != nil { logger.info("the slice digests of \(destination) are in the cache: it is not read") }
+        let found = try await SyncPlan.find(signature, matcher: matcher, context: self, known: known)
         timing("matched local files (\(formatBytes(found.reusedBytes)) found)")
         try Task.checkCancellation()
         if scanProgress.isCancelled { throw CancellationError() }
@@ -191,9 +221,11 @@ public final class SyncSession: Sendable, LocatingContext {
             unit: signature.downloadUnit(found), wholeWhenLittleShared: signature.zsync == nil,
             maxRequestBytes: signature.maxRequestBytes)
 
-        func report(_ outcome: String, hash: String, repaired: Int = 0) -> SyncReport {
+        let cacheState = options.cache == nil || signature.v2?.treeHash == nil ? "off" : (cached == nil ? "miss" : "hit")
+        func report(_ outcome: String, hash: String, repaired: Int = 0, update: String = "replace",
+                    written: Int = 0) -> SyncReport {
             let elapsed = ContinuousClock.now - clock
-            return SyncReport(
+            var result = SyncReport(
                 outcome: outcome, url: remote.url, signatureURL: signature.remote.url, destination: destination,
                 signatureFormat: signature.formatName, formatVersion: signature.formatVersion, length: length,
                 bytesReused: plan.reusedBytes,
@@ -203,21 +235,53 @@ public final class SyncSession: Sendable, LocatingContext {
                 seconds: elapsed.inSeconds,
                 hash: signature.hashLabel, fullDownload: plan.fullDownload, repairedSlices: repaired,
                 alikeFiles: matcher.alikes.map(\.path), dataRequestsPlanned: plan.dataRequests)
+            result.update = update
+            result.cache = cacheState
+            result.bytesWritten = written
+            return result
         }
 
-        if options.dryRun { return report("dry-run", hash: signature.hashLabel) }
-
         // Already there: the destination holds every piece in place.
-        if plan.missingBytes == 0,
-            plan.map.isIdentity(fileIndex: matcher.alikes.firstIndex { $0.path == destination }, length: length),
-           let destinationFile = matcher.alikes.first(where: { $0.path == destination }), destinationFile.length == length {
+        if plan.missingBytes == 0, plan.map.isIdentity(fileIndex: destinationIndex, length: length),
+           let index = destinationIndex, matcher.alikes[index].length == length {
+            if options.dryRun { return report("dry-run", hash: signature.hashLabel) }
             observer?.phase("verifying")
-            if try await runBlocking({ try signature.wholeFileDigest(of: destinationFile.file,
-                length: length) }) == signature.expectedDigest {
+            if try await isCurrent(matcher.alikes[index], signature: signature, cached: cached) {
                 cleanUp(leftovers + [OutputFile.partialPath(of: destination)], except: destination)
                 return report("unchanged", hash: signature.hashLabel)
             }
         }
+
+        // In place: asked for, or the only way when a second copy does not fit.
+        if let index = destinationIndex, let inPlace = try decideInPlace(destination: destination, length: length) {
+            let alike = matcher.alikes[index]
+            let changes = try await runBlocking {
+                try InPlacePlan(map: found, destination: index, destinationFile: alike.file,
+                    destinationLength: alike.length, extents: alike.extents)
+            }
+            if options.dryRun {
+                return report("dry-run", hash: signature.hashLabel, update: "in-place",
+                    written: changes.bytesToWrite)
+            }
+            if inPlace == .forLackOfRoom {
+                let free = Self.lacksRoomForCopy(of: length, in: Paths.parent(of: destination)).free
+                guard free > changes.changedBytes + (16 << 20) else {
+                    throw FileSystemError(.noSpace, path: destination, message: "\(destination) cannot be updated: "
+                        + "\(formatBytes(free)) are free, and even an in-place update needs room for its journal "
+                        + "(\(formatBytes(changes.changedBytes))); free some space and run again")
+                }
+            }
+            let inputs = InPlaceInputs(destination: destination, alike: alike, index: index, plan: changes,
+                cached: options.verifyAll ? nil : cached)
+            let outcome = try await updateInPlace(inputs, plan: &plan, signature: signature, remote: remote,
+                matcher: matcher)
+            timing("updated \(destination) in place")
+            remember(destination, signature: signature, digests: outcome.sliceDigests)
+            cleanUp(leftovers + [OutputFile.partialPath(of: destination)], except: destination)
+            return report("updated", hash: signature.hashLabel, repaired: outcome.repaired, update: "in-place",
+                written: outcome.written)
+        }
+        if options.dryRun { return report("dry-run", hash: signature.hashLabel, written: length) }
 
         let output = try OutputFile(destination: destination, length: length)
         var assembled = false
@@ -232,7 +296,7 @@ public final class SyncSession: Sendable, LocatingContext {
                     plan.fullDownload = true
                 }
             }
-            var streamed: (digest: [UInt8], badSlices: [Int])?
+            var streamed: (digest: [UInt8], badSlices: [Int], sliceDigests: [UInt8]?)?
             if plan.fullDownload {
                 streamed = try await downloadWhole(remote: remote, output: output, signature: signature)
             }
@@ -244,10 +308,12 @@ public final class SyncSession: Sendable, LocatingContext {
             observer?.phase("verifying")
             let digest: [UInt8]
             var knownBad: [Int]?
+            var sliceDigests: [UInt8]?
             if let streamed {
                 // Checked as it arrived: nothing to copy, nothing to read back.
                 digest = streamed.digest
                 knownBad = streamed.badSlices
+                sliceDigests = streamed.sliceDigests
             } else {
                 let segments = plan.map.segments
                 let sources = matcher.alikes.map(\.file)
@@ -255,6 +321,7 @@ public final class SyncSession: Sendable, LocatingContext {
                 let assembledDigest = try await runBlocking { try output.assemble(segments, sources: sources,
                     check: check) }
                 digest = assembledDigest.digest
+                sliceDigests = assembledDigest.sliceDigests
                 knownBad = assembledDigest.sliceDigests.map(signature.badSlices(fromDigests:))
                 timing("assembled the file and computed its hash")
             }
@@ -267,8 +334,10 @@ public final class SyncSession: Sendable, LocatingContext {
             // As zsync does, the file gets the modification time its control file gives.
             try output.commit(mode: targetMode(for: destination), modified: signature.zsync?.mtime)
             timing("replaced the destination")
+            remember(destination, signature: signature, digests: repaired == 0 ? sliceDigests : nil)
             cleanUp(leftovers + [OutputFile.partialPath(of: destination)], except: destination)
-            return report("updated", hash: signature.hashLabel, repaired: repaired)
+            return report("updated", hash: signature.hashLabel, repaired: repaired,
+                written: length + repaired * signature.sliceSize)
         } catch {
             // Keep the work for the next run: what was downloaded, plus the local pieces (unless the user
             // is waiting for Ctrl-C to take effect; the local files are still there).
@@ -449,7 +518,7 @@ public final class SyncSession: Sendable, LocatingContext {
 
     // MARK: - Downloading
 
-    private func downloadRanges(_ ranges: [Range<Int>], remote: RemoteFile, output: OutputFile, map: PieceMap, signature: LoadedSignature) async throws {
+    func downloadRanges(_ ranges: [Range<Int>], remote: RemoteFile, output: OutputFile, map: PieceMap, signature: LoadedSignature) async throws {
         let total = ranges.reduce(0) { $0 + $1.count }
         let done = Atomic<Int>(0)
         let observer = observer
@@ -480,8 +549,8 @@ public final class SyncSession: Sendable, LocatingContext {
 
     /// Downloads the whole file into the output, checking it as it streams (see `StreamingCheck`);
     /// returns the whole-file digest and the slices that failed their records.
-    private func downloadWhole(remote: RemoteFile, output: OutputFile,
-        signature: LoadedSignature) async throws -> (digest: [UInt8], badSlices: [Int]) {
+    func downloadWhole(remote: RemoteFile, output: OutputFile,
+        signature: LoadedSignature) async throws -> (digest: [UInt8], badSlices: [Int], sliceDigests: [UInt8]?) {
         logger.info("downloading the whole file")
         let length = output.length
         let check = StreamingCheck(signature: signature)
@@ -510,12 +579,12 @@ public final class SyncSession: Sendable, LocatingContext {
                     "the download ended after \(check.position) of \(length) bytes")
             }
         }
-        return (check.finish(), check.badSlices)
+        return (check.finish(), check.badSlices, check.treeSliceDigests)
     }
 
     /// Finds the slices that do not match their hashes, fetches them again once, and checks again.
     /// `knownBad` are the slices already found bad while the file streamed in, when it did.
-    private func repair(output: OutputFile, remote: RemoteFile, signature: LoadedSignature, map: inout PieceMap,
+    func repair(output: OutputFile, remote: RemoteFile, signature: LoadedSignature, map: inout PieceMap,
                         knownBad: [Int]?) async throws -> Int {
         var bad = knownBad ?? []
         if knownBad == nil { bad = try await runBlocking { try signature.badSlices(in: output) } }

@@ -48,18 +48,25 @@ public enum TreeHash {
     }
 
     /// The slice digests of the first `length` bytes of `file`, read and hashed on `threads` threads.
+    /// `known` gives the digests of some slices already (an in-place update's untouched slices, from
+    /// the cache): only the others are read.
     static func sliceDigests(of file: SystemFile, length: Int, sliceSize: Int, blockSize: Int,
-        threads: Int) throws(FileSystemError) -> [UInt8] {
+        threads: Int, known: [Int: [UInt8]] = [:]) throws(FileSystemError) -> [UInt8] {
         let sliceCount = length == 0 ? 0 : (length - 1) / sliceSize + 1
-        let digests = Mutex([UInt8](repeating: 0, count: sliceCount * digestSize))
+        var initial = [UInt8](repeating: 0, count: sliceCount * digestSize)
+        for (slice, digest) in known where slice < sliceCount && digest.count == digestSize {
+            initial.replaceSubrange((slice * digestSize)..<((slice + 1) * digestSize), with: digest)
+        }
+        let wanted = (0..<sliceCount).filter { known[$0]?.count != digestSize }
+        let digests = Mutex(initial)
         let failure = Mutex<FileSystemError?>(nil)
         // Interleaved slices, so the threads read the file front to back together.
-        let width = max(1, min(threads, sliceCount))
+        let width = max(1, min(threads, wanted.count))
         runConcurrently(Array(0..<width), width: width) { worker in
             let buffer = UnsafeMutableRawPointer.allocate(byteCount: sliceSize, alignment: 16)
             defer { buffer.deallocate() }
             var digest = [UInt8](repeating: 0, count: digestSize)
-            for slice in stride(from: worker, to: sliceCount, by: width) {
+            for slice in stride(from: worker, to: wanted.count, by: width).map({ wanted[$0] }) {
                 let start = slice * sliceSize
                 let size = min(sliceSize, length - start)
                 do throws(FileSystemError) {

@@ -56,7 +56,8 @@ public struct ServedTree: Sendable {
     /// without it take the slow path: resolve every link with `realpath` and check the result's prefix.
     public func resolve(_ path: RequestPath) -> Resolution {
         let segments = path.segments
-        if segments.contains(where: { TreeNaming.isTemporary($0) || TreeNaming.isPartial($0) }) { return .notFound }
+        if segments.contains(where: { TreeNaming.isTemporary($0) || TreeNaming.isPartial($0)
+            || TreeNaming.isJournal($0) }) { return .notFound }
         if segments.isEmpty { return .directory(path: root) }
         let relative = segments.joined(separator: "/")
         let lexical = root == "/" ? "/" + relative : root + "/" + relative

@@ -56,6 +56,8 @@ public struct FileSystemError: Error, Sendable, CustomStringConvertible {
         case invalidPath = "invalid-path"
         case io = "io"
         case cancelled = "cancelled"
+        case corruptJournal = "corrupt-journal"
+        case busy = "busy"
     }
 
     /// The stable code of the failure.

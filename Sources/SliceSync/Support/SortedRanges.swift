@@ -21,4 +21,15 @@ struct SortedRanges: Sendable {
 
     /// Whether `range` lies inside one of the ranges.
     func contains(_ range: Range<Int>) -> Bool { index(containing: range) != nil }
+
+    /// Whether `range` shares a byte with any of the ranges.
+    func overlaps(_ range: Range<Int>) -> Bool {
+        var low = 0
+        var high = ranges.count
+        while low < high {
+            let middle = (low + high) / 2
+            if ranges[middle].upperBound <= range.lowerBound { low = middle + 1 } else { high = middle }
+        }
+        return low < ranges.count && ranges[low].lowerBound < range.upperBound
+    }
 }

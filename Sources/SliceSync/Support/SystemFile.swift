@@ -91,6 +91,66 @@ public final class SystemFile: @unchecked Sendable {
         return SystemFile(descriptor: fd, path: path)
     }
 
+    /// Opens an existing regular file for reading and writing in place (an in-place update).
+    public static func openForUpdating(_ path: String) throws(FileSystemError) -> SystemFile {
+        let fd = open(path, O_RDWR | O_CLOEXEC | O_NONBLOCK)
+        if fd < 0 { throw FileSystemError(errno: errno, operation: "open", path: path) }
+        let file = SystemFile(descriptor: fd, path: path)
+        guard try file.stamp().isRegularFile else {
+            throw FileSystemError(.notRegularFile, path: path, message: "\(path) is not a regular file")
+        }
+        let flags = fcntl(fd, F_GETFL)
+        if flags >= 0 { _ = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) }
+        return file
+    }
+
+    /// Sets the file's length: cut, or extended with a hole.
+    public func truncate(to length: Int) throws(FileSystemError) {
+        if ftruncate(descriptor, off_t(length)) != 0 {
+            throw FileSystemError(errno: errno, operation: "set the length of", path: path)
+        }
+    }
+
+    /// Copies `count` bytes at `from` of `source` to `to` of this file, in the kernel where it can.
+    public func copy(from source: SystemFile, at from: Int, to: Int, count: Int) throws(FileSystemError) {
+        var inOffset = off_t(from)
+        var outOffset = off_t(to)
+        var remaining = count
+        while remaining > 0 {
+            let n = slicesync_copy_file_range(source.descriptor, &inOffset, descriptor, &outOffset, remaining)
+            if n > 0 {
+                remaining -= n
+                continue
+            }
+            if n == 0 {
+                throw FileSystemError(.changedWhileReading, path: source.path,
+                    message: "\(source.path) became shorter while it was being read")
+            }
+            if errno == EINTR { continue }
+            if [EXDEV, ENOSYS, EINVAL, EOPNOTSUPP, EBADF].contains(errno) {
+                try copyByReading(from: source, at: Int(inOffset), to: Int(outOffset), count: remaining)
+                return
+            }
+            throw FileSystemError(errno: errno, operation: "write", path: path)
+        }
+    }
+
+    private func copyByReading(from source: SystemFile, at from: Int, to: Int, count: Int) throws(FileSystemError) {
+        let size = min(count, 1 << 20)
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 4096)
+        defer { buffer.deallocate() }
+        var done = 0
+        while done < count {
+            let want = min(size, count - done)
+            guard try source.read(into: buffer, count: want, at: from + done) == want else {
+                throw FileSystemError(.changedWhileReading, path: source.path,
+                    message: "\(source.path) became shorter while it was being read")
+            }
+            try write(from: buffer, count: want, at: to + done)
+            done += want
+        }
+    }
+
     /// The file's current stamp.
     public func stamp() throws(FileSystemError) -> FileStamp {
         var st = stat()

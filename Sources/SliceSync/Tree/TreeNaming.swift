@@ -8,6 +8,8 @@ public enum TreeNaming {
     public static let temporaryMarker = ".slicesync.tmp-"
     /// The suffix of a download's kept partial work.
     public static let partialSuffix = ".slicesync.part"
+    /// The suffix of an in-place update's journal.
+    public static let journalSuffix = ".slicesync.journal"
 
     /// The signature path of `relativePath` (slash-separated, below `root`).
     public static func signaturePath(root: String, relativePath: String) -> String {
@@ -39,7 +41,13 @@ public enum TreeNaming {
     /// Whether a directory entry with this name is a file the tools never sign: their own temporary
     /// and partial files, and signature directories.
     public static func isReserved(_ name: String) -> Bool {
-        name == signatureDirectory || isTemporary(name) || isPartial(name)
+        name == signatureDirectory || isTemporary(name) || isPartial(name) || isJournal(name)
+    }
+
+    /// Whether this name is an in-place update's journal.
+    public static func isJournal(_ name: String) -> Bool {
+        name.utf8.count >= journalSuffix.utf8.count
+            && name.utf8.reversed().starts(with: journalSuffix.utf8.reversed())
     }
 
     /// Whether this name is one of the tools' temporary files.
@@ -58,7 +66,8 @@ public enum TreeNaming {
 
     /// Whether this name is a download's kept partial work.
     public static func isPartial(_ name: String) -> Bool {
-        name.utf8.count >= partialSuffix.utf8.count && name.utf8.reversed().starts(with: partialSuffix.utf8.reversed())
+        name.utf8.count >= partialSuffix.utf8.count
+            && name.utf8.reversed().starts(with: partialSuffix.utf8.reversed())
     }
 
     /// A fresh temporary name next to `path` (same directory, so a rename is atomic).

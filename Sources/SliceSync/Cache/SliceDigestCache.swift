@@ -1,0 +1,133 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The per-user cache of local files' slice digests (`$XDG_CACHE_HOME/slicesync`, docs/FORMAT.md).
+///
+/// An entry holds the full SHA-256 slice digests (the tree hash's parts) of one file, keyed by its
+/// device, inode, size, and modification and change times to the nanosecond: any write to the file,
+/// or a replacement, changes the key, and the entry is no longer found. With it, a sync matches the
+/// new signature's slices against a local file without reading it, reads only around what changed,
+/// and verifies an in-place update by hashing only the slices it wrote.
+///
+/// Nothing in an entry is trusted beyond its key: an entry that fails its checksum or describes
+/// another geometry is ignored (and removed), and a sync whose result does not match the signature
+/// checks every byte again before repairing anything. Entries are written to a temporary name and
+/// renamed, so concurrent runs only ever see whole entries; the oldest are removed when the cache
+/// grows past its bound.
+public struct SliceDigestCache: Sendable {
+    /// The directory of the entries.
+    public let directory: String
+    /// Bytes the entries may take together.
+    public let limitBytes: Int
+
+    private static let magic = Array("SSCACHE1".utf8)
+    /// Magic, seven key fields, slice size, block size, slice count.
+    private static let fixedBytes = 8 + 10 * 8
+
+    /// A cache in `directory`.
+    public init(directory: String, limitBytes: Int = 256 << 20) {
+        self.directory = directory
+        self.limitBytes = limitBytes
+    }
+
+    /// The user's cache: `$XDG_CACHE_HOME/slicesync`, else `$HOME/.cache/slicesync`; nil without either.
+    public static func standard() -> SliceDigestCache? {
+        let environment = ProcessInfo.processInfo.environment
+        if let base = environment["XDG_CACHE_HOME"], base.hasPrefix("/") {
+            return SliceDigestCache(directory: Paths.join(base, "slicesync"))
+        }
+        guard let home = environment["HOME"], home.hasPrefix("/") else { return nil }
+        return SliceDigestCache(directory: Paths.join(Paths.join(home, ".cache"), "slicesync"))
+    }
+
+    private func entryPath(_ stamp: FileStamp, sliceSize: Int, blockSize: Int) -> String {
+        let name = String(stamp.device, radix: 16) + "-" + String(stamp.inode, radix: 16)
+            + "-\(sliceSize)-\(blockSize).digests"
+        return Paths.join(directory, name)
+    }
+
+    private static func key(_ stamp: FileStamp) -> [UInt64] {
+        [stamp.device, stamp.inode, UInt64(stamp.size),
+         UInt64(bitPattern: Int64(stamp.mtimeSeconds)), UInt64(stamp.mtimeNanoseconds),
+         UInt64(bitPattern: Int64(stamp.ctimeSeconds)), UInt64(stamp.ctimeNanoseconds)]
+    }
+
+    /// The slice digests of the file whose stamp is `stamp`, cut into slices of `sliceSize` and blocks
+    /// of `blockSize`; nil when there is no current, whole entry.
+    public func load(_ stamp: FileStamp, sliceSize: Int, blockSize: Int) -> [UInt8]? {
+        let path = entryPath(stamp, sliceSize: sliceSize, blockSize: blockSize)
+        guard let file = try? SystemFile.openForReading(path) else { return nil }
+        let slices = stamp.size == 0 ? 0 : (stamp.size - 1) / max(1, sliceSize) + 1
+        let expected = Self.fixedBytes + slices * TreeHash.digestSize + 32
+        guard let bytes = try? file.readAll(limit: expected), bytes.count == expected else {
+            try? FileSystem.removeFile(path)
+            return nil
+        }
+        let body = Array(bytes[..<(expected - 32)])
+        var header = Self.magic
+        for value in Self.key(stamp) + [UInt64(sliceSize), UInt64(blockSize), UInt64(slices)] {
+            withUnsafeBytes(of: value.bigEndian) { header += $0 }
+        }
+        guard Array(body[..<Self.fixedBytes]) == header else {
+            // Another file now has this device and inode, or the file changed: the entry is stale.
+            try? FileSystem.removeFile(path)
+            return nil
+        }
+        guard StreamingDigest.hash(.sha256, body) == Array(bytes[(expected - 32)...]) else {
+            try? FileSystem.removeFile(path)
+            return nil
+        }
+        // Used entries are the last to be evicted.
+        _ = try? file.setModificationTime(seconds: Int(time(nil)), nanoseconds: 0)
+        return Array(body[Self.fixedBytes...])
+    }
+
+    /// Keeps `digests` for the file whose stamp is `stamp`. Failures are ignored: the cache only
+    /// spares work.
+    public func store(_ stamp: FileStamp, sliceSize: Int, blockSize: Int, digests: [UInt8]) {
+        let slices = stamp.size == 0 ? 0 : (stamp.size - 1) / max(1, sliceSize) + 1
+        guard digests.count == slices * TreeHash.digestSize,
+              (try? FileSystem.createDirectories(directory)) != nil else { return }
+        var bytes = Self.magic
+        for value in Self.key(stamp) + [UInt64(sliceSize), UInt64(blockSize), UInt64(slices)] {
+            withUnsafeBytes(of: value.bigEndian) { bytes += $0 }
+        }
+        bytes += digests
+        bytes += StreamingDigest.hash(.sha256, bytes)
+        let path = entryPath(stamp, sliceSize: sliceSize, blockSize: blockSize)
+        let temporary = TreeNaming.temporaryPath(for: path)
+        guard let file = try? SystemFile.createExclusive(temporary, mode: 0o600) else { return }
+        guard (try? file.write(bytes, at: 0)) != nil, (try? FileSystem.rename(temporary, to: path)) != nil else {
+            try? FileSystem.removeFile(temporary)
+            return
+        }
+        evict(keeping: path)
+    }
+
+    /// Removes the least recently used entries until the cache is within its bound.
+    private func evict(keeping kept: String) {
+        guard let entries = try? FileSystem.list(directory) else { return }
+        var files: [(path: String, size: Int, used: Int)] = []
+        for entry in entries where entry.kind == .file || entry.kind == .unknown {
+            let path = Paths.join(directory, entry.name)
+            guard let stamp = try? FileSystem.stamp(path), stamp.isRegularFile else { continue }
+            // Temporary files of runs that were killed are removed after an hour.
+            if TreeNaming.isTemporary(entry.name) {
+                if stamp.mtimeSeconds < Int(time(nil)) - 3600 { try? FileSystem.removeFile(path) }
+                continue
+            }
+            files.append((path, stamp.size, stamp.mtimeSeconds))
+        }
+        var total = files.reduce(0) { $0 + $1.size }
+        for file in files.sorted(by: { $0.used < $1.used }) where total > limitBytes && file.path != kept {
+            try? FileSystem.removeFile(file.path)
+            total -= file.size
+        }
+    }
+}
