@@ -62,6 +62,10 @@ struct Shash: ParsableCommand {
         + "(and slicesync) can use it."))
     var zsync = false
 
+    @Flag(help: ArgumentHelp("Do not keep the slice digests of the files signed in the cache slicesync reads "
+        + "($XDG_CACHE_HOME/slicesync): with them, slicesync updates a file signed here without reading it first."))
+    var noCache = false
+
     @Flag(help: "Check each FILE against its signature instead of writing signatures.")
     var verify = false
 
@@ -141,6 +145,7 @@ struct Shash: ParsableCommand {
         options.recursive = recursive
         options.force = force
         options.writesZsync = zsync
+        if !noCache { options.digestCache = SliceDigestCache.standard() }
         if let jobs { options.jobs = jobs }
         return options
     }

@@ -247,7 +247,19 @@ final class LoadedSignature: Sendable {
                 case .v2(let header, let coarse, _):
                     let scanned = matcher.alikes.indices.filter { matcher.alikes[$0].scanned }
                     if let known, scanned == [known.file], known.sliceSize == header.sliceSize {
+                        // Placed from the digests; the slices left are looked for at any offset, but
+                        // only in what no slice was placed from (content that moved).
                         found = known.place(header, coarse: coarse)
+                        let left = found.indices.filter { found[$0] == nil }
+                        let map = PieceMap(unitSize: header.sliceSize, length: header.length,
+                            sources: PackedSources(found, unitSize: header.sliceSize))
+                        let unused = Self.unusedRegions(of: map, alikes: matcher.alikes, margin: header.sliceSize)
+                        if !left.isEmpty, unused.values.contains(where: { !$0.isEmpty }) {
+                            let moved = try matcher.matchSlices(header, coarse: coarse, wanted: left, within: unused)
+                            for (index, source) in moved.enumerated() where found[index] == nil {
+                                found[index] = source
+                            }
+                        }
                     } else {
                         found = try matcher.matchSlices(header, coarse: coarse)
                     }

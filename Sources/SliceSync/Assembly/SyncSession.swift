@@ -207,12 +207,19 @@ public final class SyncSession: Sendable, LocatingContext {
         }
         timing("fetched the signature")
         let destinationIndex = matcher.alikes.firstIndex { $0.path == destination && $0.scanned }
-        let cached = cachedDigests(signature, alike: destinationIndex.map { matcher.alikes[$0] })
+        // The destination's stamp now: an in-place update later checks nothing changed it since.
+        let destinationStamp = destinationIndex.flatMap { try? matcher.alikes[$0].file.stamp() }
+        var cached = cachedDigests(signature, stamp: destinationStamp)
+        if cached != nil { logger.info("the slice digests of \(destination) are in the cache: it is not read") }
+        let cacheState = options.cache == nil || signature.v2?.treeHash == nil ? "off" : (cached == nil ? "miss" : "hit")
+        if cached == nil, let index = destinationIndex, let stamp = destinationStamp,
+           matcher.alikes.filter(\.scanned).count == 1 {
+            cached = try await digestsInPlace(signature, alike: matcher.alikes[index], stamp: stamp)
+        }
         let known = cached.flatMap { digests in
             destinationIndex.map { KnownSlices(file: $0, length: matcher.alikes[$0].length, digests: digests,
                 sliceSize: signature.sliceSize) }
         }
-        if known != nil { logger.info("the slice digests of \(destination) are in the cache: it is not read") }
         let found = try await SyncPlan.find(signature, matcher: matcher, context: self, known: known)
         timing("matched local files (\(formatBytes(found.reusedBytes)) found)")
         try Task.checkCancellation()
@@ -221,7 +228,6 @@ public final class SyncSession: Sendable, LocatingContext {
             unit: signature.downloadUnit(found), wholeWhenLittleShared: signature.zsync == nil,
             maxRequestBytes: signature.maxRequestBytes)
 
-        let cacheState = options.cache == nil || signature.v2?.treeHash == nil ? "off" : (cached == nil ? "miss" : "hit")
         func report(_ outcome: String, hash: String, repaired: Int = 0, update: String = "replace",
                     written: Int = 0) -> SyncReport {
             let elapsed = ContinuousClock.now - clock
@@ -271,8 +277,8 @@ public final class SyncSession: Sendable, LocatingContext {
                         + "(\(formatBytes(changes.changedBytes))); free some space and run again")
                 }
             }
-            let inputs = InPlaceInputs(destination: destination, alike: alike, index: index, plan: changes,
-                cached: options.verifyAll ? nil : cached)
+            let inputs = InPlaceInputs(destination: destination, alike: alike, stamp: destinationStamp, index: index,
+                plan: changes, cached: options.verifyAll ? nil : cached)
             let outcome = try await updateInPlace(inputs, plan: &plan, signature: signature, remote: remote,
                 matcher: matcher)
             timing("updated \(destination) in place")

@@ -76,6 +76,8 @@ public struct SigningOutcome: Sendable, Equatable {
     public var fileDigest: [UInt8]
     /// Format 2: the tree hash.
     public var treeHash: [UInt8]? = nil
+    /// Format 2: the slice digests the tree hash is made of, 32 bytes each, in order (for the cache).
+    public var sliceDigests: [UInt8]? = nil
 }
 
 /// Computes signatures, splitting one file's hashing across the pool's threads.
@@ -174,7 +176,8 @@ public struct SignatureBuilder: Sendable {
 
         let digest = whole.finalize()
         let (written, treeHash) = try state.finish(digest: digest, to: sink)
-        return SigningOutcome(length: length, signatureLength: written, fileDigest: digest, treeHash: treeHash)
+        return SigningOutcome(length: length, signatureLength: written, fileDigest: digest, treeHash: treeHash,
+            sliceDigests: treeHash == nil ? nil : state.sliceDigests)
     }
 
     /// Signs a byte array in memory and parses the result; for tests and small inputs.
@@ -356,6 +359,8 @@ final class PipelineState {
     private var sliceDigest = StreamingDigest(.sha256)
     /// Format 2: the slice digests, in order, for the tree hash.
     private var treeDigest = StreamingDigest(.sha256)
+    /// Format 2: the same digests kept (32 bytes per slice: 512 KiB for 4 GiB), for the cache.
+    private(set) var sliceDigests: [UInt8] = []
     private var sliceRolling: UInt64 = 0
     private var blocksInSlice = 0
     private var slicesDone = 0
@@ -414,6 +419,7 @@ final class PipelineState {
     private func closeSlice() {
         let digest = sliceDigest.finalize()
         treeDigest.update(digest)
+        sliceDigests += digest
         let record = digest.withUnsafeBufferPointer {
             HashRecord(weak: RollingHash.weak(sliceRolling), strong: HashRecord.truncate($0.baseAddress!))
         }

@@ -49,15 +49,17 @@ public enum TreeHash {
 
     /// The slice digests of the first `length` bytes of `file`, read and hashed on `threads` threads.
     /// `known` gives the digests of some slices already (an in-place update's untouched slices, from
-    /// the cache): only the others are read.
+    /// the cache), laid out as the result: only the slices `isKnown` does not vouch for are read.
     static func sliceDigests(of file: SystemFile, length: Int, sliceSize: Int, blockSize: Int,
-        threads: Int, known: [Int: [UInt8]] = [:]) throws(FileSystemError) -> [UInt8] {
+        threads: Int, known: (digests: [UInt8], isKnown: [Bool])? = nil) throws(FileSystemError) -> [UInt8] {
         let sliceCount = length == 0 ? 0 : (length - 1) / sliceSize + 1
         var initial = [UInt8](repeating: 0, count: sliceCount * digestSize)
-        for (slice, digest) in known where slice < sliceCount && digest.count == digestSize {
-            initial.replaceSubrange((slice * digestSize)..<((slice + 1) * digestSize), with: digest)
+        var unknown = Array(0..<sliceCount)
+        if let known, known.digests.count == initial.count, known.isKnown.count == sliceCount {
+            initial = known.digests
+            unknown = unknown.filter { !known.isKnown[$0] }
         }
-        let wanted = (0..<sliceCount).filter { known[$0]?.count != digestSize }
+        let wanted = unknown
         let digests = Mutex(initial)
         let failure = Mutex<FileSystemError?>(nil)
         // Interleaved slices, so the threads read the file front to back together.

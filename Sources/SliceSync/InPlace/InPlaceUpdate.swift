@@ -22,9 +22,12 @@ struct InPlaceInputs: Sendable {
     let destination: String
     /// The destination as the matcher opened it, and its index among the alike files.
     let alike: AlikeFile
+    /// Its stamp when the sync began reading it.
+    let stamp: FileStamp?
     let index: Int
     let plan: InPlacePlan
-    /// The destination's cached slice digests (before the update), when the cache had them.
+    /// The destination's slice digests (before the update), from the cache or hashed at their own
+    /// offsets while matching; nil when neither.
     let cached: [UInt8]?
 }
 
@@ -62,7 +65,7 @@ extension SyncSession {
         let target = try SystemFile.openForUpdating(destination)
         try Self.lockForUpdate(target)
         let before = try target.stamp()
-        guard !(try inputs.alike.file.stamp()).contentMayDiffer(from: before) else {
+        guard let stamp = inputs.stamp, !stamp.contentMayDiffer(from: before) else {
             throw FileSystemError(.changedWhileReading, path: destination, message: "\(destination) changed "
                 + "while slicesync was reading it; run again when nothing else writes to it")
         }
@@ -183,24 +186,28 @@ extension SyncSession {
             let digest = try await runBlocking { try signature.wholeFileDigest(of: file, length: length) }
             return (digest, nil)
         }
-        var known: [Int: [UInt8]] = [:]
+        var digests = [UInt8](repeating: 0, count: signature.sliceCount * TreeHash.digestSize)
+        var isKnown = [Bool](repeating: false, count: signature.sliceCount)
         if let cached {
             for slice in 0..<min(signature.sliceCount, cached.count / TreeHash.digestSize) {
                 let range = signature.sliceRange(slice)
                 // Untouched, and the same slice in the old file (the last old slice may be shorter).
                 guard plan.unchanged.contains(range), range.count == sliceSize || range.upperBound == oldLength
                     else { continue }
-                known[slice] = Array(cached[(slice * TreeHash.digestSize)..<((slice + 1) * TreeHash.digestSize)])
+                let bytes = (slice * TreeHash.digestSize)..<((slice + 1) * TreeHash.digestSize)
+                digests.replaceSubrange(bytes, with: cached[bytes])
+                isKnown[slice] = true
             }
         }
         let threads = options.threads
-        let reused = known
-        let digests = try await runBlocking {
+        let reused = (digests, isKnown)
+        let knownCount = isKnown.filter { $0 }.count
+        let computed = try await runBlocking {
             try TreeHash.sliceDigests(of: file, length: length, sliceSize: sliceSize, blockSize: blockSize,
                 threads: threads, known: reused)
         }
-        logger.info("verified \(signature.sliceCount - known.count) slices by reading, \(known.count) from the cache")
-        return (TreeHash.combine(digests), digests)
+        logger.info("verified \(signature.sliceCount - knownCount) slices by reading, \(knownCount) from the cache")
+        return (TreeHash.combine(computed), computed)
     }
 }
 

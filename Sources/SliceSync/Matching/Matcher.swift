@@ -92,17 +92,20 @@ public final class Matcher: Sendable {
     }
 
     /// Format 2, first pass: finds whole slices; returns a source per slice (nil where not found).
-    public func matchSlices(_ header: SignatureV2Header, coarse: [HashRecord]) throws(FileSystemError) -> [LocalSource?] {
+    /// `wanted` limits the search to some slices, `within` to byte ranges of each alike file (by index).
+    public func matchSlices(_ header: SignatureV2Header, coarse: [HashRecord], wanted: [Int]? = nil,
+        within: [Int: [Range<Int>]]? = nil) throws(FileSystemError) -> [LocalSource?] {
         let count = header.sliceCount
         guard count > 0 else { return [] }
         let verifier = V2SliceVerifier(records: coarse, blockSize: header.blockSize)
         let full = header.length / header.sliceSize
-        let entries = (0..<full).map { (weak: coarse[$0].weak, index: $0) }
+        let entries = (wanted ?? Array(0..<count)).filter { $0 < full }.map { (weak: coarse[$0].weak, index: $0) }
         let found = FoundPieces(count: count)
         if !entries.isEmpty {
-            try scanAll(hasher: RKWindowHasher(window: header.sliceSize), table: WeakTable(entries), verifier: verifier, found: found)
+            try scanAll(hasher: RKWindowHasher(window: header.sliceSize), table: WeakTable(entries), verifier: verifier,
+                found: found, within: within)
         }
-        if full < count {
+        if full < count && wanted?.contains(full) != false {
             let length = header.length - full * header.sliceSize
             try matchTail(index: full, length: length, targetOffset: full * header.sliceSize, weak: coarse[full].weak,
                           hasher: RKWindowHasher(window: length), verifier: verifier, found: found)

@@ -33,6 +33,8 @@ public struct SignatureFileWriter: Sendable {
     /// read pass; without it, a control file left beside a signature that is rewritten is removed, so
     /// that none describes older content.
     public var writesZsync = false
+    /// Where the slice digests of each file signed (format 2) are kept for `slicesync`, or nil.
+    public var digestCache: SliceDigestCache?
     /// Called between hashing and the final stat; lets tests change the file at exactly that moment.
     var afterHashing: (@Sendable (String) -> Void)?
 
@@ -147,6 +149,10 @@ public struct SignatureFileWriter: Sendable {
             }
             let racy = before.mtimeSeconds >= startedAt - racyWindow
             stamped = (before.mtimeSeconds - (racy ? 1 : 0), before.mtimeNanoseconds)
+            if let digestCache, let digests = outcome.sliceDigests {
+                digestCache.store(after, sliceSize: parameters.sliceSize, blockSize: parameters.blockSize,
+                    digests: digests)
+            }
             return stamped
         }
         try placeControlFile(control, signaturePath: signaturePath, stamp: stamped)

@@ -19,6 +19,8 @@ public struct TreeSigningOptions: Sendable {
     public var force = false
     /// Whether a zsync control file is kept beside each signature (`--zsync`).
     public var writesZsync = false
+    /// Where the slice digests of the files signed are kept for `slicesync` on this machine, or nil.
+    public var digestCache: SliceDigestCache?
     /// Threads used for hashing, and files hashed at once.
     public var jobs = ProcessInfo.processInfo.activeProcessorCount
     /// Age after which a temporary file left in `.slicesync/` by a crashed run is removed, in seconds.
@@ -107,6 +109,7 @@ public struct TreeSigner: Sendable {
         var writer = SignatureFileWriter(parameters: options.parameters, pool: pool)
         writer.cancellation = options.cancellation
         writer.writesZsync = options.writesZsync
+        writer.digestCache = options.digestCache
         runConcurrently(tasks, width: options.jobs) { [writer] task in
             if options.cancellation?.isCancelled == true { return }
             do throws(FileSystemError) {
