@@ -16,7 +16,8 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 work=${BENCH_WORK:-$here/bench/work}/inplace
 mkdir -p "$work/pub" "$work/client"
 command -v zsyncmake >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zsync >/dev/null
-command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] \
+  || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null
 source "$here/bench/lib/build.sh"
 build_release shash slicesync
 measure="python3 $here/bench/lib/measure.py"
@@ -55,38 +56,40 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 dest=$work/client/image.bin
 fresh_copy() { rm -f "$dest" "$dest".slicesync.*; cp "$v1" "$dest"; sync; }
 rm -f "$work"/result.*
+run_slicesync() { # case url [options...]: one timed update of the image, checked against the published file
+  local case=$1 url=$2; shift 2
+  $measure "$work/.m" -- "$slicesync" -q --inplace "$@" "$base/$url" -o "$dest"
+  cmp -s "$dest" "$work/pub/$url" || { echo "$case: WRONG OUTPUT" >&2; exit 1; }
+  cat "$work/.m" >>"$work/result.$case"
+}
 for ((i = 0; i < runs; i++)); do
   # (w) the client got version 1 through slicesync: its digests are cached.
   fresh_copy
   "$slicesync" -q "$base/v1.bin" -o "$dest"
-  $measure "$work/.m" -- "$slicesync" -q --inplace "$base/v2.bin" -o "$dest"
-  cmp -s "$dest" "$work/pub/v2.bin" || { echo "w: WRONG OUTPUT" >&2; exit 1; }
-  cat "$work/.m" >>"$work/result.w"
+  run_slicesync w v2.bin
   # (c) cold: the same update without the cache.
   fresh_copy
-  $measure "$work/.m" -- "$slicesync" -q --inplace --no-cache "$base/v2.bin" -o "$dest"
-  cmp -s "$dest" "$work/pub/v2.bin" || { echo "c: WRONG OUTPUT" >&2; exit 1; }
-  cat "$work/.m" >>"$work/result.c"
+  run_slicesync c v2.bin --no-cache
   # (z) zsync rebuilds a new copy from version 1; durable adds the flush of its output.
   rm -f "$work/client/zout.bin"*; sync
   (cd "$work/client" && $measure "$work/.m" -- zsync -q -i "$v1" -o zout.bin "$base/v2.bin.zsync")
-  start=$(date +%s.%N); sync -d "$work/client/zout.bin"; flush=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN {print b - a}')
+  start=$(date +%s.%N); sync -d "$work/client/zout.bin"
+  flush=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN {print b - a}')
   cmp -s "$work/client/zout.bin" "$work/pub/v2.bin" || { echo "z: WRONG OUTPUT" >&2; exit 1; }
   awk -v f="$flush" '{printf "%s %s %s %.3f\n", $1, $2, $3, $1 + f}' "$work/.m" >>"$work/result.z"
   rm -f "$work/client/zout.bin"*
   # (i) an insertion: everything after it moves.
   fresh_copy
   "$slicesync" -q "$base/v1.bin" -o "$dest"
-  $measure "$work/.m" -- "$slicesync" -q --inplace "$base/v3.bin" -o "$dest"
-  cmp -s "$dest" "$work/pub/v3.bin" || { echo "i: WRONG OUTPUT" >&2; exit 1; }
-  cat "$work/.m" >>"$work/result.i"
+  run_slicesync i v3.bin
 done
 rm -f "$dest"
 col() { cut -d' ' -f"$2" "$work/result.$1" | median; }
 zd=$(col z 4)
 printf '\n4 GiB image, 20 rewritten 4 KiB blocks + 20 scattered 100-byte edits, nginx on 127.0.0.1'
 printf ' (median of %d runs; release build)\n\n' "$runs"
-printf '| case | seconds | vs zsync (durable %.2f s) | peak RSS MiB | written to disk MiB |\n|---|---|---|---|---|\n' "$zd"
+printf '| case | seconds | vs zsync (durable %.2f s) | peak RSS MiB | written to disk MiB |\n' "$zd"
+printf '|---|---|---|---|---|\n'
 row() {
   awk -v n="$1" -v t="$(col "$2" 1)" -v m="$(col "$2" 2)" -v w="$(col "$2" 3)" -v z="$zd" \
     'BEGIN {printf "| %s | %.2f | %.1fx | %.1f | %.1f |\n", n, t, z / t, m / 1024, w / 1048576}'

@@ -35,7 +35,8 @@ struct InPlaceScenario {
         server = try TestServer.syncserver(root: scratch.file("pub"))
     }
 
-    func sync(_ name: String, _ extra: [String] = ["--inplace"], crashAt: String? = nil) throws -> ProgramRunner.Result {
+    func sync(_ name: String, _ extra: [String] = ["--inplace"],
+              crashAt: String? = nil) throws -> ProgramRunner.Result {
         var environment = ["XDG_CACHE_HOME": cache]
         if let crashAt { environment["SLICESYNC_CRASH_AT"] = crashAt }
         return try ProgramRunner.run("slicesync", ["\(server.base)/\(name)", "-o", scratch.file("client/" + name),
@@ -47,7 +48,8 @@ struct InPlaceScenario {
     }
 
     func inode(_ name: String) throws -> Int {
-        try FileManager.default.attributesOfItem(atPath: scratch.file("client/" + name))[.systemFileNumber] as? Int ?? -1
+        let attributes = try FileManager.default.attributesOfItem(atPath: scratch.file("client/" + name))
+        return attributes[.systemFileNumber] as? Int ?? -1
     }
 
     /// The tools' own files left in the client directory.

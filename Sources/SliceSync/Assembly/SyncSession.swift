@@ -211,7 +211,8 @@ public final class SyncSession: Sendable, LocatingContext {
         let destinationStamp = destinationIndex.flatMap { try? matcher.alikes[$0].file.stamp() }
         var cached = cachedDigests(signature, stamp: destinationStamp)
         if cached != nil { logger.info("the slice digests of \(destination) are in the cache: it is not read") }
-        let cacheState = options.cache == nil || signature.v2?.treeHash == nil ? "off" : (cached == nil ? "miss" : "hit")
+        let cacheState = options.cache == nil || signature.v2?.treeHash == nil ? "off"
+            : (cached == nil ? "miss" : "hit")
         if cached == nil, let index = destinationIndex, let stamp = destinationStamp,
            matcher.alikes.filter(\.scanned).count == 1 {
             cached = try await digestsInPlace(signature, alike: matcher.alikes[index], stamp: stamp)
@@ -294,14 +295,7 @@ public final class SyncSession: Sendable, LocatingContext {
         do {
             // Download first, then copy local pieces and hash everything in one pass in file order.
             observer?.phase("downloading")
-            if plan.missingBytes > 0 && !plan.fullDownload {
-                do {
-                    try await downloadRanges(plan.missingRanges, remote: remote, output: output, map: plan.map,
-                        signature: signature)
-                } catch is RangeDownloader.RangesUnsupported {
-                    plan.fullDownload = true
-                }
-            }
+            try await downloadMissing(&plan, remote: remote, output: output, signature: signature)
             var streamed: (digest: [UInt8], badSlices: [Int], sliceDigests: [UInt8]?)?
             if plan.fullDownload {
                 streamed = try await downloadWhole(remote: remote, output: output, signature: signature)
@@ -524,7 +518,21 @@ public final class SyncSession: Sendable, LocatingContext {
 
     // MARK: - Downloading
 
-    func downloadRanges(_ ranges: [Range<Int>], remote: RemoteFile, output: OutputFile, map: PieceMap, signature: LoadedSignature) async throws {
+    /// Downloads the plan's missing ranges into `output`, unless it fetches the file whole; a server
+    /// that ignores ranges turns it into a whole download.
+    func downloadMissing(_ plan: inout SyncPlan, remote: RemoteFile, output: OutputFile,
+        signature: LoadedSignature) async throws {
+        guard plan.missingBytes > 0 && !plan.fullDownload else { return }
+        do {
+            try await downloadRanges(plan.missingRanges, remote: remote, output: output, map: plan.map,
+                signature: signature)
+        } catch is RangeDownloader.RangesUnsupported {
+            plan.fullDownload = true
+        }
+    }
+
+    func downloadRanges(_ ranges: [Range<Int>], remote: RemoteFile, output: OutputFile, map: PieceMap,
+        signature: LoadedSignature) async throws {
         let total = ranges.reduce(0) { $0 + $1.count }
         let done = Atomic<Int>(0)
         let observer = observer

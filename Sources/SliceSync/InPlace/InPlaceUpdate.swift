@@ -70,7 +70,8 @@ extension SyncSession {
                 + "while slicesync was reading it; run again when nothing else writes to it")
         }
         let changed = inputs.plan
-        let summary = "\(formatBytes(changed.changedBytes)) of \(destination) change, in \(changed.changed.count) ranges"
+        let summary = "\(formatBytes(changed.changedBytes)) of \(destination) change, in "
+            + "\(changed.changed.count) ranges"
         logger.info("in place: \(summary)")
 
         // Only the missing ranges are fetched, even where a whole download would be simpler: the
@@ -81,14 +82,7 @@ extension SyncSession {
         let staging = try OutputFile(destination: destination, length: length)
         var written = 0
         do {
-            if plan.missingBytes > 0 && !plan.fullDownload {
-                do {
-                    try await downloadRanges(plan.missingRanges, remote: remote, output: staging, map: plan.map,
-                        signature: signature)
-                } catch is RangeDownloader.RangesUnsupported {
-                    plan.fullDownload = true
-                }
-            }
+            try await downloadMissing(&plan, remote: remote, output: staging, signature: signature)
             if plan.fullDownload {
                 let streamed = try await downloadWhole(remote: remote, output: staging, signature: signature)
                 if streamed.digest != signature.expectedDigest && !streamed.badSlices.isEmpty {

@@ -61,7 +61,8 @@ struct SliceDigestCacheTests {
         for index in 0..<5 {
             let path = try directory.write("file\(index)", [UInt8](repeating: 1, count: 30 * 262_144))
             keys.append(try stamp(path))
-            cache.store(keys[index], sliceSize: 262_144, blockSize: 2048, digests: [UInt8](repeating: 2, count: 30 * 32))
+            let digests = [UInt8](repeating: 2, count: 30 * 32)
+            cache.store(keys[index], sliceSize: 262_144, blockSize: 2048, digests: digests)
             // Entries used in different seconds: the oldest is the least recently used.
             let entries = try FileManager.default.contentsOfDirectory(atPath: cache.directory)
             for entry in entries {
