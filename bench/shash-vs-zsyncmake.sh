@@ -58,16 +58,17 @@ for ((i = 0; i < runs; i++)); do
   start=$(date +%s.%N); sync -d "$work/file.zsync"
   awk -v a="$start" -v b="$(date +%s.%N)" -v t="$(tail -1 "$work/zsyncmake.samples")" \
     'BEGIN {split(t, f, " "); printf "%.3f %s\n", f[1] + b - a, f[2]}' >>"$work/zsyncmake-durable.samples"
-  measure shash-v2 "$shash" -q --force "$work/sign256"
-  measure shash-v1 "$shash" -q --force --format 1 "$work/sign256"
+  measure shash-v2 "$shash" -q --force --no-cache "$work/sign256"
+  measure shash-v2-sha256 "$shash" -q --force --no-cache --sha256 "$work/sign256"
+  measure shash-v1 "$shash" -q --force --no-cache --format 1 "$work/sign256"
 done
-measure shash-1g "$shash" -q --force "$work/sign1g"
+measure shash-1g "$shash" -q --force --no-cache "$work/sign1g"
 
 size=$((256 * 1048576))
 zs=$(cut -d' ' -f1 "$work/zsyncmake-durable.samples" | median)
 printf '\nSigning a 256 MiB file from the page cache (median of %d runs; 2 cores)\n\n' "$runs"
 printf '| tool | wall s | MB/s | peak RSS MiB | throughput vs zsyncmake (durable) |\n|---|---|---|---|---|\n'
-for label in zsyncmake zsyncmake-durable shash-v2 shash-v1; do
+for label in zsyncmake zsyncmake-durable shash-v2 shash-v2-sha256 shash-v1; do
   t=$(cut -d' ' -f1 "$work/$label.samples" | median)
   rss=$(cut -d' ' -f2 "$work/$label.samples" | median)
   awk -v l="$label" -v t="$t" -v r="$rss" -v s="$size" -v z="$zs" \

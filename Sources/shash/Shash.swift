@@ -66,6 +66,11 @@ struct Shash: ParsableCommand {
         + "($XDG_CACHE_HOME/slicesync): with them, slicesync updates a file signed here without reading it first."))
     var noCache = false
 
+    @Flag(name: .customLong("sha256"), help: ArgumentHelp("Also write the plain SHA-256 of each file into its "
+        + "format 2 signature (the tree hash proves the file without it; this one-core pass makes signing about "
+        + "1.5x slower). --zsync implies it."))
+    var plainSHA256 = false
+
     @Flag(help: "Check each FILE against its signature instead of writing signatures.")
     var verify = false
 
@@ -101,6 +106,7 @@ struct Shash: ParsableCommand {
         guard !paths.isEmpty else { throw ValidationError("name at least one file or directory") }
         if let jobs, !(1...256).contains(jobs) { throw ValidationError("--jobs must be between 1 and 256") }
         if zsync && verify { throw ValidationError("--zsync does not go with --verify") }
+        if plainSHA256 && format == 1 { throw ValidationError("--sha256 applies to format 2 (format 1 has SHA-1)") }
         if signature != nil && !(verify && paths.count == 1) {
             throw ValidationError("--signature goes with --verify and exactly one file")
         }
@@ -135,12 +141,14 @@ struct Shash: ParsableCommand {
     }
 
     private func signingOptions() throws -> TreeSigningOptions {
-        let parameters: SigningParameters
+        var parameters: SigningParameters
         do {
-            parameters = try SigningParameters(version: format == 1 ? .v1 : .v2, sliceSize: slice?.bytes, blockSize: block?.bytes)
+            parameters = try SigningParameters(version: format == 1 ? .v1 : .v2, sliceSize: slice?.bytes,
+                blockSize: block?.bytes)
         } catch {
             throw CommandFailure(.usage, error.message)
         }
+        parameters.plainDigest = plainSHA256
         var options = TreeSigningOptions(parameters: parameters)
         options.recursive = recursive
         options.force = force

@@ -77,6 +77,10 @@ struct SyncServerCommand: AsyncParsableCommand {
     @Flag(help: "Also keep a zsync control file beside each signature (.slicesync/REL.zsync), for zsync's clients.")
     var zsync = false
 
+    @Flag(name: .customLong("sha256"), help: ArgumentHelp("Also write the plain SHA-256 of each file into its "
+        + "signature, as shash --sha256 does."))
+    var plainSHA256 = false
+
     @Flag(help: "Print one line per request on standard output.")
     var accessLog = false
 
@@ -108,6 +112,7 @@ struct SyncServerCommand: AsyncParsableCommand {
         configuration.root = root
         do {
             configuration.signing = try SigningParameters(version: format == 1 ? .v1 : .v2, sliceSize: slice?.bytes)
+            configuration.signing.plainDigest = plainSHA256 && format == 2
         } catch {
             throw ValidationError(error.message)
         }

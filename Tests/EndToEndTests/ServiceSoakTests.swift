@@ -13,6 +13,8 @@ struct Churn {
     var generator: SeededGenerator
     let seed: UInt64
     private(set) var operations = 0
+    /// Whether signatures carry the plain SHA-256 (the service runs with --zsync or --sha256).
+    var plainDigest = false
     private var serial = 0
 
     init(tree: Scratch) {
@@ -134,9 +136,11 @@ struct Churn {
         files().filter { relative in
             guard let content = try? tree.read("pub/" + relative),
                   let signature = try? tree.read("pub/.slicesync/" + relative + ".slicesync"),
-                  let parameters = try? SigningParameters().forFile(startingWith: Array(content.prefix(1024))),
-                  let expected = try? SignatureBuilder(parameters: parameters, pool: nil)
-                      .signature(of: [UInt8](content), filename: (relative as NSString).lastPathComponent)
+                  var parameters = try? SigningParameters().forFile(startingWith: Array(content.prefix(1024)))
+            else { return true }
+            parameters.plainDigest = plainDigest
+            guard let expected = try? SignatureBuilder(parameters: parameters, pool: nil)
+                .signature(of: [UInt8](content), filename: (relative as NSString).lastPathComponent)
             else { return true }
             return [UInt8](signature) != expected.serialized()
         }
@@ -174,6 +178,7 @@ struct ServiceSoakTests {
         let process = Process()
         process.executableURL = ProgramRunner.buildDirectory.appendingPathComponent(program)
         process.arguments = arguments(tree.file("pub"))
+        churn.plainDigest = process.arguments?.contains("--zsync") == true
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         process.standardOutput = handle
         process.standardError = handle

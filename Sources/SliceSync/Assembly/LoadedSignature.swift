@@ -117,11 +117,14 @@ final class LoadedSignature: Sendable {
     var wholeFileHash: [UInt8] {
         switch held {
         case .v1(let signature): signature.sha1
-        case .v2(let header, _, _): header.sha256
+        case .v2(let header, _, _): header.sha256 ?? header.treeHash ?? []
         case .zsync(let control): control.sha256 ?? control.sha1 ?? []
         }
     }
-    var hashLabel: String { (wholeFileAlgorithm == .sha1 ? "sha1:" : "sha256:") + Encoding.hex(wholeFileHash) }
+    var hashLabel: String {
+        if let v2, v2.sha256 == nil { return "tree-sha256:" + Encoding.hex(wholeFileHash) }
+        return (wholeFileAlgorithm == .sha1 ? "sha1:" : "sha256:") + Encoding.hex(wholeFileHash)
+    }
 
     func sliceRange(_ index: Int) -> Range<Int> {
         (index * sliceSize)..<min((index + 1) * sliceSize, length)

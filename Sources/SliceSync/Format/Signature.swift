@@ -48,7 +48,8 @@ public enum Signature: Sendable, Equatable {
         switch self {
         case .v1(let s): SignatureSummary(version: .v1, filename: s.filename, length: s.length, sliceSize: s.sliceSize, blockSize: nil)
         case .v2(let s): SignatureSummary(version: .v2, filename: s.header.filename, length: s.header.length, sliceSize: s.header.sliceSize,
-                                          blockSize: s.header.blockSize, sketchUnit: s.header.sketchUnit)
+                                          blockSize: s.header.blockSize, sketchUnit: s.header.sketchUnit,
+                                          hasTreeHash: s.header.treeHash != nil, hasPlainDigest: s.header.sha256 != nil)
         }
     }
 }
@@ -69,12 +70,15 @@ public struct SignatureSummary: Sendable, Equatable {
     public var sketchUnit: Int?
     /// Whether the signature carries a tree hash (format 2 signatures written since it exists).
     public var hasTreeHash: Bool
+    /// Whether the signature carries the plain whole-file digest (always in format 1; optional in 2).
+    public var hasPlainDigest: Bool
 
     /// Creates a summary.
     public init(version: SignatureVersion, filename: String, length: Int, sliceSize: Int, blockSize: Int?,
         sketchUnit: Int? = nil,
-                hasTreeHash: Bool = false) {
+                hasTreeHash: Bool = false, hasPlainDigest: Bool = true) {
         self.hasTreeHash = hasTreeHash
+        self.hasPlainDigest = hasPlainDigest
         self.version = version
         self.filename = filename
         self.length = length
@@ -94,7 +98,7 @@ public struct SignatureSummary: Sendable, Equatable {
                 let header = try SignatureV2Header.parse(raw)
                 return SignatureSummary(version: .v2, filename: header.filename, length: header.length, sliceSize: header.sliceSize,
                                         blockSize: header.blockSize, sketchUnit: header.sketchUnit,
-                                        hasTreeHash: header.treeHash != nil)
+                                        hasTreeHash: header.treeHash != nil, hasPlainDigest: header.sha256 != nil)
             }
         }
     }

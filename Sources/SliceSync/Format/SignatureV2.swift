@@ -63,8 +63,9 @@ public struct SignatureV2Header: Sendable, Equatable {
     public var sliceSize: Int
     /// Block size in bytes (fine granularity).
     public var blockSize: Int
-    /// SHA-256 of the whole file, 32 bytes.
-    public var sha256: [UInt8]
+    /// SHA-256 of the whole file, 32 bytes; nil when the writer left it out (`Tree-SHA-256` then proves
+    /// the file alone).
+    public var sha256: [UInt8]?
     /// Bytes per sketch entry (a multiple of the block size that divides the slice size), or nil for a
     /// signature without a sketch table.
     public var sketchUnit: Int?
@@ -91,11 +92,17 @@ public struct SignatureV2Header: Sendable, Equatable {
     }
 
     /// Creates a header after checking that the sizes are within the format's bounds.
-    public init(filename: String, length: Int, sliceSize: Int, blockSize: Int, sketchUnit: Int? = nil, sha256: [UInt8],
+    public init(filename: String, length: Int, sliceSize: Int, blockSize: Int, sketchUnit: Int? = nil, sha256: [UInt8]?,
                 treeHash: [UInt8]? = nil) throws(SignatureError) {
         _ = try SignatureHeader.validateFilename(Array(filename.utf8))
         try Self.validate(length: length, sliceSize: sliceSize, blockSize: blockSize, sketchUnit: sketchUnit)
-        guard sha256.count == 32 else { throw SignatureError(.invalidHash, "a SHA-256 has 32 bytes, not \(sha256.count)") }
+        guard sha256?.count ?? 32 == 32 else {
+            throw SignatureError(.invalidHash, "a SHA-256 has 32 bytes, not \(sha256?.count ?? 0)")
+        }
+        guard sha256 != nil || treeHash != nil else {
+            throw SignatureError(.missingField, "the signature has neither SHA-256 nor Tree-SHA-256: nothing would "
+                + "prove the rebuilt file")
+        }
         guard treeHash?.count ?? 32 == 32 else { throw SignatureError(.invalidHash,
             "a tree hash has 32 bytes, not \(treeHash?.count ?? 0)") }
         self.treeHash = treeHash
@@ -155,8 +162,8 @@ public struct SignatureV2Header: Sendable, Equatable {
         Length: \(length)
         Slice: \(sliceSize)
         Block: \(blockSize)\(sketchUnit.map { "\nSketch: \($0)" } ?? "")
-        Hashing: \(Self.hashing)
-        SHA-256: \(Encoding.hex(sha256))\(treeHash.map { "\nTree-SHA-256: \(Encoding.hex($0))" } ?? "")
+        Hashing: \(Self.hashing)\(sha256.map { "\nSHA-256: \(Encoding.hex($0))" } ?? "")\
+        \(treeHash.map { "\nTree-SHA-256: \(Encoding.hex($0))" } ?? "")
 
 
         """.utf8)
@@ -227,9 +234,12 @@ public struct SignatureV2Header: Sendable, Equatable {
         guard hashing == Self.hashing else {
             throw SignatureError(.unsupportedHashing, "hashing \"\(hashing)\" is not supported (expected \(Self.hashing))")
         }
-        let hexHash = try fields.required("SHA-256")
-        guard let sha256 = Encoding.decodeHex(hexHash, length: 32) else {
-            throw SignatureError(.invalidHash, "the SHA-256 field must be exactly 64 lowercase hex digits (it has \(hexHash.count) characters)")
+        let sha256 = try fields.value("SHA-256").map { (hex) throws(SignatureError) -> [UInt8] in
+            guard let bytes = Encoding.decodeHex(hex, length: 32) else {
+                throw SignatureError(.invalidHash,
+                    "the SHA-256 field must be exactly 64 lowercase hex digits (it has \(hex.count) characters)")
+            }
+            return bytes
         }
         let treeHash = try fields.value("Tree-SHA-256").map { (hex) throws(SignatureError) -> [UInt8] in
             guard let bytes = Encoding.decodeHex(hex, length: 32) else {

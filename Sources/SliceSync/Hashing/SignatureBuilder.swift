@@ -72,8 +72,9 @@ public struct SigningOutcome: Sendable, Equatable {
     public var length: Int
     /// Bytes of the signature written.
     public var signatureLength: Int
-    /// The whole-file digest: SHA-1 for format 1, SHA-256 for format 2.
-    public var fileDigest: [UInt8]
+    /// The whole-file digest: SHA-1 for format 1, SHA-256 for format 2 (nil when the parameters leave
+    /// it out: `SigningParameters.plainDigest`).
+    public var fileDigest: [UInt8]?
     /// Format 2: the tree hash.
     public var treeHash: [UInt8]? = nil
     /// Format 2: the slice digests the tree hash is made of, 32 bytes each, in order (for the cache).
@@ -123,7 +124,9 @@ public struct SignatureBuilder: Sendable {
         let buffers = BufferRing(count: min(ringSize, max(1, layout.pieceCount)), size: layout.pieceSize)
         let state = PipelineState(layout: layout, ringCount: buffers.count)
         let flags = CompletionFlags(count: buffers.count)
-        let whole = StreamingDigest(parameters.version == .v1 ? .sha1 : .sha256)
+        // The plain whole-file digest is the one sequential pass: format 2 leaves it out by default.
+        let whole = parameters.version == .v1 || parameters.plainDigest
+            ? StreamingDigest(parameters.version == .v1 ? .sha1 : .sha256) : nil
 
         try layout.writeHeaderPlaceholder(to: sink)
         var pending: [Int?] = Array(repeating: nil, count: buffers.count)
@@ -156,7 +159,7 @@ public struct SignatureBuilder: Sendable {
                 PieceJob(layout: layout, piece: piece, buffers: buffers, slot: slot, results: state.results[slot]).run()
                 flags.markDone(slot)
             }
-            whole.update(buffers[slot], count: range.count)
+            whole?.update(buffers[slot], count: range.count)
             if let zsync {
                 if layout.zsync != nil { zsync.hashWhole(buffers[slot], count: range.count) }
                 else { zsync.add(buffers[slot], count: range.count) }
@@ -174,7 +177,7 @@ public struct SignatureBuilder: Sendable {
         var probe: UInt8 = 0
         guard try source.read(into: &probe, count: 1, at: length) == 0 else { throw changed(source) }
 
-        let digest = whole.finalize()
+        let digest = whole?.finalize()
         let (written, treeHash) = try state.finish(digest: digest, to: sink)
         return SigningOutcome(length: length, signatureLength: written, fileDigest: digest, treeHash: treeHash,
             sliceDigests: treeHash == nil ? nil : state.sliceDigests)
@@ -231,8 +234,7 @@ struct Layout: Sendable {
             pieceSize = unit * max(1, targetPieceSize / unit)
             parallelPieces = true
             let header = Self.v2Header(parameters: parameters, length: length, filename: filename,
-                sha256: Self.placeholderHash,
-                                       treeHash: Self.placeholderHash)
+                sha256: parameters.plainDigest ? Self.placeholderHash : nil, treeHash: Self.placeholderHash)
             headerLength = header.headerLength
             sketchTableOffset = header.sketchTableOffset
             fineTablesOffset = header.fineTablesOffset
@@ -245,11 +247,11 @@ struct Layout: Sendable {
         return start..<min(start + pieceSize, length)
     }
 
-    func v2Header(sha256: [UInt8], treeHash: [UInt8]) -> SignatureV2Header {
+    func v2Header(sha256: [UInt8]?, treeHash: [UInt8]) -> SignatureV2Header {
         Self.v2Header(parameters: parameters, length: length, filename: filename, sha256: sha256, treeHash: treeHash)
     }
 
-    private static func v2Header(parameters: SigningParameters, length: Int, filename: String, sha256: [UInt8],
+    private static func v2Header(parameters: SigningParameters, length: Int, filename: String, sha256: [UInt8]?,
                                  treeHash: [UInt8]) -> SignatureV2Header {
         // The builder validates the parameters against the length and the caller the name before a Layout exists.
         try! SignatureV2Header(filename: filename, length: length, sliceSize: parameters.sliceSize, blockSize: parameters.blockSize,
@@ -451,12 +453,13 @@ final class PipelineState {
 
     /// Writes what depends on the whole file (the v2 header, the v1 sha1 line); returns the total size
     /// and, for format 2, the tree hash.
-    func finish(digest: [UInt8], to sink: some SignatureSink) throws(FileSystemError) -> (length: Int,
+    func finish(digest: [UInt8]?, to sink: some SignatureSink) throws(FileSystemError) -> (length: Int,
         treeHash: [UInt8]?) {
         switch layout.parameters.version {
         case .v1:
             let offset = layout.headerLength + layout.sliceCount * SignatureV1.lineLength
-            let trailer = SignatureV1.trailer(sha1: digest)
+            // Format 1 always computes its SHA-1 (see `sign`).
+            let trailer = SignatureV1.trailer(sha1: digest ?? [])
             try sink.write(trailer, at: offset)
             return (offset + trailer.count, nil)
         case .v2:

@@ -80,7 +80,7 @@ public struct SignatureVerifier: Sendable {
         let prefix = try signatureFile.readPrefix(limit: SignatureLimits.maxHeaderBytes + 64)
         let summary = try SignatureSummary.parse(prefix: prefix)
         let expected: [UInt8]
-        let expectedDigest: [UInt8]
+        let expectedDigest: [UInt8]?
         var expectedTree: [UInt8]?
         let parameters: SigningParameters
         switch summary.version {
@@ -98,7 +98,9 @@ public struct SignatureVerifier: Sendable {
             expected = Array(coarseBytes[header.headerLength...])
             expectedDigest = header.sha256
             expectedTree = header.treeHash
-            parameters = try SigningParameters(version: .v2, sliceSize: header.sliceSize, blockSize: header.blockSize)
+            var own = try SigningParameters(version: .v2, sliceSize: header.sliceSize, blockSize: header.blockSize)
+            own.plainDigest = header.sha256 != nil
+            parameters = own
         }
 
         let source = try SystemFile.openForReading(filePath)
@@ -121,7 +123,7 @@ public struct SignatureVerifier: Sendable {
             }
         }
         // Both whole-file hashes, when the signature has both: a client may have checked either.
-        let hashMatches = outcome.fileDigest == expectedDigest && (expectedTree == nil
+        let hashMatches = (expectedDigest == nil || outcome.fileDigest == expectedDigest) && (expectedTree == nil
             || outcome.treeHash == expectedTree)
         return VerificationReport(
             file: filePath, signature: signaturePath,

@@ -10,6 +10,11 @@ public struct SigningParameters: Sendable, Equatable, Codable {
     public var blockSizeIsDefault: Bool
     /// Whether format 2 signatures carry a sketch table (see `SketchTable`); on unless turned off.
     public var sketch = true
+    /// Whether format 2 signatures carry the plain SHA-256 of the file besides the tree hash. Off by
+    /// default: the tree hash proves the file and is computed on every core, while the plain SHA-256 is
+    /// one sequential pass that bounds signing (docs/FORMAT.md, "The tree hash"). A zsync control
+    /// file's `File-Hash` needs it.
+    public var plainDigest = false
 
     /// Bytes per sketch entry of the format 2 signatures these parameters write, or nil for none.
     public var sketchUnit: Int? {
@@ -77,7 +82,7 @@ public struct SigningParameters: Sendable, Equatable, Codable {
     public func matches(_ summary: SignatureSummary) -> Bool {
         summary.version == version && summary.sliceSize == sliceSize
             && (version == .v1 || summary.blockSize == blockSize && summary.sketchUnit == sketchUnit
-                && summary.hasTreeHash)
+                && summary.hasTreeHash && summary.hasPlainDigest == plainDigest)
     }
 
     /// Checks that a file of `length` bytes fits the format with these sizes.

@@ -44,6 +44,14 @@ public struct SignatureFileWriter: Sendable {
         self.pool = pool
     }
 
+    /// The parameters a file starting with `start` is signed with: a control file's `File-Hash` needs
+    /// the plain SHA-256, which the signature then carries too (it costs nothing more).
+    private func parameters(forFileStartingWith start: [UInt8]) -> SigningParameters {
+        var chosen = parameters.forFile(startingWith: start)
+        if writesZsync && chosen.version == .v2 { chosen.plainDigest = true }
+        return chosen
+    }
+
     /// Whether the signature at `signaturePath` is current for the file with `stamp`, `filename` and
     /// first bytes `fileStart` (which decide the block size of a tar archive).
     public func isCurrent(signaturePath: String, fileStamp stamp: FileStamp, filename: String, fileStart: [UInt8] = []) -> Bool {
@@ -54,7 +62,7 @@ public struct SignatureFileWriter: Sendable {
               let prefix = try? file.readPrefix(limit: SignatureLimits.maxHeaderBytes + 64),
               let summary = try? SignatureSummary.parse(prefix: prefix)
         else { return false }
-        guard parameters.forFile(startingWith: fileStart).matches(summary) && summary.length == stamp.size
+        guard parameters(forFileStartingWith: fileStart).matches(summary) && summary.length == stamp.size
             && summary.filename == filename else { return false }
         return !writesZsync || zsyncIsCurrent(TreeNaming.zsyncPath(forSignature: signaturePath), fileStamp: stamp,
                                               filename: filename)
@@ -84,7 +92,8 @@ public struct SignatureFileWriter: Sendable {
                 return .upToDate
             }
             do {
-                try write(source: source, stamp: before, parameters: parameters.forFile(startingWith: start), filename: filename, startedAt: startedAt, to: signaturePath)
+                try write(source: source, stamp: before, parameters: parameters(forFileStartingWith: start),
+                    filename: filename, startedAt: startedAt, to: signaturePath)
                 return .written(bytesHashed: before.size)
             } catch where error.code == .changedWhileReading && attempt < attempts {
                 continue

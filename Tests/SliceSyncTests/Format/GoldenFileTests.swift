@@ -12,14 +12,19 @@ struct GoldenFileTests {
         Array(try Data(contentsOf: Self.testdata.appendingPathComponent(name)))
     }
 
+    /// (file, golden signature, version, slice, block, sketch, plain SHA-256): the last is what
+    /// `shash --slice 128 --block 64` writes by default, the others add `--sha256` or `--no-sketch`.
     @Test(arguments: [
-        ("testfile.txt", "expected/testfile.txt.v1.slicesync", SignatureVersion.v1, 10, 0, false),
-        ("example.bin", "expected/example.bin.v2.slicesync", SignatureVersion.v2, 128, 64, true),
-        ("example.bin", "expected/example.bin.v2-nosketch.slicesync", SignatureVersion.v2, 128, 64, false),
+        ("testfile.txt", "expected/testfile.txt.v1.slicesync", SignatureVersion.v1, 10, 0, false, false),
+        ("example.bin", "expected/example.bin.v2.slicesync", SignatureVersion.v2, 128, 64, true, true),
+        ("example.bin", "expected/example.bin.v2-nosketch.slicesync", SignatureVersion.v2, 128, 64, false, true),
+        ("example.bin", "expected/example.bin.v2-tree.slicesync", SignatureVersion.v2, 128, 64, true, false),
     ])
-    func signingTheBundledFilesReproducesTheirSignatures(file: String, expected: String, version: SignatureVersion, slice: Int, block: Int, sketch: Bool) throws {
+    func signingTheBundledFilesReproducesTheirSignatures(file: String, expected: String, version: SignatureVersion,
+        slice: Int, block: Int, sketch: Bool, plain: Bool) throws {
         var parameters = try SigningParameters(version: version, sliceSize: slice, blockSize: block == 0 ? nil : block)
         parameters.sketch = sketch
+        parameters.plainDigest = plain
         let signature = try SignatureBuilder(parameters: parameters, pool: nil).signature(of: try bytes(file), filename: file)
         #expect(signature.serialized() == (try bytes(expected)))
         #expect(try Signature.parse(try bytes(expected)) == signature)
@@ -29,6 +34,7 @@ struct GoldenFileTests {
         // As signatures were written before the sketch table and the tree hash: the same tables.
         var parameters = try SigningParameters(version: .v2, sliceSize: 128, blockSize: 64)
         parameters.sketch = false
+        parameters.plainDigest = true
         guard case .v2(var signed) = try SignatureBuilder(parameters: parameters,
             pool: nil).signature(of: try bytes("example.bin"), filename: "example.bin"),
               case .v2(let legacy) = try Signature.parse(try bytes("expected/example.bin.v2-legacy.slicesync")) else {

@@ -4,8 +4,11 @@ import Testing
 @Suite("Malformed signatures are rejected with a named problem")
 struct MalformedSignatureTests {
     static let v1 = Array(SignatureV1Tests.workedExampleSignature.utf8)
+    /// With both whole-file hashes, so that each can be damaged.
     static let v2: [UInt8] = {
-        let builder = SignatureBuilder(parameters: try! SigningParameters(version: .v2, sliceSize: 4096, blockSize: 1024), pool: nil)
+        var parameters = try! SigningParameters(version: .v2, sliceSize: 4096, blockSize: 1024)
+        parameters.plainDigest = true
+        let builder = SignatureBuilder(parameters: parameters, pool: nil)
         return try! builder.signature(of: randomBytes(9000, seed: 1), filename: "data.bin").serialized()
     }()
 
@@ -116,6 +119,25 @@ struct MalformedSignatureTests {
         #expect(code(replacing(Self.v2, String(hashLine), with: String(hashLine.dropLast()))) == .invalidHash)
         #expect(code(replacing(Self.v2, String(hashLine), with: String(hashLine) + "0")) == .invalidHash)
         #expect(code(replacing(Self.v2, String(hashLine), with: "SHA-256: zz" + String(hashLine.dropFirst(11)))) == .invalidHash)
+    }
+
+    /// Either whole-file hash may be missing, not both: nothing would prove the file.
+    @Test func aSignatureNeedsOneWholeFileHash() throws {
+        let header = String(decoding: Self.v2.prefix(400), as: UTF8.self)
+        let plain = try #require(header.split(separator: "\n").first { $0.hasPrefix("SHA-256: ") })
+        let tree = try #require(header.split(separator: "\n").first { $0.hasPrefix("Tree-SHA-256: ") })
+        let withoutPlain = replacing(Self.v2, String(plain) + "\n", with: "")
+        let withoutTree = replacing(Self.v2, "\n" + String(tree), with: "")
+        let plainOnly = try SignatureV2Header.parse(withoutTree)
+        #expect(plainOnly.sha256 != nil && plainOnly.treeHash == nil)
+        let treeOnly = try SignatureV2Header.parse(withoutPlain)
+        #expect(treeOnly.sha256 == nil && treeOnly.treeHash != nil)
+        do {
+            _ = try SignatureV2Header.parse(replacing(withoutPlain, "\n" + String(tree), with: ""))
+            Issue.record("a header without any whole-file hash was accepted")
+        } catch {
+            #expect(error.code == .missingField && error.message.contains("neither SHA-256 nor Tree-SHA-256"))
+        }
     }
 
     @Test func unsupportedHashingIsRejected() {

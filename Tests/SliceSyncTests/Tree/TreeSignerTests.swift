@@ -34,7 +34,12 @@ struct TreeSignerTests {
             return
         }
         #expect(signature.header.filename == "b.img")
-        #expect(signature.header.sha256 == StreamingDigest.hash(.sha256, randomBytes(5000, seed: 2)))
+        // The tree hash by default, not the plain SHA-256 (shash --sha256).
+        #expect(signature.header.sha256 == nil)
+        let data = randomBytes(5000, seed: 2)
+        let digests = data.withUnsafeBytes { TreeHash.sliceDigest($0.baseAddress!, length: data.count,
+            blockSize: signature.header.blockSize) }
+        #expect(signature.header.treeHash == TreeHash.combine(digests))
     }
 
     @Test func skipsCurrentSignaturesAndRedoesChangedOnes() throws {
