@@ -58,7 +58,7 @@ for ((i = 0; i < runs; i++)); do
   start=$(date +%s.%N); sync -d "$work/file.zsync"
   awk -v a="$start" -v b="$(date +%s.%N)" -v t="$(tail -1 "$work/zsyncmake.samples")" \
     'BEGIN {split(t, f, " "); printf "%.3f %s\n", f[1] + b - a, f[2]}' >>"$work/zsyncmake-durable.samples"
-  measure shash-v2 "$shash" -q --force --no-cache "$work/sign256"
+  measure shash-v2 "$shash" -q --force "$work/sign256"
   measure shash-v2-sha256 "$shash" -q --force --no-cache --sha256 "$work/sign256"
   measure shash-v1 "$shash" -q --force --no-cache --format 1 "$work/sign256"
 done

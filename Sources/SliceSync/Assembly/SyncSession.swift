@@ -272,7 +272,9 @@ public final class SyncSession: Sendable, LocatingContext {
             }
             if inPlace == .forLackOfRoom {
                 let free = Self.lacksRoomForCopy(of: length, in: Paths.parent(of: destination)).free
-                guard free > changes.changedBytes + (16 << 20) else {
+                // The journal's data plus its trailer and a little slack; a write that still fails
+                // says so (nothing of the destination changes before the journal is complete).
+                guard free > changes.changedBytes + changes.changedBytes / 64 + (1 << 20) else {
                     throw FileSystemError(.noSpace, path: destination, message: "\(destination) cannot be updated: "
                         + "\(formatBytes(free)) are free, and even an in-place update needs room for its journal "
                         + "(\(formatBytes(changes.changedBytes))); free some space and run again")
