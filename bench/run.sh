@@ -9,7 +9,9 @@
 #    127.0.0.1: 256 MiB with scattered edits, insertions and deletions, an append, unrelated content,
 #    and a real pair of consecutive releases (botocore 1.35.0 -> 1.35.1 sdists from PyPI, uncompressed)
 # 3. serving: syncserver against nginx under wrk (ranges of 4 KiB and 64 KiB, 3 ranges, whole file)
-# Needs about 3 GiB in bench/work (BENCH_WORK overrides) and apt/PyPI access for missing tools.
+# 4. in place: slicesync --inplace against zsync on a 4 GiB image (warm and cold cache, an insertion),
+#    then kill -9 at 10 random moments of in-place updates
+# Needs about 20 GiB in bench/work (BENCH_WORK overrides) and apt/PyPI access for missing tools.
 set -euo pipefail
 runs=${1:-3}
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,3 +28,7 @@ bash "$here/bench/client-vs-zsync.sh" "$runs"
 echo
 echo "== 3. serving"
 SKIP_BUILD=1 bash "$here/bench/server-vs-nginx.sh" 5 6
+echo
+echo "== 4. in place"
+bash "$here/bench/inplace.sh" "$runs"
+bash "$here/bench/inplace-kills.sh" 10
