@@ -50,6 +50,30 @@ struct SyncServerEndToEndTests {
         #expect(!scratch.exists("pub/.slicesync/first.bin.slicesync"))
     }
 
+    /// The tree's manifest is served, follows the tree once its signatures are written, and answers a
+    /// conditional GET with 304 while nothing changed.
+    @Test func theManifestFollowsTheTree() throws {
+        let scratch = try Scratch()
+        try scratch.write("pub/first.bin", pseudoRandomData(10_000, seed: 1))
+        let server = try TestServer.syncserver(root: scratch.file("pub"), extra: ["--settle", "0.3"])
+        let manifest = { () -> TreeManifest? in
+            guard let reply = try? exchange(server.port, "/.slicesync/.slicesync-manifest"), reply.status == 200
+                else { return nil }
+            return try? TreeManifest.parse(reply.body)
+        }
+        #expect(eventually { manifest()?.entries.map(\.path) == ["first.bin"] })
+        let reply = try exchange(server.port, "/.slicesync/.slicesync-manifest")
+        let etag = try #require(reply.header("ETag"))
+        #expect(try exchange(server.port, "/.slicesync/.slicesync-manifest",
+            headers: ["If-None-Match: \(etag)"]).status == 304)
+        try scratch.write("pub/later/second.bin", pseudoRandomData(20_000, seed: 2), old: false)
+        #expect(eventually { manifest()?.entries.map(\.path) == ["first.bin", "later", "later/second.bin"] })
+        try FileManager.default.removeItem(atPath: scratch.file("pub/first.bin"))
+        #expect(eventually { manifest()?.entries.map(\.path) == ["later", "later/second.bin"] })
+        #expect(try exchange(server.port, "/.slicesync/.slicesync-manifest",
+            headers: ["If-None-Match: \(etag)"]).status == 200)
+    }
+
     @Test func stopsCleanlyOnSIGTERMAndSIGINT() throws {
         for signal in [SIGTERM, SIGINT] {
             let scratch = try Scratch()

@@ -86,10 +86,15 @@ public struct ServedTree: Sendable {
     /// A signature is current when its file exists and the signature carries the file's modification
     /// time, or the provisional stamp one second older that `shash` gives a file modified moments
     /// before it was hashed.
+    /// The tree's manifest (`.slicesync/.slicesync-manifest`) is always served: it is written only after
+    /// the signatures it lists. A zsync control file follows its signature's rule.
     private func isCurrentSignature(_ signature: FileStamp, segments: [String], signatureIndex: Int) -> Bool {
-        guard let last = segments.last, last.hasSuffix(TreeNaming.signatureSuffix), signatureIndex < segments.count - 1 else { return false }
+        if signatureIndex == segments.count - 2, segments.last == TreeManifest.fileName { return true }
+        guard let last = segments.last, signatureIndex < segments.count - 1,
+              let suffix = [TreeNaming.signatureSuffix, TreeNaming.zsyncSuffix].first(where: last.hasSuffix)
+        else { return false }
         var source = Array(segments[..<signatureIndex]) + Array(segments[(signatureIndex + 1)...])
-        source[source.count - 1] = String(last.dropLast(TreeNaming.signatureSuffix.count))
+        source[source.count - 1] = String(last.dropLast(suffix.count))
         guard !source[source.count - 1].isEmpty, !source.contains(TreeNaming.signatureDirectory) else { return false }
         // The file behind a signature must itself be servable: a link out of the tree has no signature here.
         guard let resolved = Self.realPath(root + "/" + source.joined(separator: "/")), isInside(resolved),

@@ -25,6 +25,8 @@ public struct FileStamp: Sendable, Equatable {
     public var isRegularFile: Bool
     /// Whether the file is a directory.
     public var isDirectory: Bool
+    /// The permission bits (`st_mode & 0o7777`).
+    public var permissions: UInt32
 
     /// Builds a stamp from a `stat` record.
     init(_ st: stat) {
@@ -37,6 +39,7 @@ public struct FileStamp: Sendable, Equatable {
         ctimeNanoseconds = Int(st.st_ctim.tv_nsec)
         isRegularFile = (st.st_mode & S_IFMT) == S_IFREG
         isDirectory = (st.st_mode & S_IFMT) == S_IFDIR
+        permissions = UInt32(st.st_mode & 0o7777)
     }
 
     /// Whether the content may differ between two stamps of the same path.
@@ -302,6 +305,14 @@ public enum FileSystem {
             throw FileSystemError(errno: errno, operation: "stat", path: path)
         }
         return (FileStamp(st), (st.st_mode & S_IFMT) == S_IFLNK)
+    }
+
+    /// The target of a symbolic link, as stored; nil when `path` is not a link or cannot be read.
+    public static func readLink(_ path: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 4097)
+        let count = readlink(path, &buffer, 4096)
+        guard count > 0 else { return nil }
+        return String(validating: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// Creates a directory and its missing parents.

@@ -55,6 +55,9 @@ public final class SignatureService: @unchecked Sendable {
     private var scan = ScanProgress()
     private var nextRescan = ContinuousClock.now
     private var reportedWatchLimit = false
+    /// The tree changed since the manifest was last written: it is written again once every pending
+    /// file is signed (the manifest only lists files whose signatures are current).
+    private var manifestStale = true
 
     /// A file waiting to settle before it is hashed.
     struct PendingFile {
@@ -128,6 +131,7 @@ public final class SignatureService: @unchecked Sendable {
             if now >= nextRescan { fullScan(initial: false) }
             dispatchSettledFiles()
             handleFinishedWork()
+            updateManifestIfSettled()
             switch watcher.wait(timeoutMilliseconds: nextTimeout()) {
             case .events(let events):
                 logger.trace("events: \(events)")
@@ -234,6 +238,7 @@ public final class SignatureService: @unchecked Sendable {
     // MARK: - Events
 
     private func handle(_ events: [WatchEvent]) {
+        if !events.isEmpty { manifestStale = true }
         var movedAway: [UInt32: (relative: String, isDirectory: Bool)] = [:]
         var moveOrder: [UInt32] = []
         let now = ContinuousClock.now
@@ -499,9 +504,24 @@ public final class SignatureService: @unchecked Sendable {
         return TreeSigner.resolves(path, inside: root)
     }
 
+    /// Writes the manifest again when the tree changed and nothing waits to be signed.
+    private func updateManifestIfSettled() {
+        guard manifestStale, pending.isEmpty, inFlight.isEmpty, work.queued == 0, !scan.active,
+              !cancellation.isCancelled else { return }
+        manifestStale = false
+        var writer = ManifestWriter(root: root, logger: logger)
+        writer.listsLinksLeavingRoot = signing.signsLinksLeavingRoot
+        do {
+            if try writer.update() { logger.debug("manifest updated") }
+        } catch {
+            logger.error("cannot write the tree's manifest: \(error.message)")
+        }
+    }
+
     private func handleFinishedWork() {
         for (item, outcome) in work.takeFinished() {
             inFlight.remove(item.relative)
+            manifestStale = true
             if item.scanID == scan.id && scan.active {
                 switch outcome {
                 case .written(let bytes): scan.report.filesHashed += 1; scan.report.bytesHashed += bytes

@@ -39,9 +39,11 @@ public enum TreeNaming {
     }
 
     /// Whether a directory entry with this name is a file the tools never sign: their own temporary
-    /// and partial files, and signature directories.
+    /// and partial files, signature directories, and names beginning with `.slicesync-` (the tree
+    /// manifest's, so that no published name can collide with it).
     public static func isReserved(_ name: String) -> Bool {
-        name == signatureDirectory || isTemporary(name) || isPartial(name) || isJournal(name)
+        name == signatureDirectory || name.hasPrefix(signatureDirectory + "-") || isTemporary(name)
+            || isPartial(name) || isJournal(name)
     }
 
     /// Whether this name is an in-place update's journal.

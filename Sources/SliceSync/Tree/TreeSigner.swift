@@ -129,6 +129,13 @@ public struct TreeSigner: Sendable {
         }
         for root in Set(directoryRoots).sorted() where options.cancellation?.isCancelled != true {
             sweepOrphans(root: root, report: report)
+            var manifest = ManifestWriter(root: root, logger: logger)
+            manifest.listsLinksLeavingRoot = options.signsLinksLeavingRoot
+            do throws(FileSystemError) {
+                try manifest.update()
+            } catch {
+                report.fail(manifest.path, error, logger: logger)
+            }
         }
         var result = report.snapshot
         let elapsed = ContinuousClock.now - clock
