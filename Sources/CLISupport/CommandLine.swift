@@ -63,6 +63,12 @@ public func exitStatus(for error: Error) -> ExitStatus? {
     case let error as TransportError: error.code == .badURL ? .usage : .network
     case is FileSystemError: .localIO
     case is VerificationError: .verification
+    case let error as MirrorError:
+        switch error.code {
+        case .notFound, .notADirectory: .signature
+        case .deleteRefused: .usage
+        case .unsafePath: .localIO
+        }
     default: nil
     }
 }

@@ -80,6 +80,18 @@ struct SliceSyncCommand: AsyncParsableCommand {
         + "changes (journaled, crash-safe); readers can see a mix of versions while it runs."))
     var inPlace = false
 
+    @Flag(help: ArgumentHelp("With URL/ (a tree): remove local files the tree does not list, only inside the "
+        + "destination, never through a symbolic link."))
+    var delete = false
+
+    @Option(help: ArgumentHelp("With --delete: refuse, and change nothing, when more files than this would go "
+        + "(default 1000).", valueName: "n"))
+    var maxDelete = 1000
+
+    @Flag(help: ArgumentHelp("With URL/: overwrite and delete files changed locally since the mirror wrote them, "
+        + "and pass --max-delete."))
+    var force = false
+
     @Flag(help: "Check every byte of the result, even where the cache vouches for unchanged slices.")
     var verifyAll = false
 
@@ -129,7 +141,17 @@ struct SliceSyncCommand: AsyncParsableCommand {
         if let baseURL, !SignatureLocator.isHTTPURL(baseURL) {
             throw ValidationError("--base-url must be an http:// or https:// URL")
         }
+        if !namesDirectory && (delete || force) {
+            throw ValidationError("--delete and --force apply to a tree: a URL ending in /")
+        }
+        if namesDirectory && (inPlace || !alikes.isEmpty || signature != nil) {
+            throw ValidationError("--inplace, --alike and --signature apply to one file, not to a URL ending in /")
+        }
+        guard maxDelete >= 0 else { throw ValidationError("--max-delete must be 0 or more") }
     }
+
+    /// A URL ending in `/` names a directory: the tree below it is mirrored.
+    private var namesDirectory: Bool { url.prefix { $0 != "?" && $0 != "#" }.hasSuffix("/") }
 
     func run() async throws {
         let logger = TerminalLogHandler.logger(program: "slicesync", quiet: quiet, verbose: verbose)
@@ -147,6 +169,10 @@ struct SliceSyncCommand: AsyncParsableCommand {
         options.headers = header.map { value in
             let parts = value.split(separator: ":", maxSplits: 1)
             return (parts[0].trimmingSpaces, parts.count > 1 ? parts[1].trimmingSpaces : "")
+        }
+        if namesDirectory {
+            try await mirror(options, logger: logger)
+            return
         }
         let showProgress = progress ?? (isatty(STDERR_FILENO) == 1 && !quiet)
         let bar = showProgress ? ProgressBar() : nil
@@ -174,6 +200,51 @@ struct SliceSyncCommand: AsyncParsableCommand {
             printLine(dryRunLine(report))
         } else if !quiet && (verbose || isatty(STDERR_FILENO) == 1) {
             writeStandardError(summaryLine(report) + "\n")
+        }
+    }
+
+    /// `slicesync URL/`: mirrors the tree below URL.
+    private func mirror(_ file: SyncOptions, logger: Logger) async throws {
+        var options = MirrorOptions(url: url)
+        options.destination = output
+        options.dryRun = dryRun
+        options.delete = delete
+        options.maxDelete = maxDelete
+        options.force = force
+        options.file = file
+        options.file.url = ""
+        options.file.destination = nil
+        // Files at once share the connections: each file's requests take the rest.
+        options.file.jobs = max(1, jobs / 2)
+        let exchange = try AsyncHTTPExchange(insecure: insecure, trustedCertificates: cacert, connections: jobs,
+                                             rateLimiter: limitRate.map { RateLimiter(bytesPerSecond: $0.bytes) })
+        let session = MirrorSession(options: options, exchange: exchange, logger: logger)
+        let task = Task { try await session.run() }
+        let signals = SignalForwarder { task.cancel() }
+        defer { signals.stop() }
+        let report: MirrorReport
+        do {
+            report = try await task.value
+            await exchange.shutdown()
+        } catch {
+            await exchange.shutdown()
+            throw error
+        }
+        let totals = "\(report.newFiles) new, \(report.changedFiles) changed, \(report.copiedFiles) moved or copied, "
+            + "\(report.deletedFiles) deleted files; \(report.unchangedFiles) unchanged"
+            + (report.keptFiles > 0 ? ", \(report.keptFiles) kept (changed locally)" : "")
+            + (report.failedFiles > 0 ? ", \(report.failedFiles) failed" : "")
+        if json {
+            printLine(jsonLine(report))
+        } else if dryRun {
+            printLine("would download \(formatBytes(report.bytesDownloaded)) of \(formatBytes(report.totalBytes)) for "
+                + totals)
+        } else if !quiet {
+            writeStandardError("slicesync: \(report.destination): \(totals); \(formatBytes(report.bytesDownloaded)) "
+                + "downloaded in \(report.requests) requests, " + formatFixed(report.seconds, places: 2) + " s\n")
+        }
+        if report.failedFiles > 0 {
+            throw CommandFailure(.network, "\(report.failedFiles) file(s) could not be mirrored; run again to retry them")
         }
     }
 

@@ -88,8 +88,10 @@ public struct TreeManifest: Sendable, Equatable {
 
     /// The manifest as stored: a line naming the format and the text's length, then the text
     /// compressed with zlib (RFC 1950).
-    public func encoded() -> [UInt8] {
-        let plain = text()
+    public func encoded() -> [UInt8] { Self.stored(text: text()) }
+
+    /// The stored form of a manifest's text (tests use it to build manifests the writer never would).
+    public static func stored(text plain: [UInt8]) -> [UInt8] {
         var bound = compressBound(uLong(plain.count))
         var packed = [UInt8](repeating: 0, count: Int(bound))
         let status = packed.withUnsafeMutableBufferPointer { output in
@@ -98,7 +100,7 @@ public struct TreeManifest: Sendable, Equatable {
             }
         }
         precondition(status == Z_OK, "zlib could not compress \(plain.count) bytes (status \(status))")
-        return Array((Self.magic + "\(plain.count)\n").utf8) + packed.prefix(Int(bound))
+        return Array((magic + "\(plain.count)\n").utf8) + packed.prefix(Int(bound))
     }
 
     // MARK: Reading

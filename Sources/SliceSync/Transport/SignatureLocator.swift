@@ -26,6 +26,28 @@ public enum SignatureLocator {
         return result
     }
 
+    /// Where the manifest of the tree holding the directory `directoryURL` may be, nearest first: for
+    /// `/a/b/`, `/a/b/.slicesync/M`, `/a/.slicesync/M`, `/.slicesync/M`, each with the tree's root URL
+    /// (ending in `/`) and the directory's path below it, percent-decoded.
+    public static func manifestCandidates(forDirectory directoryURL: String) throws(TransportError)
+        -> [(manifest: String, root: String, subpath: String)] {
+        let (prefix, components, query) = try split(directoryURL)
+        var decoded: [String] = []
+        for component in components {
+            guard let name = Paths.percentDecoded(component), !name.contains("/"), name != ".", name != ".." else {
+                throw TransportError(.badURL, "\(directoryURL) has a path segment that cannot name a directory")
+            }
+            decoded.append(name)
+        }
+        var result: [(manifest: String, root: String, subpath: String)] = []
+        for depth in stride(from: components.count, through: 0, by: -1) {
+            let root = components[..<depth].map { $0 + "/" }.joined()
+            result.append((prefix + "/" + root + TreeNaming.signatureDirectory + "/" + TreeManifest.fileName + query,
+                prefix + "/" + root, decoded[depth...].joined(separator: "/")))
+        }
+        return result
+    }
+
     /// For a URL that names a signature directly (`…/.slicesync/REL.slicesync`), the file's URL.
     public static func fileURL(forSignature url: String) throws(TransportError) -> String {
         let (prefix, components, query) = try split(url)

@@ -1,0 +1,239 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import Synchronization
+
+/// Carries out a mirror plan inside the destination, never through a symbolic link: every parent of a
+/// path written or removed is checked to be a real directory below the destination first.
+struct MirrorRunner {
+    let options: MirrorOptions
+    let exchange: HTTPExchange
+    let logger: Logger
+    let destination: String
+    /// The URL of the mirrored directory, ending in `/`: file URLs are it plus the encoded path.
+    let fileBase: String
+    var state: MirrorState
+
+    /// Applies `plan` (or, for a dry run, reports it), filling `report`.
+    mutating func apply(_ plan: MirrorPlan, report: inout MirrorReport) async throws {
+        var blocked = Set<String>()
+        for (path, reason) in plan.conflicts {
+            report.keptFiles += 1
+            report.files.append(.init(path: path, action: "kept", message: reason))
+            logger.warning("\(Paths.join(destination, path)): \(reason) (--force overwrites it)")
+        }
+        if !options.dryRun {
+            for path in plan.replaced { try removeEntry(path) }
+            for path in plan.directoriesInTheWay {
+                guard options.delete else {
+                    blocked.insert(path)
+                    report.keptFiles += 1
+                    report.files.append(.init(path: path, action: "kept", message: "a local directory is where the "
+                        + "tree has a file or link; --delete removes it"))
+                    continue
+                }
+                try checkParents(path)
+                let removed = try FileSystem.removeTree(Paths.join(destination, path))
+                report.deletedFiles += removed
+            }
+            for directory in plan.directories where !blocked.contains(where: { directory == $0 }) {
+                try makeDirectory(directory)
+            }
+        }
+        var fetches: [MirrorPlan.FileStep] = []
+        for step in plan.files where !blocked.contains(step.path) {
+            switch step.action {
+            case .keep(let fixMode):
+                report.unchangedFiles += 1
+                guard !options.dryRun else { continue }
+                let path = Paths.join(destination, step.path)
+                if fixMode { try setMode(path, executable: step.executable) }
+                if state.files[step.path] == nil, let stamp = try FileSystem.stamp(path) {
+                    state.files[step.path] = .init(hash: step.hash, stamp: stamp)
+                }
+            case .copy(let source):
+                report.copiedFiles += 1
+                report.files.append(.init(path: step.path, action: "copied"))
+                if !options.dryRun { try copyLocally(step, from: source) }
+            case .fetch:
+                fetches.append(step)
+            }
+        }
+        try await fetch(fetches, report: &report)
+        if !options.dryRun {
+            for (path, target) in plan.links where !blocked.contains(path) {
+                try checkParents(path)
+                let full = Paths.join(destination, path)
+                if (try FileSystem.linkStamp(full)) != nil { try FileSystem.removeFile(full) }
+                guard symlink(target, full) == 0 else {
+                    throw FileSystemError(errno: errno, operation: "create the link", path: full)
+                }
+            }
+        }
+        if options.delete {
+            for path in plan.deletions {
+                report.deletedFiles += 1
+                report.files.append(.init(path: path, action: "deleted"))
+                guard !options.dryRun else { continue }
+                try removeEntry(path)
+                state.files[path] = nil
+            }
+            if !options.dryRun {
+                for directory in plan.directoryDeletions {
+                    try checkParents(directory)
+                    FileSystem.removeDirectoryIfEmpty(Paths.join(destination, directory))
+                }
+            }
+        }
+        if !options.dryRun { try saveState() }
+    }
+
+    /// Rebuilds files with the sync engine, a few at once; a file that fails is reported and the others
+    /// go on.
+    private mutating func fetch(_ steps: [MirrorPlan.FileStep], report: inout MirrorReport) async throws {
+        var steps = steps
+        if options.dryRun {
+            // A new file has nothing local to reuse: it comes whole, after its signature's first bytes.
+            for step in steps {
+                guard case .fetch(replacing: false) = step.action else { continue }
+                report.newFiles += 1
+                report.bytesDownloaded += step.size
+                report.requests += 2
+                report.files.append(.init(path: step.path, action: "new", bytesDownloaded: step.size))
+            }
+            steps.removeAll { $0.action == .fetch(replacing: false) }
+        }
+        let width = max(1, options.parallelFiles)
+        let outcomes = try await withThrowingTaskGroup(of: (MirrorPlan.FileStep, Result<SyncReport, Error>).self) {
+            group in
+            var results: [(MirrorPlan.FileStep, Result<SyncReport, Error>)] = []
+            var iterator = steps.makeIterator()
+            func startNext() throws {
+                guard let step = iterator.next() else { return }
+                try checkParents(step.path)
+                var options = self.options.file
+                options.url = fileBase + RequestPath.encode(step.path)
+                options.destination = Paths.join(destination, step.path)
+                options.dryRun = self.options.dryRun
+                options.alikes = []
+                let session = SyncSession(options: options, exchange: exchange, logger: logger)
+                group.addTask {
+                    do {
+                        return (step, .success(try await session.run()))
+                    } catch {
+                        return (step, .failure(error))
+                    }
+                }
+            }
+            for _ in 0..<width { try startNext() }
+            while let next = try await group.next() {
+                results.append(next)
+                try startNext()
+            }
+            return results
+        }
+        for (step, result) in outcomes {
+            let isNew: Bool = if case .fetch(let replacing) = step.action { !replacing } else { true }
+            switch result {
+            case .success(let sync):
+                report.bytesDownloaded += options.dryRun ? sync.bytesFromServer : sync.bytesDownloaded
+                report.requests += options.dryRun ? sync.dataRequestsPlanned + 1 : sync.requests
+                if isNew { report.newFiles += 1 } else { report.changedFiles += 1 }
+                report.files.append(.init(path: step.path, action: isNew ? "new" : "changed",
+                    bytesDownloaded: options.dryRun ? sync.bytesFromServer : sync.bytesDownloaded))
+                guard !options.dryRun else { continue }
+                let path = Paths.join(destination, step.path)
+                try setMode(path, executable: step.executable)
+                try setModified(path, seconds: step.modified)
+                if let stamp = try FileSystem.stamp(path) { state.files[step.path] = .init(hash: step.hash, stamp: stamp) }
+            case .failure(let error):
+                report.failedFiles += 1
+                let message = (error as? CustomStringConvertible)?.description ?? "\(error)"
+                report.files.append(.init(path: step.path, action: "failed", message: message))
+                logger.error("\(Paths.join(destination, step.path)): \(message)")
+            }
+        }
+    }
+
+    /// Copies the content of another local file the mirror installed (a rename or a move), staged
+    /// beside the target and renamed into place.
+    private mutating func copyLocally(_ step: MirrorPlan.FileStep, from source: String) throws {
+        try checkParents(step.path)
+        try checkParents(source)
+        let target = Paths.join(destination, step.path)
+        let input = try SystemFile.openForReading(Paths.join(destination, source))
+        let temporary = TreeNaming.temporaryPath(for: target)
+        do {
+            let output = try SystemFile.createExclusive(temporary, mode: 0o600)
+            try output.copy(from: input, at: 0, to: 0, count: try input.stamp().size)
+            try output.sync()
+            try setMode(temporary, executable: step.executable)
+            try output.setModificationTime(seconds: step.modified, nanoseconds: 0)
+            try FileSystem.rename(temporary, to: target)
+        } catch {
+            try? FileSystem.removeFile(temporary)
+            throw error
+        }
+        if let stamp = try FileSystem.stamp(target) { state.files[step.path] = .init(hash: step.hash, stamp: stamp) }
+    }
+
+    /// Every directory between the destination and `relative`'s parent must be a real directory (a
+    /// symbolic link planted there would lead writes out of the destination).
+    func checkParents(_ relative: String) throws {
+        var path = destination
+        for component in relative.split(separator: "/").dropLast() {
+            path = Paths.join(path, String(component))
+            let found = try FileSystem.linkStamp(path)
+            // A dry run creates nothing: a directory still to be made is fine.
+            if found == nil && options.dryRun { return }
+            guard let (stamp, isLink) = found, stamp.isDirectory, !isLink else {
+                throw MirrorError(.unsafePath, "\(path) is not a directory (a symbolic link or a file is there); "
+                    + "nothing is written through it")
+            }
+        }
+    }
+
+    private func makeDirectory(_ relative: String) throws {
+        try checkParents(relative)
+        let path = Paths.join(destination, relative)
+        if mkdir(path, 0o755) != 0 {
+            guard errno == EEXIST, let (stamp, isLink) = try FileSystem.linkStamp(path), stamp.isDirectory, !isLink else {
+                throw FileSystemError(errno: errno, operation: "create the directory", path: path)
+            }
+        }
+    }
+
+    private func removeEntry(_ relative: String) throws {
+        try checkParents(relative)
+        try FileSystem.removeFile(Paths.join(destination, relative))
+    }
+
+    private func setMode(_ path: String, executable: Bool) throws {
+        let mask = umask(0)
+        umask(mask)
+        let mode = (executable ? 0o777 : 0o666) & ~mask
+        if chmod(path, mode) != 0 { throw FileSystemError(errno: errno, operation: "set the permissions of", path: path) }
+    }
+
+    private func setModified(_ path: String, seconds: Int) throws {
+        var times = [timespec(tv_sec: seconds, tv_nsec: 0), timespec(tv_sec: seconds, tv_nsec: 0)]
+        if utimensat(AT_FDCWD, path, &times, AT_SYMLINK_NOFOLLOW) != 0 {
+            throw FileSystemError(errno: errno, operation: "set the modification time of", path: path)
+        }
+    }
+
+    private func saveState() throws {
+        let path = Paths.join(destination, MirrorState.fileName)
+        let temporary = TreeNaming.temporaryPath(for: path)
+        let file = try SystemFile.createExclusive(temporary, mode: 0o644)
+        try file.write(state.encoded(), at: 0)
+        try file.sync()
+        try FileSystem.rename(temporary, to: path)
+    }
+}

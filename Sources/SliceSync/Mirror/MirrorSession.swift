@@ -1,0 +1,253 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import Synchronization
+
+/// What `slicesync URL/` was asked to do.
+public struct MirrorOptions: Sendable {
+    /// The directory's URL, ending in `/`.
+    public var url: String
+    /// The local directory; default: the directory's name in the current directory.
+    public var destination: String?
+    /// Only report what would be done.
+    public var dryRun = false
+    /// Remove local files the manifest does not list.
+    public var delete = false
+    /// With `delete`: refuse (and change nothing) when more files than this would go, unless `force`.
+    public var maxDelete = 1000
+    /// Overwrite and delete files changed locally, and pass the `maxDelete` guard.
+    public var force = false
+    /// Files rebuilt at once.
+    public var parallelFiles = 4
+    /// Options each file's sync takes (connections, threads, headers, cache).
+    public var file = SyncOptions(url: "")
+
+    /// Options for `url` with defaults for the rest.
+    public init(url: String) { self.url = url }
+}
+
+/// What a mirror run did, for people and for `--json`.
+public struct MirrorReport: Sendable, Codable, Equatable {
+    /// One file's outcome.
+    public struct FileOutcome: Sendable, Codable, Equatable {
+        /// Its path below the destination.
+        public var path: String
+        /// `new`, `changed`, `copied` (content found locally), `unchanged`, `deleted`, `kept` (changed
+        /// locally; not touched without --force) or `failed`.
+        public var action: String
+        /// Bytes received for it (file data and signature).
+        public var bytesDownloaded: Int = 0
+        /// What went wrong, for `failed` and `kept`.
+        public var message: String?
+
+        enum CodingKeys: String, CodingKey {
+            case path, action, message
+            case bytesDownloaded = "bytes_downloaded"
+        }
+    }
+
+    /// `updated`, `unchanged`, `dry-run` or `failed` (some files failed; the others are done).
+    public var outcome: String
+    /// The directory's URL.
+    public var url: String
+    /// The manifest's URL.
+    public var manifestURL: String
+    /// The local directory.
+    public var destination: String
+    public var newFiles = 0
+    public var changedFiles = 0
+    public var copiedFiles = 0
+    public var unchangedFiles = 0
+    public var deletedFiles = 0
+    public var keptFiles = 0
+    public var failedFiles = 0
+    /// Bytes of all the files the manifest lists.
+    public var totalBytes = 0
+    /// Bytes downloaded (or, for a dry run, to download), manifest included.
+    public var bytesDownloaded = 0
+    /// HTTP requests sent (or, for a dry run, planned for the files' data).
+    public var requests = 0
+    /// Wall-clock seconds.
+    public var seconds = 0.0
+    /// Per file, except unchanged ones.
+    public var files: [FileOutcome] = []
+
+    enum CodingKeys: String, CodingKey {
+        case outcome, url, destination, requests, seconds, files
+        case manifestURL = "manifest_url", newFiles = "new_files", changedFiles = "changed_files"
+        case copiedFiles = "copied_files", unchangedFiles = "unchanged_files", deletedFiles = "deleted_files"
+        case keptFiles = "kept_files", failedFiles = "failed_files", totalBytes = "total_bytes"
+        case bytesDownloaded = "bytes_downloaded"
+    }
+}
+
+/// A problem that stops a mirror before it changes anything.
+public struct MirrorError: Error, Sendable, CustomStringConvertible {
+    /// The stable code of the failure.
+    public enum Code: String, Sendable {
+        case notFound = "manifest-not-found"
+        case notADirectory = "not-a-directory"
+        case deleteRefused = "delete-refused"
+        case unsafePath = "unsafe-path"
+    }
+    public var code: Code
+    public var message: String
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+    public var description: String { message }
+}
+
+/// Mirrors the tree below a URL into a local directory, file by file with the sync engine.
+public final class MirrorSession: Sendable {
+    let options: MirrorOptions
+    let exchange: HTTPExchange
+    let logger: Logger
+
+    /// Creates a session; nothing happens until `run()`.
+    public init(options: MirrorOptions, exchange: HTTPExchange, logger: Logger) {
+        self.options = options
+        self.exchange = exchange
+        self.logger = logger
+    }
+
+    /// Runs the mirror.
+    public func run() async throws -> MirrorReport {
+        let clock = ContinuousClock.now
+        let (manifestURL, root, subpath, manifest, manifestBytes) = try await loadManifest()
+        let entries = try Self.entries(of: manifest, below: subpath, url: options.url)
+        let destination = try resolveDestination(subpath: subpath, root: root)
+        var report = MirrorReport(outcome: "updated", url: options.url, manifestURL: manifestURL,
+            destination: destination)
+        report.bytesDownloaded = manifestBytes
+        report.requests = 1
+        report.totalBytes = entries.reduce(0) { total, entry in
+            if case .file(let size, _, _, _) = entry.kind { total + size } else { total }
+        }
+        if !options.dryRun { try FileSystem.createDirectories(destination) }
+        let local = try Self.listing(of: destination)
+        let statePath = Paths.join(destination, MirrorState.fileName)
+        let state = MirrorState.parse((try? SystemFile.openForReading(statePath).readAll(limit: 1 << 30)) ?? [])
+        let plan = MirrorPlan(entries: entries, local: local, state: state, force: options.force)
+        if options.delete {
+            if entries.isEmpty {
+                throw MirrorError(.deleteRefused, "the manifest lists nothing under \(options.url); --delete would "
+                    + "empty \(destination), so nothing was changed")
+            }
+            let count = plan.deletions.count + plan.directoriesInTheWay.count
+            if count > options.maxDelete && !options.force {
+                throw MirrorError(.deleteRefused, "--delete would remove \(count) files from \(destination), more "
+                    + "than --max-delete \(options.maxDelete); nothing was changed (raise --max-delete, or --force)")
+            }
+        }
+        let fileBase = root + (subpath.isEmpty ? "" : RequestPath.encode(subpath) + "/")
+        var runner = MirrorRunner(options: options, exchange: exchange, logger: logger, destination: destination,
+            fileBase: fileBase, state: state)
+        try await runner.apply(plan, report: &report)
+        report.seconds = (ContinuousClock.now - clock).inSeconds
+        let changed = report.newFiles + report.changedFiles + report.copiedFiles + report.deletedFiles
+        if options.dryRun {
+            report.outcome = "dry-run"
+        } else if report.failedFiles > 0 {
+            report.outcome = "failed"
+        } else if changed == 0 {
+            report.outcome = "unchanged"
+        }
+        return report
+    }
+
+    /// The manifest of the tree that holds the URL's directory: its URL, the tree's root URL, the
+    /// directory's path below the root, the manifest and the bytes it took.
+    private func loadManifest() async throws
+        -> (String, String, String, TreeManifest, Int) {
+        var tried: [String] = []
+        for candidate in try SignatureLocator.manifestCandidates(forDirectory: options.url) {
+            tried.append(candidate.manifest)
+            let remote = RemoteFile(url: candidate.manifest, exchange: exchange, headers: options.file.headers,
+                logger: logger)
+            guard let fetched = try await remote.retrying("fetching the manifest", {
+                try await remote.fetchBytes(range: nil, limit: TreeManifest.maxTextBytes)
+            }) else { continue }
+            let manifest = try TreeManifest.parse(fetched.bytes)
+            logger.info("manifest: \(candidate.manifest) (\(manifest.entries.count) entries)")
+            return (candidate.manifest, candidate.root, candidate.subpath, manifest, remote.bytesReceived)
+        }
+        throw MirrorError(.notFound, "no tree manifest found for \(options.url); looked at:\n  "
+            + tried.joined(separator: "\n  ") + "\nSign the published tree with a current shash (or serve it "
+            + "with syncserver), which writes .slicesync/\(TreeManifest.fileName).")
+    }
+
+    /// The entries below `subpath`, with paths relative to it.
+    static func entries(of manifest: TreeManifest, below subpath: String, url: String) throws -> [TreeManifest.Entry] {
+        guard !subpath.isEmpty else { return manifest.entries }
+        guard manifest.entries.contains(where: { entry in
+            if case .directory = entry.kind { return entry.path == subpath }
+            return false
+        }) else {
+            throw MirrorError(.notADirectory, "\(url) is not a directory of the published tree")
+        }
+        let prefix = subpath + "/"
+        return manifest.entries.compactMap { entry in
+            guard entry.path.hasPrefix(prefix) else { return nil }
+            var rebased = entry
+            rebased.path = String(entry.path.dropFirst(prefix.count))
+            return rebased
+        }
+    }
+
+    private func resolveDestination(subpath: String, root: String) throws -> String {
+        if let given = options.destination { return Paths.trimTrailingSlashes(given) }
+        do {
+            let withoutQuery = String(options.url.prefix { $0 != "?" })
+            return try SignatureLocator.fileName(of: withoutQuery.trimmingSuffix("/"))
+        } catch {
+            throw TransportError(.badURL, "cannot take a directory name from \(options.url); name the destination "
+                + "with -o")
+        }
+    }
+
+    /// What the destination holds, by path below it; links are not followed, the tools' own files and
+    /// names that cannot be published are left out.
+    static func listing(of destination: String) throws(FileSystemError) -> [String: LocalEntry] {
+        var result: [String: LocalEntry] = [:]
+        guard let (stamp, _) = try FileSystem.linkStamp(destination) else { return result }
+        guard (try FileSystem.stamp(destination))?.isDirectory == true || stamp.isDirectory else {
+            throw FileSystemError(.invalidPath, path: destination, message: "\(destination) exists and is not a "
+                + "directory; choose another destination with -o")
+        }
+        func walk(_ relative: String) throws(FileSystemError) {
+            for entry in try FileSystem.list(Paths.join(destination, relative))
+                where !TreeNaming.isReserved(entry.name) && TreeNaming.isSignable(entry.name) {
+                let path = relative.isEmpty ? entry.name : relative + "/" + entry.name
+                guard let (stamp, isLink) = try FileSystem.linkStamp(Paths.join(destination, path)) else { continue }
+                if isLink {
+                    result[path] = .link(target: FileSystem.readLink(Paths.join(destination, path)) ?? "")
+                } else if stamp.isDirectory {
+                    result[path] = .directory
+                    try walk(path)
+                } else if stamp.isRegularFile {
+                    result[path] = .file(stamp)
+                } else {
+                    result[path] = .other
+                }
+            }
+        }
+        try walk("")
+        return result
+    }
+}
+
+private extension String {
+    func trimmingSuffix(_ suffix: String) -> String {
+        var result = self
+        while result.hasSuffix(suffix) && result.count > suffix.count { result.removeLast(suffix.count) }
+        return result
+    }
+}

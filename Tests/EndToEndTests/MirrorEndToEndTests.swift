@@ -1,0 +1,156 @@
+import Foundation
+import SliceSync
+import Testing
+import TestSupport
+
+/// A published tree and a client directory for `slicesync URL/`.
+struct MirrorScenario {
+    let scratch: Scratch
+    var pub: String { scratch.file("pub") }
+    var mirror: String { scratch.file("mirror") }
+
+    init() throws {
+        scratch = try Scratch()
+        try scratch.write("pub/a/b/big.bin", pseudoRandomData(2_000_000, seed: 170))
+        try scratch.write("pub/c/small.txt", pseudoRandomData(1000, seed: 171))
+        try scratch.write("pub/run.sh", Data("#!/bin/sh\necho hi\n".utf8))
+        chmod(scratch.file("pub/run.sh"), 0o755)
+        symlink("a/b/big.bin", scratch.file("pub/latest"))
+        try FileManager.default.createDirectory(atPath: scratch.file("pub/empty"), withIntermediateDirectories: true)
+        try sign()
+    }
+
+    func sign() throws {
+        let signed = try ProgramRunner.run("shash", [pub])
+        precondition(signed.status == 0, signed.stderr)
+    }
+
+    func mirror(_ url: String, _ extra: [String] = []) throws -> ProgramRunner.Result {
+        try ProgramRunner.run("slicesync", [url, "-o", mirror, "--json"] + extra,
+            environment: ["XDG_CACHE_HOME": scratch.file("cache")])
+    }
+
+    func report(_ result: ProgramRunner.Result) throws -> MirrorReport {
+        try JSONDecoder().decode(MirrorReport.self, from: Data(result.stdout.utf8))
+    }
+
+    /// Every entry below `root` (tools' files left out): kind, bytes or target, executable bit.
+    static func snapshot(_ root: String) throws -> [String: String] {
+        var result: [String: String] = [:]
+        let enumerator = FileManager.default.enumerator(atPath: root)
+        while let relative = enumerator?.nextObject() as? String {
+            if relative.split(separator: "/").contains(where: { $0.hasPrefix(".slicesync") }) { continue }
+            let path = root + "/" + relative
+            let attributes = try FileManager.default.attributesOfItem(atPath: path)
+            switch attributes[.type] as? FileAttributeType {
+            case .typeSymbolicLink?:
+                result[relative] = "link " + (try FileManager.default.destinationOfSymbolicLink(atPath: path))
+            case .typeDirectory?:
+                result[relative] = "dir"
+            default:
+                let mode = (attributes[.posixPermissions] as? Int ?? 0) & 0o111 != 0 ? "x" : "-"
+                let data = try Data(contentsOf: URL(fileURLWithPath: path))
+                result[relative] = "file \(mode) \(data.count) \(data.hashValue)"
+            }
+        }
+        return result
+    }
+}
+
+@Suite("Mirroring a tree, end to end", .serialized)
+struct MirrorEndToEndTests {
+    /// A first mirror reproduces the tree; after edits, a rename, a delete, new files, a file that
+    /// became a directory and a changed executable bit, the next one follows, copying the renamed file
+    /// locally; then an update with nothing changed costs one request.
+    @Test(arguments: ["syncserver", "nginx"])
+    func mirrorsATreeAndFollowsItsChanges(server kind: String) throws {
+        let scenario = try MirrorScenario()
+        let server = kind == "nginx" ? try TestServer.nginx(root: scenario.pub, scratch: scenario.scratch.file("nginx"))
+            : try TestServer.syncserver(root: scenario.pub, extra: ["--settle", "0.3"])
+        let first = try scenario.mirror("\(server.base)/")
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(try MirrorScenario.snapshot(scenario.mirror) == MirrorScenario.snapshot(scenario.pub))
+        #expect(try scenario.report(first).newFiles == 3)
+
+        try FileManager.default.moveItem(atPath: scenario.scratch.file("pub/a/b/big.bin"),
+            toPath: scenario.scratch.file("pub/c/renamed.bin"))
+        var small = [UInt8](try scenario.scratch.read("pub/c/small.txt"))
+        small[10] ^= 0xFF
+        try scenario.scratch.write("pub/c/small.txt", Data(small), old: false)
+        try FileManager.default.removeItem(atPath: scenario.scratch.file("pub/latest"))
+        try scenario.scratch.write("pub/latest/inside.txt", Data("a file became a directory\n".utf8), old: false)
+        chmod(scenario.scratch.file("pub/run.sh"), 0o644)
+        try scenario.scratch.write("pub/new/n.txt", Data("new\n".utf8), old: false)
+        try scenario.sign()
+        // syncserver writes its own manifest once the files settle: wait for it to list the new file.
+        _ = eventually(within: 10) { (try? exchange(server.port, "/.slicesync/.slicesync-manifest"))
+            .flatMap { try? TreeManifest.parse($0.body) }?.entries.contains { $0.path == "new/n.txt" } == true }
+        let second = try scenario.mirror("\(server.base)/", ["--delete"])
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(try MirrorScenario.snapshot(scenario.mirror) == MirrorScenario.snapshot(scenario.pub))
+        let report = try scenario.report(second)
+        #expect(report.files.first { $0.path == "c/renamed.bin" }?.action == "copied", "\(report.files)")
+        #expect(report.bytesDownloaded < 100_000, "the renamed file was downloaded: \(report.bytesDownloaded)")
+
+        let third = try scenario.mirror("\(server.base)/", ["--delete"])
+        let unchanged = try scenario.report(third)
+        #expect(unchanged.outcome == "unchanged" && unchanged.requests <= 2, "\(unchanged)")
+    }
+
+    /// --delete refuses, changing nothing, when too many files would go or the tree lists nothing;
+    /// a file changed locally is kept unless --force.
+    @Test func deletesAreGuarded() throws {
+        let scenario = try MirrorScenario()
+        let server = try TestServer.syncserver(root: scenario.pub, extra: ["--settle", "0.3"])
+        #expect(try scenario.mirror("\(server.base)/").status == 0)
+        for index in 0..<5 { try scenario.scratch.write("mirror/extra/\(index).txt", Data("x".utf8)) }
+        let before = try MirrorScenario.snapshot(scenario.mirror)
+        let refused = try scenario.mirror("\(server.base)/", ["--delete", "--max-delete", "3"])
+        #expect(refused.status == 2 && refused.stderr.contains("--max-delete 3"), "\(refused.stderr)")
+        #expect(try MirrorScenario.snapshot(scenario.mirror) == before)
+        #expect(try scenario.mirror("\(server.base)/empty/", ["--delete"]).stderr.contains("lists nothing"))
+
+        // A file the mirror wrote, then changed here: kept and reported; --force overwrites it.
+        try scenario.scratch.write("mirror/c/small.txt", Data("mine".utf8), old: false)
+        var small = [UInt8](try scenario.scratch.read("pub/c/small.txt"))
+        small[0] ^= 1
+        try scenario.scratch.write("pub/c/small.txt", Data(small), old: false)
+        try scenario.sign()
+        _ = eventually(within: 10) { (try? exchange(server.port, "/.slicesync/c/small.txt.slicesync"))?.status == 200 }
+        let kept = try scenario.mirror("\(server.base)/", ["--delete"])
+        #expect(try scenario.report(kept).files.first { $0.path == "c/small.txt" }?.action == "kept")
+        #expect(try scenario.scratch.read("mirror/c/small.txt") == Data("mine".utf8))
+        #expect(!scenario.scratch.exists("mirror/extra/0.txt"))
+        let forced = try scenario.mirror("\(server.base)/", ["--delete", "--force"])
+        #expect(forced.status == 0, "\(forced.stderr)")
+        #expect(try scenario.scratch.read("mirror/c/small.txt") == Data(small))
+    }
+
+    /// Symbolic links planted in the destination never lead a write or a delete out of it.
+    @Test func plantedLinksNeverLeadOut() throws {
+        let scenario = try MirrorScenario()
+        let server = try TestServer.syncserver(root: scenario.pub, extra: ["--settle", "0.3"])
+        try FileManager.default.createDirectory(atPath: scenario.scratch.file("outside"), withIntermediateDirectories: true)
+        try scenario.scratch.write("outside/keep.txt", Data("precious".utf8))
+        try FileManager.default.createDirectory(atPath: scenario.mirror, withIntermediateDirectories: true)
+        symlink(scenario.scratch.file("outside"), scenario.scratch.file("mirror/c"))
+        symlink(scenario.scratch.file("outside"), scenario.scratch.file("mirror/gone"))
+        let result = try scenario.mirror("\(server.base)/", ["--delete"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scenario.scratch.file("outside")) == ["keep.txt"])
+        #expect(try MirrorScenario.snapshot(scenario.mirror) == MirrorScenario.snapshot(scenario.pub))
+    }
+
+    /// A manifest that lies (a path out of the tree) is refused before anything is written.
+    @Test func aHostileManifestIsRefused() throws {
+        let scenario = try MirrorScenario()
+        // Built by hand: the writer would never make it.
+        let bytes = TreeManifest.stored(text: Array("d\tok\nd\tok/../../escape\n".utf8))
+        try scenario.scratch.write("pub/.slicesync/.slicesync-manifest", Data(bytes))
+        let server = try TestServer.nginx(root: scenario.pub, scratch: scenario.scratch.file("nginx"))
+        let result = try scenario.mirror("\(server.base)/")
+        #expect(result.status == 3, "\(result.stderr)")
+        #expect(result.stderr.contains(". or .. segment"), "\(result.stderr)")
+        #expect(!scenario.scratch.exists("mirror/ok") && !scenario.scratch.exists("escape"))
+    }
+}
