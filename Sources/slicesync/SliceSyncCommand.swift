@@ -92,6 +92,14 @@ struct SliceSyncCommand: AsyncParsableCommand {
         + "and pass --max-delete."))
     var force = false
 
+    @Flag(help: ArgumentHelp("With URL/: keep the mirror live: after the first run, check the tree's manifest "
+        + "every --interval seconds (a conditional GET) and mirror again when it changed, until SIGINT or "
+        + "SIGTERM, which stop it between files."))
+    var watch = false
+
+    @Option(help: ArgumentHelp("With --watch: seconds between two checks (default 10).", valueName: "seconds"))
+    var interval: Double = 10
+
     @Flag(help: "Check every byte of the result, even where the cache vouches for unchanged slices.")
     var verifyAll = false
 
@@ -141,8 +149,11 @@ struct SliceSyncCommand: AsyncParsableCommand {
         if let baseURL, !SignatureLocator.isHTTPURL(baseURL) {
             throw ValidationError("--base-url must be an http:// or https:// URL")
         }
-        if !namesDirectory && (delete || force) {
-            throw ValidationError("--delete and --force apply to a tree: a URL ending in /")
+        if !namesDirectory && (delete || force || watch) {
+            throw ValidationError("--delete, --force and --watch apply to a tree: a URL ending in /")
+        }
+        guard interval >= 0.1 && interval <= 86_400 else {
+            throw ValidationError("--interval must be between 0.1 and 86400 seconds")
         }
         if namesDirectory && (inPlace || !alikes.isEmpty || signature != nil) {
             throw ValidationError("--inplace, --alike and --signature apply to one file, not to a URL ending in /")
@@ -218,7 +229,27 @@ struct SliceSyncCommand: AsyncParsableCommand {
         options.file.jobs = max(1, jobs / 2)
         let exchange = try AsyncHTTPExchange(insecure: insecure, trustedCertificates: cacert, connections: jobs,
                                              rateLimiter: limitRate.map { RateLimiter(bytesPerSecond: $0.bytes) })
-        let session = MirrorSession(options: options, exchange: exchange, logger: logger)
+        options.interval = .milliseconds(Int(interval * 1000))
+        let stop = CancellationFlag()
+        let session = MirrorSession(options: options, exchange: exchange, logger: logger, stop: stop)
+        if watch {
+            // A signal stops the watch between files: the files under way finish.
+            let signals = SignalForwarder { stop.cancel() }
+            defer { signals.stop() }
+            do {
+                try await session.watch { result in
+                    switch result {
+                    case .success(let report): printMirror(report)
+                    case .failure(let error): logger.error("\(error); trying again in \(interval) s")
+                    }
+                }
+                await exchange.shutdown()
+            } catch {
+                await exchange.shutdown()
+                throw error
+            }
+            return
+        }
         let task = Task { try await session.run() }
         let signals = SignalForwarder { task.cancel() }
         defer { signals.stop() }
@@ -230,7 +261,13 @@ struct SliceSyncCommand: AsyncParsableCommand {
             await exchange.shutdown()
             throw error
         }
-        let totals = "\(report.newFiles) new, \(report.changedFiles) changed, \(report.copiedFiles) moved or copied, "
+        printMirror(report)
+        if report.failedFiles > 0 {
+            throw CommandFailure(.network, "\(report.failedFiles) file(s) could not be mirrored; run again to retry them")
+        }
+    }
+
+    private func printMirror(_ report: MirrorReport) {        let totals = "\(report.newFiles) new, \(report.changedFiles) changed, \(report.copiedFiles) moved or copied, "
             + "\(report.deletedFiles) deleted files; \(report.unchangedFiles) unchanged"
             + (report.keptFiles > 0 ? ", \(report.keptFiles) kept (changed locally)" : "")
             + (report.failedFiles > 0 ? ", \(report.failedFiles) failed" : "")
@@ -242,9 +279,6 @@ struct SliceSyncCommand: AsyncParsableCommand {
         } else if !quiet {
             writeStandardError("slicesync: \(report.destination): \(totals); \(formatBytes(report.bytesDownloaded)) "
                 + "downloaded in \(report.requests) requests, " + formatFixed(report.seconds, places: 2) + " s\n")
-        }
-        if report.failedFiles > 0 {
-            throw CommandFailure(.network, "\(report.failedFiles) file(s) could not be mirrored; run again to retry them")
         }
     }
 

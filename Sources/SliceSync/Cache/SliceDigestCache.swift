@@ -1,3 +1,4 @@
+import Synchronization
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -25,8 +26,14 @@ public struct SliceDigestCache: Sendable {
     public let directory: String
     /// Bytes the entries may take together.
     public let limitBytes: Int
+    /// The cache is listed to evict entries on a process's first store, then every `evictsEvery`th.
+    var evictsEvery = 64
 
     private static let magic = Array("SSCACHE1".utf8)
+    private static let stores = Atomic<Int>(0)
+    /// Files smaller than this are not kept: reading them is cheap, and a tree of small files would
+    /// fill the cache with entries that spare nothing.
+    public static let minimumFileSize = 8 << 20
     /// Magic, seven key fields, slice size, block size, slice count.
     private static let fixedBytes = 8 + 10 * 8
 
@@ -61,6 +68,7 @@ public struct SliceDigestCache: Sendable {
     /// The slice digests of the file whose stamp is `stamp`, cut into slices of `sliceSize` and blocks
     /// of `blockSize`; nil when there is no current, whole entry.
     public func load(_ stamp: FileStamp, sliceSize: Int, blockSize: Int) -> [UInt8]? {
+        guard stamp.size >= Self.minimumFileSize else { return nil }
         let path = entryPath(stamp, sliceSize: sliceSize, blockSize: blockSize)
         guard let file = try? SystemFile.openForReading(path) else { return nil }
         let slices = stamp.size == 0 ? 0 : (stamp.size - 1) / max(1, sliceSize) + 1
@@ -92,7 +100,7 @@ public struct SliceDigestCache: Sendable {
     /// spares work.
     public func store(_ stamp: FileStamp, sliceSize: Int, blockSize: Int, digests: [UInt8]) {
         let slices = stamp.size == 0 ? 0 : (stamp.size - 1) / max(1, sliceSize) + 1
-        guard digests.count == slices * TreeHash.digestSize,
+        guard stamp.size >= Self.minimumFileSize, digests.count == slices * TreeHash.digestSize,
               (try? FileSystem.createDirectories(directory)) != nil else { return }
         var bytes = Self.magic
         for value in Self.key(stamp) + [UInt64(sliceSize), UInt64(blockSize), UInt64(slices)] {
@@ -107,7 +115,9 @@ public struct SliceDigestCache: Sendable {
             try? FileSystem.removeFile(temporary)
             return
         }
-        evict(keeping: path)
+        // Eviction lists the cache (a stat per entry): on a process's first store, then every 64th, so
+        // signing a tree of many big files does not list it once per file.
+        if Self.stores.add(1, ordering: .relaxed).oldValue % max(1, evictsEvery) == 0 { evict(keeping: path) }
     }
 
     /// Removes the least recently used entries until the cache is within its bound.

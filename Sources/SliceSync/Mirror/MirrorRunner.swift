@@ -19,6 +19,8 @@ struct MirrorRunner {
     /// The URL of the mirrored directory, ending in `/`: file URLs are it plus the encoded path.
     let fileBase: String
     var state: MirrorState
+    /// Set to stop between files.
+    let stop: CancellationFlag
 
     /// Applies `plan` (or, for a dry run, reports it), filling `report`.
     mutating func apply(_ plan: MirrorPlan, report: inout MirrorReport) async throws {
@@ -115,7 +117,7 @@ struct MirrorRunner {
             var results: [(MirrorPlan.FileStep, Result<SyncReport, Error>)] = []
             var iterator = steps.makeIterator()
             func startNext() throws {
-                guard let step = iterator.next() else { return }
+                guard !stop.isCancelled, let step = iterator.next() else { return }
                 try checkParents(step.path)
                 var options = self.options.file
                 options.url = fileBase + RequestPath.encode(step.path)

@@ -27,6 +27,8 @@ public struct MirrorOptions: Sendable {
     public var parallelFiles = 4
     /// Options each file's sync takes (connections, threads, headers, cache).
     public var file = SyncOptions(url: "")
+    /// With `watch`: seconds between two checks of the manifest (a conditional GET).
+    public var interval: Duration = .seconds(10)
 
     /// Options for `url` with defaults for the rest.
     public init(url: String) { self.url = url }
@@ -110,12 +112,57 @@ public final class MirrorSession: Sendable {
     let options: MirrorOptions
     let exchange: HTTPExchange
     let logger: Logger
+    /// Set to stop between files: no file is started after it, the ones under way finish.
+    let stop: CancellationFlag
+    /// The manifest as last fetched: its URL and ETag, for conditional checks.
+    private let lastManifest = Mutex<(url: String, etag: String?)?>(nil)
 
-    /// Creates a session; nothing happens until `run()`.
-    public init(options: MirrorOptions, exchange: HTTPExchange, logger: Logger) {
+    /// Creates a session; nothing happens until `run()` or `watch`.
+    public init(options: MirrorOptions, exchange: HTTPExchange, logger: Logger, stop: CancellationFlag = .init()) {
         self.options = options
         self.exchange = exchange
         self.logger = logger
+        self.stop = stop
+    }
+
+    /// Mirrors, then checks the manifest every `options.interval` with a conditional GET and mirrors
+    /// again whenever it changed, until `stop` is set. Each run's report goes to `completed`; a run
+    /// that fails (the server unreachable, say) is reported and retried at the next check.
+    public func watch(_ completed: @Sendable (Result<MirrorReport, Error>) -> Void) async throws {
+        var due = true
+        while !stop.isCancelled {
+            if due {
+                do {
+                    completed(.success(try await run()))
+                } catch let error as MirrorError where error.code == .deleteRefused || error.code == .notADirectory {
+                    throw error
+                } catch {
+                    completed(.failure(error))
+                    lastManifest.withLock { $0 = nil }
+                }
+            }
+            // Sleep in short steps, so a stop is seen at once.
+            let wake = ContinuousClock.now + options.interval
+            while !stop.isCancelled && ContinuousClock.now < wake {
+                try await Task.sleep(for: min(.milliseconds(200), wake - ContinuousClock.now))
+            }
+            guard !stop.isCancelled else { break }
+            due = try await manifestChanged()
+        }
+    }
+
+    /// Whether the manifest changed since it was last fetched (a conditional GET: 304 means no).
+    private func manifestChanged() async throws -> Bool {
+        guard let last = lastManifest.withLock({ $0 }), let etag = last.etag else { return true }
+        var status = 0
+        do {
+            try await exchange.get(last.url, headers: options.file.headers + [("If-None-Match", etag)],
+                head: { head in status = head.status }, body: { _ in })
+        } catch {
+            logger.warning("checking \(last.url): \(error); trying again in \(options.interval)")
+            return false
+        }
+        return status != 304
     }
 
     /// Runs the mirror.
@@ -149,7 +196,7 @@ public final class MirrorSession: Sendable {
         }
         let fileBase = root + (subpath.isEmpty ? "" : RequestPath.encode(subpath) + "/")
         var runner = MirrorRunner(options: options, exchange: exchange, logger: logger, destination: destination,
-            fileBase: fileBase, state: state)
+            fileBase: fileBase, state: state, stop: stop)
         try await runner.apply(plan, report: &report)
         report.seconds = (ContinuousClock.now - clock).inSeconds
         let changed = report.newFiles + report.changedFiles + report.copiedFiles + report.deletedFiles
@@ -176,6 +223,9 @@ public final class MirrorSession: Sendable {
                 try await remote.fetchBytes(range: nil, limit: TreeManifest.maxTextBytes)
             }) else { continue }
             let manifest = try TreeManifest.parse(fetched.bytes)
+            let etag = remote.etag
+            let finalURL = remote.url
+            lastManifest.withLock { $0 = (finalURL, etag) }
             logger.info("manifest: \(candidate.manifest) (\(manifest.entries.count) entries)")
             return (candidate.manifest, candidate.root, candidate.subpath, manifest, remote.bytesReceived)
         }

@@ -44,6 +44,8 @@ public final class RemoteFile: Sendable {
     public var url: String { state.withLock { $0.url } }
     /// The length the server reported, once known.
     public var length: Int? { state.withLock { $0.length } }
+    /// The strong ETag the server gave, once known.
+    public var etag: String? { state.withLock { $0.etag } }
     /// Requests sent so far (redirects included).
     public var requests: Int { state.withLock { $0.requests } }
     /// Body bytes received so far.
