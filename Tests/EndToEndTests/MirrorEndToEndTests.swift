@@ -141,6 +141,33 @@ struct MirrorEndToEndTests {
         #expect(try MirrorScenario.snapshot(scenario.mirror) == MirrorScenario.snapshot(scenario.pub))
     }
 
+    /// A live mirror against syncserver: a file written on the server appears, verified, within the
+    /// settle period plus 2 s; a renamed file follows; SIGTERM stops it with status 0.
+    @Test func aLiveMirrorFollowsTheServer() throws {
+        let scenario = try MirrorScenario()
+        let server = try TestServer.syncserver(root: scenario.pub, extra: ["--settle", "0.3"])
+        let process = Process()
+        process.executableURL = ProgramRunner.buildDirectory.appendingPathComponent("slicesync")
+        process.arguments = ["\(server.base)/", "-o", scenario.mirror, "--watch", "--interval", "0.3", "-q"]
+        process.environment = ProcessInfo.processInfo.environment.merging(
+            ["XDG_CACHE_HOME": scenario.scratch.file("cache")]) { $1 }
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL); _ = reap(process, timeout: 5) } }
+        #expect(eventually(within: 10) { scenario.scratch.exists("mirror/c/small.txt") })
+        let content = pseudoRandomData(300_000, seed: 180)
+        try scenario.scratch.write("pub/live/new.bin", content, old: false)
+        let written = Date()
+        #expect(eventually(within: 10) { (try? scenario.scratch.read("mirror/live/new.bin")) == content })
+        #expect(Date().timeIntervalSince(written) < 0.3 + 2, "took \(Date().timeIntervalSince(written)) s")
+        try FileManager.default.moveItem(atPath: scenario.scratch.file("pub/live/new.bin"),
+            toPath: scenario.scratch.file("pub/live/renamed.bin"))
+        #expect(eventually(within: 10) { (try? scenario.scratch.read("mirror/live/renamed.bin")) == content })
+        let stopped = Date()
+        kill(process.processIdentifier, SIGTERM)
+        #expect(reap(process, timeout: 10) == 0)
+        #expect(Date().timeIntervalSince(stopped) < 3, "took \(Date().timeIntervalSince(stopped)) s to stop")
+    }
+
     /// A manifest that lies (a path out of the tree) is refused before anything is written.
     @Test func aHostileManifestIsRefused() throws {
         let scenario = try MirrorScenario()

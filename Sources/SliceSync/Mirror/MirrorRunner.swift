@@ -19,6 +19,8 @@ struct MirrorRunner {
     /// The URL of the mirrored directory, ending in `/`: file URLs are it plus the encoded path.
     let fileBase: String
     var state: MirrorState
+    /// The state as read, to write it back only when it changed.
+    let stateAsRead: MirrorState
     /// Set to stop between files.
     let stop: CancellationFlag
 
@@ -93,7 +95,7 @@ struct MirrorRunner {
                 }
             }
         }
-        if !options.dryRun { try saveState() }
+        if !options.dryRun && state != stateAsRead { try saveState() }
     }
 
     /// Rebuilds files with the sync engine, a few at once; a file that fails is reported and the others

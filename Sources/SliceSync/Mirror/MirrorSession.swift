@@ -196,7 +196,7 @@ public final class MirrorSession: Sendable {
         }
         let fileBase = root + (subpath.isEmpty ? "" : RequestPath.encode(subpath) + "/")
         var runner = MirrorRunner(options: options, exchange: exchange, logger: logger, destination: destination,
-            fileBase: fileBase, state: state, stop: stop)
+            fileBase: fileBase, state: state, stateAsRead: state, stop: stop)
         try await runner.apply(plan, report: &report)
         report.seconds = (ContinuousClock.now - clock).inSeconds
         let changed = report.newFiles + report.changedFiles + report.copiedFiles + report.deletedFiles
