@@ -130,8 +130,8 @@ printf '|---|---|---|---|---|---|---|\n'
 for tool in slicesync rsync noop; do
   name=$([ "$tool" = noop ] && echo "slicesync, no change" \
     || { [ "$tool" = rsync ] && echo "rsync -a --delete (daemon)" || echo "slicesync URL/ --delete"; })
-  t=$(col "$tool" 1)
-  [ "$tool" = rsync ] && t="$(col rsync 1) raw, $rt durable"
+  t=$(printf '%.2f' "$(col "$tool" 1)")
+  [ "$tool" = rsync ] && t=$(printf '%.2f raw, %.2f durable' "$(col rsync 1)" "$rt")
   awk -v n="$name" -v t="$t" -v m="$(col "$tool" 2)" -v w="$(col "$tool" 3)" -v b="$(col "$tool" 4)" \
     -v r="$(col "$tool" 5)" -v rb="$rb" \
     'BEGIN {printf "| %s | %s | %d | %.2f× | %d | %.1f | %.1f |\n", n, t, b, b / rb, r, m / 1024, w / 1048576}'
