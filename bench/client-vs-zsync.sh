@@ -39,18 +39,8 @@ make_corpora "$work"
 # ---- nginx ---------------------------------------------------------------------------------------
 source "$here/bench/lib/nginx.sh"
 start_nginx "$work/nginx" "$work/pub"
-rport=$((port + 1))
-cat >"$work/rsyncd.conf" <<EOF2
-port = $rport
-address = 127.0.0.1
-use chroot = no
-pid file = $work/rsyncd.pid
-[pub]
-path = $work/pub
-read only = yes
-EOF2
-rm -f "$work/rsyncd.pid"
-rsync --daemon --config="$work/rsyncd.conf"
+source "$here/bench/lib/rsyncd.sh"
+start_rsyncd "$work" "$work/pub"
 trap 'kill "$(cat "$work/nginx/nginx.pid")" 2>/dev/null || true; kill "$(cat "$work/rsyncd.pid")" 2>/dev/null || true' EXIT
 url="http://127.0.0.1:$port"
 

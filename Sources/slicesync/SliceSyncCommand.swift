@@ -263,12 +263,15 @@ struct SliceSyncCommand: AsyncParsableCommand {
         }
         printMirror(report)
         if report.failedFiles > 0 {
-            throw CommandFailure(.network, "\(report.failedFiles) file(s) could not be mirrored; run again to retry them")
+            throw CommandFailure(.network,
+                "\(report.failedFiles) file(s) could not be mirrored; run again to retry them")
         }
     }
 
-    private func printMirror(_ report: MirrorReport) {        let totals = "\(report.newFiles) new, \(report.changedFiles) changed, \(report.copiedFiles) moved or copied, "
-            + "\(report.deletedFiles) deleted files; \(report.unchangedFiles) unchanged"
+    private func printMirror(_ report: MirrorReport) {
+        let totals = "\(report.newFiles) new, \(report.changedFiles) changed, "
+            + "\(report.copiedFiles) moved or copied, \(report.deletedFiles) deleted files; "
+            + "\(report.unchangedFiles) unchanged"
             + (report.keptFiles > 0 ? ", \(report.keptFiles) kept (changed locally)" : "")
             + (report.failedFiles > 0 ? ", \(report.failedFiles) failed" : "")
         if json {

@@ -130,7 +130,8 @@ struct MirrorEndToEndTests {
     @Test func plantedLinksNeverLeadOut() throws {
         let scenario = try MirrorScenario()
         let server = try TestServer.syncserver(root: scenario.pub, extra: ["--settle", "0.3"])
-        try FileManager.default.createDirectory(atPath: scenario.scratch.file("outside"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: scenario.scratch.file("outside"),
+            withIntermediateDirectories: true)
         try scenario.scratch.write("outside/keep.txt", Data("precious".utf8))
         try FileManager.default.createDirectory(atPath: scenario.mirror, withIntermediateDirectories: true)
         symlink(scenario.scratch.file("outside"), scenario.scratch.file("mirror/c"))

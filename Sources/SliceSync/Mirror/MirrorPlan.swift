@@ -52,7 +52,8 @@ struct MirrorPlan: Sendable, Equatable {
         lhs.directories == rhs.directories && lhs.files == rhs.files && lhs.deletions == rhs.deletions
             && lhs.replaced == rhs.replaced && lhs.directoriesInTheWay == rhs.directoriesInTheWay
             && lhs.links.map(\.path) == rhs.links.map(\.path) && lhs.links.map(\.target) == rhs.links.map(\.target)
-            && lhs.directoryDeletions == rhs.directoryDeletions && lhs.conflicts.map(\.path) == rhs.conflicts.map(\.path)
+            && lhs.directoryDeletions == rhs.directoryDeletions
+            && lhs.conflicts.map(\.path) == rhs.conflicts.map(\.path)
     }
 
     /// Bytes the files to fetch weigh (an upper bound of what is downloaded).
@@ -104,8 +105,8 @@ struct MirrorPlan: Sendable, Equatable {
                 if case .link(let current) = present, current == target { continue }
                 if clear() { links.append((entry.path, target)) }
             case .file(let size, let modified, let executable, let hash):
-                var step = FileStep(path: entry.path, size: size, modified: modified, executable: executable, hash: hash,
-                    action: .fetch(replacing: false))
+                var step = FileStep(path: entry.path, size: size, modified: modified, executable: executable,
+                    hash: hash, action: .fetch(replacing: false))
                 if case .file(let stamp) = present {
                     let modeDiffers = (stamp.permissions & 0o111 != 0) != executable
                     if let installed = state.files[entry.path], installed.isUntouched(stamp) {

@@ -155,7 +155,9 @@ struct MirrorRunner {
                 let path = Paths.join(destination, step.path)
                 try setMode(path, executable: step.executable)
                 try setModified(path, seconds: step.modified)
-                if let stamp = try FileSystem.stamp(path) { state.files[step.path] = .init(hash: step.hash, stamp: stamp) }
+                if let stamp = try FileSystem.stamp(path) {
+                    state.files[step.path] = .init(hash: step.hash, stamp: stamp)
+                }
             case .failure(let error):
                 report.failedFiles += 1
                 let message = (error as? CustomStringConvertible)?.description ?? "\(error)"
@@ -207,7 +209,8 @@ struct MirrorRunner {
         try checkParents(relative)
         let path = Paths.join(destination, relative)
         if mkdir(path, 0o755) != 0 {
-            guard errno == EEXIST, let (stamp, isLink) = try FileSystem.linkStamp(path), stamp.isDirectory, !isLink else {
+            guard errno == EEXIST, let (stamp, isLink) = try FileSystem.linkStamp(path), stamp.isDirectory, !isLink
+            else {
                 throw FileSystemError(errno: errno, operation: "create the directory", path: path)
             }
         }
@@ -222,7 +225,9 @@ struct MirrorRunner {
         let mask = umask(0)
         umask(mask)
         let mode = (executable ? 0o777 : 0o666) & ~mask
-        if chmod(path, mode) != 0 { throw FileSystemError(errno: errno, operation: "set the permissions of", path: path) }
+        if chmod(path, mode) != 0 {
+            throw FileSystemError(errno: errno, operation: "set the permissions of", path: path)
+        }
     }
 
     private func setModified(_ path: String, seconds: Int) throws {

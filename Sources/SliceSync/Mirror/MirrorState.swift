@@ -61,7 +61,8 @@ struct MirrorState: Sendable, Equatable {
         guard let first = lines.first, String(decoding: first, as: UTF8.self) == firstLine else { return state }
         for line in lines.dropFirst() {
             let fields = line.split(separator: UInt8(ascii: "\t"), maxSplits: 5, omittingEmptySubsequences: false)
-            guard fields.count == 6, fields[0].count == 34, let kind = fields[0].first.map({ Character(UnicodeScalar($0)) }),
+            guard fields.count == 6, fields[0].count == 34,
+                  let kind = fields[0].first.map({ Character(UnicodeScalar($0)) }),
                   let digest = Encoding.decodeHex(Array(fields[0].dropFirst(2)), length: 16),
                   let size = Int(String(decoding: fields[1], as: UTF8.self)),
                   let inode = UInt64(String(decoding: fields[2], as: UTF8.self)),

@@ -99,10 +99,11 @@ public struct ManifestWriter: Sendable {
         let signaturePath = TreeNaming.signaturePath(root: root, relativePath: relative)
         guard let signatureStamp = try? FileSystem.stamp(signaturePath),
               signatureStamp.mtimeNanoseconds == stamp.mtimeNanoseconds,
-              signatureStamp.mtimeSeconds == stamp.mtimeSeconds || signatureStamp.mtimeSeconds == stamp.mtimeSeconds - 1,
+              [stamp.mtimeSeconds, stamp.mtimeSeconds - 1].contains(signatureStamp.mtimeSeconds),
               let file = try? SystemFile.openForReading(signaturePath),
               let prefix = try? file.readPrefix(limit: SignatureLimits.maxHeaderBytes + 64),
-              let summary = try? SignatureSummary.parse(prefix: prefix), summary.length == stamp.size else { return nil }
+              let summary = try? SignatureSummary.parse(prefix: prefix), summary.length == stamp.size
+        else { return nil }
         switch summary.version {
         case .v2:
             guard let header = try? SignatureV2Header.parse(prefix) else { return nil }

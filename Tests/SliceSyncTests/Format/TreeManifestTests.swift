@@ -6,6 +6,7 @@ import TestSupport
 @Suite("The tree manifest")
 struct TreeManifestTests {
     static let hash = TreeManifest.FileHash(kind: "t", digest: (0..<32).map { UInt8($0) })
+    static let zeros = String(repeating: "0", count: 32)
 
     static let sample = TreeManifest(entries: [
         .init(path: "bin", kind: .directory),
@@ -26,8 +27,7 @@ struct TreeManifestTests {
 
     /// Each way a manifest can lie is refused with a message naming the line, before anything is used.
     @Test(arguments: [
-        ("f\t-\t1\t1\tt:\(String(repeating: "0", count: 32))\tb\nf\t-\t1\t1\tt:\(String(repeating: "0", count: 32))\ta\n",
-         "out of order"),
+        ("f\t-\t1\t1\tt:\(zeros)\tb\nf\t-\t1\t1\tt:\(zeros)\ta\n", "out of order"),
         ("d\ta\nd\ta\n", "out of order or repeated"),
         ("d\t..\n", ". or .. segment"),
         ("d\ta\nd\ta/../b\n", ". or .. segment"),
@@ -83,9 +83,11 @@ struct TreeManifestTests {
             for index in 0..<1000 {
                 var digest: [UInt8] = []
                 for _ in 0..<4 { withUnsafeBytes(of: generator.next()) { digest += $0 } }
-                let name = "\(directory)/\(words[index % words.count])_module_\(index).\(["c", "h", "py", "json"][index % 4])"
+                let suffix = ["c", "h", "py", "json"][index % 4]
+                let name = "\(directory)/\(words[index % words.count])_module_\(index).\(suffix)"
                 entries.append(.init(path: name, kind: .file(size: Int.random(in: 1...(64 << 20), using: &generator),
-                    modified: 1_700_000_000 + Int.random(in: 0...10_000_000, using: &generator), executable: index % 9 == 0,
+                    modified: 1_700_000_000 + Int.random(in: 0...10_000_000, using: &generator),
+                    executable: index % 9 == 0,
                     hash: TreeManifest.FileHash(kind: "t", digest: digest))))
             }
         }
