@@ -84,6 +84,16 @@ struct SliceSyncCommand: AsyncParsableCommand {
         + "destination, never through a symbolic link."))
     var delete = false
 
+    @Option(name: .customLong("exclude"), parsing: .unconditionalSingleValue,
+        help: ArgumentHelp("With URL/: leave out paths matching PATTERN (rsync's rules: * ? [..] **, a leading / "
+            + "anchors, a trailing / matches directories); repeatable, in order with --include.", valueName: "pattern"))
+    var excludes: [String] = []
+
+    @Option(name: .customLong("include"), parsing: .unconditionalSingleValue,
+        help: ArgumentHelp("With URL/: keep paths matching PATTERN even when a later --exclude matches; the first "
+            + "matching rule decides.", valueName: "pattern"))
+    var includes: [String] = []
+
     @Option(help: ArgumentHelp("With --delete: refuse, and change nothing, when more files than this would go "
         + "(default 1000).", valueName: "n"))
     var maxDelete = 1000
@@ -149,8 +159,9 @@ struct SliceSyncCommand: AsyncParsableCommand {
         if let baseURL, !SignatureLocator.isHTTPURL(baseURL) {
             throw ValidationError("--base-url must be an http:// or https:// URL")
         }
-        if !namesDirectory && (delete || force || watch) {
-            throw ValidationError("--delete, --force and --watch apply to a tree: a URL ending in /")
+        if !namesDirectory && (delete || force || watch || !includes.isEmpty || !excludes.isEmpty) {
+            throw ValidationError("--delete, --force, --watch, --include and --exclude apply to a tree: "
+                + "a URL ending in /")
         }
         guard interval >= 0.1 && interval <= 86_400 else {
             throw ValidationError("--interval must be between 0.1 and 86400 seconds")
@@ -222,6 +233,13 @@ struct SliceSyncCommand: AsyncParsableCommand {
         options.delete = delete
         options.maxDelete = maxDelete
         options.force = force
+        var rules = Self.filterRules(CommandLine.arguments)
+        if rules.count != includes.count + excludes.count {
+            // Not found as given (say, through a wrapper): the includes first, then the excludes.
+            rules = includes.map { .init(include: true, pattern: $0) }
+                + excludes.map { .init(include: false, pattern: $0) }
+        }
+        options.filter = MirrorFilter(rules: rules)
         options.file = file
         options.file.url = ""
         options.file.destination = nil
@@ -266,6 +284,25 @@ struct SliceSyncCommand: AsyncParsableCommand {
             throw CommandFailure(.network,
                 "\(report.failedFiles) file(s) could not be mirrored; run again to retry them")
         }
+    }
+
+    /// The --include and --exclude rules in the order they were given (the order decides, as in rsync).
+    static func filterRules(_ arguments: [String]) -> [MirrorFilter.Rule] {
+        var rules: [MirrorFilter.Rule] = []
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            for (flag, include) in [("--include", true), ("--exclude", false)] {
+                if argument == flag, index + 1 < arguments.count {
+                    rules.append(.init(include: include, pattern: arguments[index + 1]))
+                    index += 1
+                } else if argument.hasPrefix(flag + "=") {
+                    rules.append(.init(include: include, pattern: String(argument.dropFirst(flag.count + 1))))
+                }
+            }
+            index += 1
+        }
+        return rules
     }
 
     private func printMirror(_ report: MirrorReport) {

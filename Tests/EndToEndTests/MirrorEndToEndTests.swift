@@ -126,6 +126,20 @@ struct MirrorEndToEndTests {
         #expect(try scenario.scratch.read("mirror/c/small.txt") == Data(small))
     }
 
+    /// --exclude leaves paths out: not fetched, and local ones never deleted; --include keeps some back.
+    @Test func filtersLeavePathsOut() throws {
+        let scenario = try MirrorScenario()
+        let server = try TestServer.syncserver(root: scenario.pub, extra: ["--settle", "0.3"])
+        try scenario.scratch.write("mirror/notes.txt", Data("mine".utf8))
+        try scenario.scratch.write("mirror/junk.bin", Data("junk".utf8))
+        let result = try scenario.mirror("\(server.base)/", ["--delete", "--include", "run.sh", "--exclude", "*.txt",
+            "--exclude", "*.sh", "--exclude", "/a/"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(scenario.scratch.exists("mirror/notes.txt") && !scenario.scratch.exists("mirror/junk.bin"))
+        #expect(!scenario.scratch.exists("mirror/c/small.txt") && !scenario.scratch.exists("mirror/a"))
+        #expect(scenario.scratch.exists("mirror/run.sh"))
+    }
+
     /// Symbolic links planted in the destination never lead a write or a delete out of it.
     @Test func plantedLinksNeverLeadOut() throws {
         let scenario = try MirrorScenario()

@@ -27,6 +27,8 @@ public struct MirrorOptions: Sendable {
     public var parallelFiles = 4
     /// Options each file's sync takes (connections, threads, headers, cache).
     public var file = SyncOptions(url: "")
+    /// `--include` and `--exclude` rules: what they leave out is neither fetched nor deleted.
+    public var filter = MirrorFilter()
     /// With `watch`: seconds between two checks of the manifest (a conditional GET).
     public var interval: Duration = .seconds(10)
 
@@ -169,7 +171,10 @@ public final class MirrorSession: Sendable {
     public func run() async throws -> MirrorReport {
         let clock = ContinuousClock.now
         let (manifestURL, root, subpath, manifest, manifestBytes) = try await loadManifest()
-        let entries = try Self.entries(of: manifest, below: subpath, url: options.url)
+        let filter = options.filter
+        let entries = try Self.entries(of: manifest, below: subpath, url: options.url).filter { entry in
+            filter.includes(entry.path, isDirectory: entry.kind == .directory)
+        }
         let destination = try resolveDestination(subpath: subpath, root: root)
         var report = MirrorReport(outcome: "updated", url: options.url, manifestURL: manifestURL,
             destination: destination)
@@ -179,7 +184,10 @@ public final class MirrorSession: Sendable {
             if case .file(let size, _, _, _) = entry.kind { total + size } else { total }
         }
         if !options.dryRun { try FileSystem.createDirectories(destination) }
-        let local = try Self.listing(of: destination)
+        // Excluded local files are left alone: never deleted, never in the way.
+        let local = try Self.listing(of: destination).filter { path, entry in
+            filter.includes(path, isDirectory: entry == .directory)
+        }
         let statePath = Paths.join(destination, MirrorState.fileName)
         let state = MirrorState.parse((try? SystemFile.openForReading(statePath).readAll(limit: 1 << 30)) ?? [])
         let plan = MirrorPlan(entries: entries, local: local, state: state, force: options.force)
