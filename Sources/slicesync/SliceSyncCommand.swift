@@ -59,7 +59,8 @@ struct SliceSyncCommand: AsyncParsableCommand {
     @Option(name: [.short, .customLong("output")], help: ArgumentHelp("Destination (default: the last path component of the URL, in the current directory).", valueName: "path"))
     var output: String?
 
-    @Option(name: .customLong("alike"), help: ArgumentHelp("A local file that probably shares content with the new version; repeatable.", valueName: "path"))
+    @Option(name: .customLong("alike"), help: ArgumentHelp("A local file that probably shares content with the new "
+        + "version; with URL/, a directory laid out like the tree (an older copy); repeatable.", valueName: "path"))
     var alikes: [String] = []
 
     @Option(help: ArgumentHelp("Accepted as in the original slicesync; matching uses the signature's own slice size, and a different value is reported.", valueName: "size"))
@@ -166,8 +167,8 @@ struct SliceSyncCommand: AsyncParsableCommand {
         guard interval >= 0.1 && interval <= 86_400 else {
             throw ValidationError("--interval must be between 0.1 and 86400 seconds")
         }
-        if namesDirectory && (inPlace || !alikes.isEmpty || signature != nil) {
-            throw ValidationError("--inplace, --alike and --signature apply to one file, not to a URL ending in /")
+        if namesDirectory && (inPlace || signature != nil) {
+            throw ValidationError("--inplace and --signature apply to one file, not to a URL ending in /")
         }
         guard maxDelete >= 0 else { throw ValidationError("--max-delete must be 0 or more") }
     }
@@ -240,6 +241,12 @@ struct SliceSyncCommand: AsyncParsableCommand {
                 + excludes.map { .init(include: false, pattern: $0) }
         }
         options.filter = MirrorFilter(rules: rules)
+        // With a tree, --alike names directories laid out like it.
+        options.alikeDirectories = alikes
+        for directory in alikes where (try? FileSystem.stamp(directory))??.isDirectory != true {
+            throw ValidationError("--alike \(directory): with a URL ending in /, --alike names a directory laid out "
+                + "like the tree")
+        }
         options.file = file
         options.file.url = ""
         options.file.destination = nil

@@ -140,6 +140,36 @@ struct MirrorEndToEndTests {
         #expect(scenario.scratch.exists("mirror/run.sh"))
     }
 
+    /// Content already local is used wherever it is: an --alike directory laid out like the tree, and a
+    /// file that was renamed and edited on the server (its old name is about to be deleted).
+    @Test func localContentIsReusedAcrossTheTree() throws {
+        let scenario = try MirrorScenario()
+        let server = try TestServer.syncserver(root: scenario.pub, extra: ["--settle", "0.3"])
+        let old = scenario.scratch.file("old")
+        try FileManager.default.copyItem(atPath: scenario.pub, toPath: old)
+        var big = [UInt8](try scenario.scratch.read("pub/a/b/big.bin"))
+        big[1_000_000] ^= 0xFF
+        try scenario.scratch.write("pub/a/b/big.bin", Data(big), old: false)
+        try scenario.sign()
+        _ = eventually(within: 10) { (try? exchange(server.port, "/.slicesync/a/b/big.bin.slicesync"))?.status == 200 }
+        let fresh = try scenario.mirror("\(server.base)/", ["--alike", old])
+        #expect(fresh.status == 0, "\(fresh.stderr)")
+        let first = try scenario.report(fresh)
+        #expect(first.bytesDownloaded < 200_000, "the old copy was not used: \(first.bytesDownloaded)")
+        #expect(try MirrorScenario.snapshot(scenario.mirror) == MirrorScenario.snapshot(scenario.pub))
+
+        big[1_500_000] ^= 0xFF
+        try FileManager.default.removeItem(atPath: scenario.scratch.file("pub/a/b/big.bin"))
+        try scenario.scratch.write("pub/a/b/moved.bin", Data(big), old: false)
+        try scenario.sign()
+        _ = eventually(within: 10) { (try? exchange(server.port, "/.slicesync/a/b/moved.bin.slicesync"))?.status == 200 }
+        let moved = try scenario.mirror("\(server.base)/", ["--delete"])
+        #expect(moved.status == 0, "\(moved.stderr)")
+        let movedReport = try scenario.report(moved)
+        #expect(movedReport.bytesDownloaded < 200_000, "\(movedReport)")
+        #expect(try MirrorScenario.snapshot(scenario.mirror) == MirrorScenario.snapshot(scenario.pub))
+    }
+
     /// Symbolic links planted in the destination never lead a write or a delete out of it.
     @Test func plantedLinksNeverLeadOut() throws {
         let scenario = try MirrorScenario()

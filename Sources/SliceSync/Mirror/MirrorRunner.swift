@@ -25,7 +25,7 @@ struct MirrorRunner {
     let stop: CancellationFlag
 
     /// Applies `plan` (or, for a dry run, reports it), filling `report`.
-    mutating func apply(_ plan: MirrorPlan, report: inout MirrorReport) async throws {
+    mutating func apply(_ plan: MirrorPlan, local: [String: LocalEntry], report: inout MirrorReport) async throws {
         var blocked = Set<String>()
         for (path, reason) in plan.conflicts {
             report.keptFiles += 1
@@ -69,7 +69,7 @@ struct MirrorRunner {
                 fetches.append(step)
             }
         }
-        try await fetch(fetches, report: &report)
+        try await fetch(fetches, report: &report, leaving: plan.deletions, local: local)
         if !options.dryRun {
             for (path, target) in plan.links where !blocked.contains(path) {
                 try checkParents(path)
@@ -100,7 +100,10 @@ struct MirrorRunner {
 
     /// Rebuilds files with the sync engine, a few at once; a file that fails is reported and the others
     /// go on.
-    private mutating func fetch(_ steps: [MirrorPlan.FileStep], report: inout MirrorReport) async throws {
+    private mutating func fetch(_ steps: [MirrorPlan.FileStep], report: inout MirrorReport, leaving: [String],
+        local: [String: LocalEntry]) async throws {
+        let pool = AlikePool(destination: destination, directories: options.alikeDirectories, leaving: leaving,
+            local: local)
         var steps = steps
         if options.dryRun {
             // A new file has nothing local to reuse: it comes whole, after its signature's first bytes.
@@ -125,7 +128,7 @@ struct MirrorRunner {
                 options.url = fileBase + RequestPath.encode(step.path)
                 options.destination = Paths.join(destination, step.path)
                 options.dryRun = self.options.dryRun
-                options.alikes = []
+                options.alikes = pool.candidates(for: step)
                 let session = SyncSession(options: options, exchange: exchange, logger: logger)
                 group.addTask {
                     do {
@@ -244,5 +247,45 @@ struct MirrorRunner {
         try file.write(state.encoded(), at: 0)
         try file.sync()
         try FileSystem.rename(temporary, to: path)
+    }
+}
+
+/// Local files that may share content with a file the mirror rebuilds, besides its own old version
+/// (which the sync engine always uses): the file at the same path in each `--alike` directory, and
+/// files the update removes that look like it (same name, or same extension and a similar size) —
+/// content that moved to a new name and changed on the way.
+struct AlikePool: Sendable {
+    let destination: String
+    let directories: [String]
+    /// Files leaving the tree, with their sizes.
+    let leaving: [(path: String, size: Int)]
+    /// At most this many files are scanned for one file, beside its own old version.
+    static let limit = 4
+
+    init(destination: String, directories: [String], leaving: [String], local: [String: LocalEntry]) {
+        self.destination = destination
+        self.directories = directories
+        self.leaving = leaving.compactMap { path in
+            if case .file(let stamp) = local[path] { return (path, stamp.size) }
+            return nil
+        }
+    }
+
+    func candidates(for step: MirrorPlan.FileStep) -> [String] {
+        var result: [String] = []
+        for directory in directories {
+            let path = Paths.join(directory, step.path)
+            if (try? FileSystem.stamp(path))??.isRegularFile == true { result.append(path) }
+        }
+        let name = Paths.basename(step.path)
+        let suffix = name.lastIndex(of: ".").map { String(name[$0...]) } ?? ""
+        let similar = leaving.filter { candidate in
+            let other = Paths.basename(candidate.path)
+            if other == name { return true }
+            guard !suffix.isEmpty, other.hasSuffix(suffix) else { return false }
+            return candidate.size * 2 >= step.size && candidate.size <= step.size * 2
+        }.sorted { abs($0.size - step.size) < abs($1.size - step.size) }
+        result += similar.prefix(Self.limit).map { Paths.join(destination, $0.path) }
+        return Array(result.prefix(Self.limit + directories.count))
     }
 }

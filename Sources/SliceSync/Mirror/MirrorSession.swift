@@ -27,6 +27,9 @@ public struct MirrorOptions: Sendable {
     public var parallelFiles = 4
     /// Options each file's sync takes (connections, threads, headers, cache).
     public var file = SyncOptions(url: "")
+    /// Local directories laid out like the tree (an older copy, a neighbouring release): the file at the
+    /// same path in each is used as an alike file.
+    public var alikeDirectories: [String] = []
     /// `--include` and `--exclude` rules: what they leave out is neither fetched nor deleted.
     public var filter = MirrorFilter()
     /// With `watch`: seconds between two checks of the manifest (a conditional GET).
@@ -205,7 +208,7 @@ public final class MirrorSession: Sendable {
         let fileBase = root + (subpath.isEmpty ? "" : RequestPath.encode(subpath) + "/")
         var runner = MirrorRunner(options: options, exchange: exchange, logger: logger, destination: destination,
             fileBase: fileBase, state: state, stateAsRead: state, stop: stop)
-        try await runner.apply(plan, report: &report)
+        try await runner.apply(plan, local: local, report: &report)
         report.seconds = (ContinuousClock.now - clock).inSeconds
         let changed = report.newFiles + report.changedFiles + report.copiedFiles + report.deletedFiles
         if options.dryRun {
