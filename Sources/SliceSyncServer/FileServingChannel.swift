@@ -22,6 +22,8 @@ struct FileServingChannel: ServerChildChannel {
     let limits: ConnectionLimits
     let counter: ConnectionCounter
     let tls: TLSContextHolder?
+    /// The change feed, when the server keeps signatures (and so the manifest) current.
+    var feed: ChangeFeed?
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
@@ -70,7 +72,7 @@ struct FileServingChannel: ServerChildChannel {
             withDecoderLimitConfiguration: decoderLimits
         )
         try operations.addHandler(IdleStateHandler(readTimeout: limits.idleTimeout))
-        let handler = FileServingHandler(replies: replies, accessLog: accessLog)
+        let handler = FileServingHandler(replies: replies, accessLog: accessLog, feed: feed)
         try operations.addHandler(handler)
         return handler
     }
@@ -84,6 +86,7 @@ struct FileServingChannel: ServerChildChannel {
         ]
         let replies = self.replies
         let accessLog = self.accessLog
+        let feed = self.feed
         _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
             mode: .server, connectionConfiguration: connection, streamConfiguration: .init()
         ) { stream in
@@ -91,7 +94,7 @@ struct FileServingChannel: ServerChildChannel {
                 let operations = stream.pipeline.syncOperations
                 try operations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
                 try operations.addHandler(FileServingHandler(replies: replies, accessLog: accessLog,
-                                                             multiplexed: true))
+                                                             multiplexed: true, feed: feed))
             }
         }
         try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: limits.idleTimeout))

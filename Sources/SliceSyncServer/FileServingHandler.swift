@@ -18,6 +18,10 @@ final class FileServingHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private let replies: FileReplies
     private let accessLog: Bool
+    /// The change feed this server offers, if any.
+    private let feed: ChangeFeed?
+    /// While this connection (or stream) listens to the feed: its token and the heartbeat.
+    private var listening: (token: Int, heartbeat: RepeatedTask)?
     private var request: HTTPRequestHead?
     private var stream: Stream?
     /// A reply is being written (its `.end` not yet sent).
@@ -40,10 +44,11 @@ final class FileServingHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// its reply.
     private let multiplexed: Bool
 
-    init(replies: FileReplies, accessLog: Bool, multiplexed: Bool = false) {
+    init(replies: FileReplies, accessLog: Bool, multiplexed: Bool = false, feed: ChangeFeed? = nil) {
         self.replies = replies
         self.accessLog = accessLog
         self.multiplexed = multiplexed
+        self.feed = feed
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -53,6 +58,7 @@ final class FileServingHandler: ChannelInboundHandler, RemovableChannelHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
         stream = nil
+        stopListening()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -84,16 +90,62 @@ final class FileServingHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         stream = nil
+        stopListening()
         context.fireChannelInactive()
     }
 
-    /// Finishes the reply in progress, then closes; closes at once when there is none.
+    /// Finishes the reply in progress, then closes; closes at once when there is none, or when it is
+    /// the change feed, which has no end of its own.
     func shutDownGracefully() {
         closing = true
+        if listening != nil, let context {
+            stopListening()
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+            return
+        }
         if !responding { context?.close(promise: nil) }
     }
 
+    /// Answers a request for the change feed: the current event at once, then each new one as the
+    /// manifest is rewritten, and a comment every 15 s so that idle proxies keep the stream open.
+    private func listen(to feed: ChangeFeed, head: HTTPRequestHead, context: ChannelHandlerContext) {
+        var headers = ChangeFeed.headers
+        headers.add(name: "Date", value: date.now())
+        headers.add(name: "Server", value: "syncserver")
+        responding = true
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))),
+            promise: nil)
+        let loop = context.eventLoop
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        let (token, current) = feed.subscribe { id in
+            loop.execute { bound.value.send(ChangeFeed.event(id)) }
+        }
+        let heartbeat = loop.scheduleRepeatedTask(initialDelay: .seconds(15), delay: .seconds(15)) { _ in
+            bound.value.send(": keep-alive\n\n")
+        }
+        listening = (token, heartbeat)
+        send(ChangeFeed.event(current))
+    }
+
+    private func send(_ text: String) {
+        guard let context, listening != nil else { return }
+        context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: text)))),
+            promise: nil)
+    }
+
+    private func stopListening() {
+        guard let (token, heartbeat) = listening else { return }
+        listening = nil
+        heartbeat.cancel()
+        feed?.unsubscribe(token)
+    }
+
     private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
+        if let feed, head.method == .GET, head.uri.prefix(while: { $0 != "?" }) == ChangeFeed.path {
+            listen(to: feed, head: head, context: context)
+            return
+        }
         var reply = replies.reply(to: head, allocator: context.channel.allocator)
         let keepAlive = multiplexed || (head.isKeepAlive && !reply.closesConnection && !closing)
         reply.headers.add(name: "Date", value: date.now())

@@ -57,13 +57,15 @@ public struct SyncServer: Sendable {
     public func run(onListening: @escaping @Sendable (String) -> Void) async throws {
         let tree = try ServedTree(root: configuration.root)
         let tls = try configuration.tls.map(TLSContextHolder.init(files:))
-        let channel = FileServingChannel(
+        let feed = configuration.signatures ? ChangeFeed() : nil
+        var channel = FileServingChannel(
             replies: FileReplies(tree: tree),
             accessLog: configuration.accessLog,
             limits: configuration.limits,
             counter: ConnectionCounter(),
             tls: tls
         )
+        channel.feed = feed
         let host = configuration.host
         let server = Server(
             childChannelSetup: channel,
@@ -86,6 +88,7 @@ public struct SyncServer: Sendable {
             var options = SignatureServiceOptions(signing: signing)
             options.settle = configuration.settle
             options.rescanInterval = configuration.rescanInterval
+            options.manifestWritten = { feed?.publish() }
             let service = try SignatureService(root: tree.root, options: options, logger: logger)
             services.append(.init(service: BackgroundSigner(service: service)))
         }

@@ -130,13 +130,20 @@ public final class MirrorSession: Sendable {
         self.stop = stop
     }
 
-    /// Mirrors, then checks the manifest every `options.interval` with a conditional GET and mirrors
-    /// again whenever it changed, until `stop` is set. Each run's report goes to `completed`; a run
-    /// that fails (the server unreachable, say) is reported and retried at the next check.
+    /// Mirrors, then follows the tree until `stop` is set: through the server's change feed when it has
+    /// one (syncserver: each rewrite of the manifest is announced at once), else by checking the
+    /// manifest every `options.interval` with a conditional GET; each announcement is confirmed the
+    /// same way, and a change mirrors again. Each run's report goes to `completed`; a run that fails
+    /// (the server unreachable, say) is reported and retried at the next check.
     public func watch(_ completed: @Sendable (Result<MirrorReport, Error>) -> Void) async throws {
+        let listener = FeedListener()
+        var listening: Task<Void, Never>?
+        defer { listening?.cancel() }
         var due = true
+        var acted: String?
         while !stop.isCancelled {
             if due {
+                acted = listener.latest.withLock { $0 }
                 do {
                     completed(.success(try await run()))
                 } catch let error as MirrorError where error.code == .deleteRefused || error.code == .notADirectory {
@@ -145,14 +152,30 @@ public final class MirrorSession: Sendable {
                     completed(.failure(error))
                     lastManifest.withLock { $0 = nil }
                 }
+                if listening == nil, let manifest = lastManifest.withLock({ $0?.url }),
+                   manifest.hasSuffix(TreeManifest.fileName) {
+                    let feed = String(manifest.dropLast(TreeManifest.fileName.count)) + ".slicesync-events"
+                    let (exchange, headers, logger) = (self.exchange, options.file.headers, self.logger)
+                    listening = Task { await listener.run(url: feed, exchange: exchange, headers: headers,
+                        logger: logger) }
+                }
             }
-            // Sleep in short steps, so a stop is seen at once.
+            // Wait in short steps, so that a stop or an announcement is seen at once.
             let wake = ContinuousClock.now + options.interval
-            while !stop.isCancelled && ContinuousClock.now < wake {
-                try await Task.sleep(for: min(.milliseconds(200), wake - ContinuousClock.now))
+            due = false
+            while !stop.isCancelled {
+                if let latest = listener.latest.withLock({ $0 }), latest != acted {
+                    acted = latest
+                    due = try await manifestChanged()
+                    if due { break }
+                }
+                let following = listener.connected.load(ordering: .acquiring)
+                if !following && ContinuousClock.now >= wake {
+                    due = try await manifestChanged()
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(100))
             }
-            guard !stop.isCancelled else { break }
-            due = try await manifestChanged()
         }
     }
 

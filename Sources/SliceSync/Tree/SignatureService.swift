@@ -21,6 +21,8 @@ public struct SignatureServiceOptions: Sendable {
     public var largeFileSize = 64 << 20
     /// Files handed to the hashing threads at most at once; the rest wait as paths, not as work.
     public var dispatchLimit = 64
+    /// Called (on the service's thread) each time the tree's manifest was rewritten.
+    public var manifestWritten: (@Sendable () -> Void)?
 
     /// Options with the given signing options and defaults for the rest.
     public init(signing: TreeSigningOptions) {
@@ -512,7 +514,10 @@ public final class SignatureService: @unchecked Sendable {
         var writer = ManifestWriter(root: root, logger: logger)
         writer.listsLinksLeavingRoot = signing.signsLinksLeavingRoot
         do {
-            if try writer.update() { logger.debug("manifest updated") }
+            if try writer.update() {
+                logger.debug("manifest updated")
+                options.manifestWritten?()
+            }
         } catch {
             logger.error("cannot write the tree's manifest: \(error.message)")
         }
