@@ -196,7 +196,14 @@ public final class MirrorSession: Sendable {
     /// Runs the mirror.
     public func run() async throws -> MirrorReport {
         let clock = ContinuousClock.now
+        var lap = clock
+        func timing(_ what: String) {
+            let now = ContinuousClock.now
+            logger.info("\(what) in \(formatFixed((now - lap).inSeconds, places: 3)) s")
+            lap = now
+        }
         let (manifestURL, root, subpath, manifest, manifestBytes) = try await loadManifest()
+        timing("fetched and read the manifest")
         let filter = options.filter
         let entries = try Self.entries(of: manifest, below: subpath, url: options.url).filter { entry in
             filter.includes(entry.path, isDirectory: entry.kind == .directory)
@@ -216,7 +223,9 @@ public final class MirrorSession: Sendable {
         }
         let statePath = Paths.join(destination, MirrorState.fileName)
         let state = MirrorState.parse((try? SystemFile.openForReading(statePath).readAll(limit: 1 << 30)) ?? [])
+        timing("listed \(local.count) local entries")
         let plan = MirrorPlan(entries: entries, local: local, state: state, force: options.force)
+        timing("planned")
         if options.delete {
             if entries.isEmpty {
                 throw MirrorError(.deleteRefused, "the manifest lists nothing under \(options.url); --delete would "
@@ -232,6 +241,7 @@ public final class MirrorSession: Sendable {
         var runner = MirrorRunner(options: options, exchange: exchange, logger: logger, destination: destination,
             fileBase: fileBase, state: state, stateAsRead: state, stop: stop)
         try await runner.apply(plan, local: local, report: &report)
+        timing("applied the plan")
         report.seconds = (ContinuousClock.now - clock).inSeconds
         let changed = report.newFiles + report.changedFiles + report.copiedFiles + report.deletedFiles
         if options.dryRun {
