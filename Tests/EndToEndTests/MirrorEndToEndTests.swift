@@ -173,7 +173,9 @@ struct MirrorEndToEndTests {
         try FileManager.default.removeItem(atPath: scenario.scratch.file("pub/a/b/big.bin"))
         try scenario.scratch.write("pub/a/b/moved.bin", Data(big), old: false)
         try scenario.sign()
-        _ = eventually(within: 10) { (try? exchange(server.port, "/.slicesync/a/b/moved.bin.slicesync"))?.status == 200 }
+        _ = eventually(within: 10) {
+            (try? exchange(server.port, "/.slicesync/a/b/moved.bin.slicesync"))?.status == 200
+        }
         let moved = try scenario.mirror("\(server.base)/", ["--delete"])
         #expect(moved.status == 0, "\(moved.stderr)")
         let movedReport = try scenario.report(moved)
