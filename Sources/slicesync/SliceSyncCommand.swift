@@ -255,6 +255,8 @@ struct SliceSyncCommand: AsyncParsableCommand {
         let exchange = try AsyncHTTPExchange(insecure: insecure, trustedCertificates: cacert, connections: jobs,
                                              rateLimiter: limitRate.map { RateLimiter(bytesPerSecond: $0.bytes) })
         options.interval = .milliseconds(Int(interval * 1000))
+        let bar = (progress ?? (isatty(STDERR_FILENO) == 1 && !quiet)) && !json ? ProgressBar() : nil
+        options.progress = bar
         let stop = CancellationFlag()
         let session = MirrorSession(options: options, exchange: exchange, logger: logger, stop: stop)
         if watch {
@@ -263,6 +265,7 @@ struct SliceSyncCommand: AsyncParsableCommand {
             defer { signals.stop() }
             do {
                 try await session.watch { result in
+                    bar?.finish()
                     switch result {
                     case .success(let report): printMirror(report)
                     case .failure(let error): logger.error("\(error); trying again in \(interval) s")
@@ -281,8 +284,10 @@ struct SliceSyncCommand: AsyncParsableCommand {
         let report: MirrorReport
         do {
             report = try await task.value
+            bar?.finish()
             await exchange.shutdown()
         } catch {
+            bar?.finish()
             await exchange.shutdown()
             throw error
         }
@@ -405,7 +410,7 @@ final class SignalForwarder: Sendable {
 }
 
 /// A one-line progress display on stderr, redrawn at most ten times a second.
-final class ProgressBar: SyncProgressObserver, Sendable {
+final class ProgressBar: SyncProgressObserver, MirrorProgressObserver, Sendable {
     private struct State {
         var lastDraw = Date.distantPast
         var drawn = false
@@ -427,6 +432,13 @@ final class ProgressBar: SyncProgressObserver, Sendable {
              + String(repeating: " ", count: max(0, 5 - formatFixed(percent, places: 1).count))
                  + formatFixed(percent, places: 1)
              + " % \(formatBytes(bytes)) of \(formatBytes(total))")
+    }
+
+    func mirrored(files: Int, of total: Int, bytes: Int) {
+        let width = 30
+        let filled = total == 0 ? width : min(width, width * files / total)
+        draw("mirroring [" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+            + "] \(files) of \(total) files, \(formatBytes(bytes)) downloaded")
     }
 
     private func draw(_ text: String) {

@@ -51,6 +51,11 @@ struct MirrorRunner {
             }
         }
         var fetches: [MirrorPlan.FileStep] = []
+        let work = plan.files.filter { step in
+            if case .keep = step.action { return false }
+            return !blocked.contains(step.path)
+        }.count
+        var done = 0
         for step in plan.files where !blocked.contains(step.path) {
             switch step.action {
             case .keep(let fixMode):
@@ -65,11 +70,13 @@ struct MirrorRunner {
                 report.copiedFiles += 1
                 report.files.append(.init(path: step.path, action: "copied"))
                 if !options.dryRun { try copyLocally(step, from: source) }
+                done += 1
+                options.progress?.mirrored(files: done, of: work, bytes: report.bytesDownloaded)
             case .fetch:
                 fetches.append(step)
             }
         }
-        try await fetch(fetches, report: &report, leaving: plan.deletions, local: local)
+        try await fetch(fetches, report: &report, leaving: plan.deletions, local: local, done: done, of: work)
         if !options.dryRun {
             for (path, target) in plan.links where !blocked.contains(path) {
                 try checkParents(path)
@@ -101,7 +108,9 @@ struct MirrorRunner {
     /// Rebuilds files with the sync engine, a few at once; a file that fails is reported and the others
     /// go on.
     private mutating func fetch(_ steps: [MirrorPlan.FileStep], report: inout MirrorReport, leaving: [String],
-        local: [String: LocalEntry]) async throws {
+        local: [String: LocalEntry], done: Int, of work: Int) async throws {
+        var done = done
+        var downloaded = report.bytesDownloaded
         let pool = AlikePool(destination: destination, directories: options.alikeDirectories, leaving: leaving,
             local: local)
         var steps = steps
@@ -141,6 +150,9 @@ struct MirrorRunner {
             for _ in 0..<width { try startNext() }
             while let next = try await group.next() {
                 results.append(next)
+                done += 1
+                if case .success(let sync) = next.1 { downloaded += sync.bytesDownloaded }
+                options.progress?.mirrored(files: done, of: work, bytes: downloaded)
                 try startNext()
             }
             return results

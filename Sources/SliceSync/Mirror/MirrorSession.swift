@@ -9,6 +9,12 @@ import Glibc
 import Logging
 import Synchronization
 
+/// Receives a mirror's progress, for one display for the whole tree; called from any thread.
+public protocol MirrorProgressObserver: Sendable {
+    /// `files` of the `total` files to fetch or copy are done, and `bytes` were downloaded so far.
+    func mirrored(files: Int, of total: Int, bytes: Int)
+}
+
 /// What `slicesync URL/` was asked to do.
 public struct MirrorOptions: Sendable {
     /// The directory's URL, ending in `/`.
@@ -32,6 +38,8 @@ public struct MirrorOptions: Sendable {
     public var alikeDirectories: [String] = []
     /// `--include` and `--exclude` rules: what they leave out is neither fetched nor deleted.
     public var filter = MirrorFilter()
+    /// Where progress goes (files done of the files to fetch or copy, bytes downloaded).
+    public var progress: MirrorProgressObserver?
     /// With `watch`: seconds between two checks of the manifest (a conditional GET).
     public var interval: Duration = .seconds(10)
 
