@@ -255,6 +255,7 @@ struct SliceSyncCommand: AsyncParsableCommand {
         let exchange = try AsyncHTTPExchange(insecure: insecure, trustedCertificates: cacert, connections: jobs,
                                              rateLimiter: limitRate.map { RateLimiter(bytesPerSecond: $0.bytes) })
         options.interval = .milliseconds(Int(interval * 1000))
+        options.followsFeed = jobs >= 2
         let bar = (progress ?? (isatty(STDERR_FILENO) == 1 && !quiet)) && !json ? ProgressBar() : nil
         options.progress = bar
         let stop = CancellationFlag()

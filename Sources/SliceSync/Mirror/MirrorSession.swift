@@ -40,6 +40,9 @@ public struct MirrorOptions: Sendable {
     public var filter = MirrorFilter()
     /// Where progress goes (files done of the files to fetch or copy, bytes downloaded).
     public var progress: MirrorProgressObserver?
+    /// With `watch`: whether to listen to the server's change feed. The feed holds a connection for as
+    /// long as it runs, so with a single connection the manifest is polled instead.
+    public var followsFeed = true
     /// With `watch`: seconds between two checks of the manifest (a conditional GET).
     public var interval: Duration = .seconds(10)
 
@@ -160,7 +163,7 @@ public final class MirrorSession: Sendable {
                     completed(.failure(error))
                     lastManifest.withLock { $0 = nil }
                 }
-                if listening == nil, let manifest = lastManifest.withLock({ $0?.url }),
+                if listening == nil, options.followsFeed, let manifest = lastManifest.withLock({ $0?.url }),
                    manifest.hasSuffix(TreeManifest.fileName) {
                     let feed = String(manifest.dropLast(TreeManifest.fileName.count)) + ".slicesync-events"
                     let (exchange, headers, logger) = (self.exchange, options.file.headers, self.logger)
