@@ -171,6 +171,11 @@ struct SliceSyncCommand: AsyncParsableCommand {
             throw ValidationError("--inplace and --signature apply to one file, not to a URL ending in /")
         }
         guard maxDelete >= 0 else { throw ValidationError("--max-delete must be 0 or more") }
+        // With a tree, --alike names directories laid out like it.
+        for directory in alikes where namesDirectory && (try? FileSystem.stamp(directory))??.isDirectory != true {
+            throw ValidationError("--alike \(directory): with a URL ending in /, --alike names a directory laid out "
+                + "like the tree")
+        }
     }
 
     /// A URL ending in `/` names a directory: the tree below it is mirrored.
@@ -197,24 +202,11 @@ struct SliceSyncCommand: AsyncParsableCommand {
             try await mirror(options, logger: logger)
             return
         }
-        let showProgress = progress ?? (isatty(STDERR_FILENO) == 1 && !quiet)
-        let bar = showProgress ? ProgressBar() : nil
-        let exchange = try AsyncHTTPExchange(insecure: insecure, trustedCertificates: cacert, connections: jobs,
-                                         rateLimiter: limitRate.map { RateLimiter(bytesPerSecond: $0.bytes) })
+        let bar = showsProgress ? ProgressBar() : nil
+        let exchange = try makeExchange()
         let session = SyncSession(options: options, exchange: exchange, logger: logger, observer: bar)
-
-        let task = Task { try await session.run() }
-        let signals = SignalForwarder { session.cancel(); task.cancel() }
-        defer { signals.stop() }
-        let report: SyncReport
-        do {
-            report = try await task.value
-            bar?.finish()
-            await exchange.shutdown()
-        } catch {
-            bar?.finish()
-            await exchange.shutdown()
-            throw error
+        let report = try await interruptible(exchange: exchange, bar: bar, onSignal: { session.cancel() }) {
+            try await session.run()
         }
 
         if json {
@@ -223,6 +215,38 @@ struct SliceSyncCommand: AsyncParsableCommand {
             printLine(dryRunLine(report))
         } else if !quiet && (verbose || isatty(STDERR_FILENO) == 1) {
             writeStandardError(summaryLine(report) + "\n")
+        }
+    }
+
+    /// Whether to draw a progress line: as asked, else when stderr is a terminal.
+    private var showsProgress: Bool { progress ?? (isatty(STDERR_FILENO) == 1 && !quiet) }
+
+    private func makeExchange() throws -> AsyncHTTPExchange {
+        try AsyncHTTPExchange(insecure: insecure, trustedCertificates: cacert, connections: jobs,
+                              rateLimiter: limitRate.map { RateLimiter(bytesPerSecond: $0.bytes) })
+    }
+
+    /// Runs `body` in a task that SIGINT and SIGTERM stop (`onSignal` first; the task is cancelled too
+    /// unless `cancels` is false), then clears the progress line and closes the connections, whatever
+    /// the outcome.
+    private func interruptible<T: Sendable>(exchange: AsyncHTTPExchange, bar: ProgressBar?,
+        onSignal: @escaping @Sendable () -> Void = {}, cancels: Bool = true,
+        _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let task = Task { try await body() }
+        let signals = SignalForwarder {
+            onSignal()
+            if cancels { task.cancel() }
+        }
+        defer { signals.stop() }
+        do {
+            let value = try await task.value
+            bar?.finish()
+            await exchange.shutdown()
+            return value
+        } catch {
+            bar?.finish()
+            await exchange.shutdown()
+            throw error
         }
     }
 
@@ -243,28 +267,21 @@ struct SliceSyncCommand: AsyncParsableCommand {
         options.filter = MirrorFilter(rules: rules)
         // With a tree, --alike names directories laid out like it.
         options.alikeDirectories = alikes
-        for directory in alikes where (try? FileSystem.stamp(directory))??.isDirectory != true {
-            throw ValidationError("--alike \(directory): with a URL ending in /, --alike names a directory laid out "
-                + "like the tree")
-        }
         options.file = file
         options.file.url = ""
         options.file.destination = nil
         // Files at once share the connections: each file's requests take the rest.
         options.file.jobs = max(1, jobs / 2)
-        let exchange = try AsyncHTTPExchange(insecure: insecure, trustedCertificates: cacert, connections: jobs,
-                                             rateLimiter: limitRate.map { RateLimiter(bytesPerSecond: $0.bytes) })
+        let exchange = try makeExchange()
         options.interval = .milliseconds(Int(interval * 1000))
         options.followsFeed = jobs >= 2
-        let bar = (progress ?? (isatty(STDERR_FILENO) == 1 && !quiet)) && !json ? ProgressBar() : nil
+        let bar = showsProgress && !json ? ProgressBar() : nil
         options.progress = bar
         let stop = CancellationFlag()
         let session = MirrorSession(options: options, exchange: exchange, logger: logger, stop: stop)
         if watch {
             // A signal stops the watch between files: the files under way finish.
-            let signals = SignalForwarder { stop.cancel() }
-            defer { signals.stop() }
-            do {
+            try await interruptible(exchange: exchange, bar: bar, onSignal: { stop.cancel() }, cancels: false) {
                 try await session.watch { result in
                     bar?.finish()
                     switch result {
@@ -272,26 +289,10 @@ struct SliceSyncCommand: AsyncParsableCommand {
                     case .failure(let error): logger.error("\(error); trying again in \(interval) s")
                     }
                 }
-                await exchange.shutdown()
-            } catch {
-                await exchange.shutdown()
-                throw error
             }
             return
         }
-        let task = Task { try await session.run() }
-        let signals = SignalForwarder { task.cancel() }
-        defer { signals.stop() }
-        let report: MirrorReport
-        do {
-            report = try await task.value
-            bar?.finish()
-            await exchange.shutdown()
-        } catch {
-            bar?.finish()
-            await exchange.shutdown()
-            throw error
-        }
+        let report = try await interruptible(exchange: exchange, bar: bar) { try await session.run() }
         printMirror(report)
         if report.failedFiles > 0 {
             throw CommandFailure(.network,

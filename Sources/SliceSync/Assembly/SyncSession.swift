@@ -199,13 +199,8 @@ public final class SyncSession: Sendable, LocatingContext {
 
         // Find what we have.
         observer?.phase("scanning")
-        var lap = ContinuousClock.now
-        func timing(_ what: String) {
-            let now = ContinuousClock.now
-            logger.info("\(what) in \(formatFixed((now - lap).inSeconds, places: 3)) s")
-            lap = now
-        }
-        timing("fetched the signature")
+        var phases = PhaseTimer(logger: logger)
+        phases.done("fetched the signature")
         let destinationIndex = matcher.alikes.firstIndex { $0.path == destination && $0.scanned }
         // The destination's stamp now: an in-place update later checks nothing changed it since.
         let destinationStamp = destinationIndex.flatMap { try? matcher.alikes[$0].file.stamp() }
@@ -222,7 +217,7 @@ public final class SyncSession: Sendable, LocatingContext {
                 sliceSize: signature.sliceSize) }
         }
         let found = try await SyncPlan.find(signature, matcher: matcher, context: self, known: known)
-        timing("matched local files (\(formatBytes(found.reusedBytes)) found)")
+        phases.done("matched local files (\(formatBytes(found.reusedBytes)) found)")
         try Task.checkCancellation()
         if scanProgress.isCancelled { throw CancellationError() }
         var plan = SyncPlan(map: found, length: length, maxRanges: remote.maxRanges,
@@ -284,7 +279,7 @@ public final class SyncSession: Sendable, LocatingContext {
                 plan: changes, cached: options.verifyAll ? nil : cached)
             let outcome = try await updateInPlace(inputs, plan: &plan, signature: signature, remote: remote,
                 matcher: matcher)
-            timing("updated \(destination) in place")
+            phases.done("updated \(destination) in place")
             remember(destination, signature: signature, digests: outcome.sliceDigests)
             cleanUp(leftovers + [OutputFile.partialPath(of: destination)], except: destination)
             return report("updated", hash: signature.hashLabel, repaired: outcome.repaired, update: "in-place",
@@ -302,7 +297,7 @@ public final class SyncSession: Sendable, LocatingContext {
             if plan.fullDownload {
                 streamed = try await downloadWhole(remote: remote, output: output, signature: signature)
             }
-            timing("downloaded \(formatBytes(plan.bytesFromServer(length: length)))")
+            phases.done("downloaded \(formatBytes(plan.bytesFromServer(length: length)))")
             if let known = remote.length, known != length {
                 throw VerificationError("the server's file is \(known) bytes but its signature describes \(length) bytes: the signature is out of date (re-run shash on the server)")
             }
@@ -325,7 +320,7 @@ public final class SyncSession: Sendable, LocatingContext {
                 digest = assembledDigest.digest
                 sliceDigests = assembledDigest.sliceDigests
                 knownBad = assembledDigest.sliceDigests.map(signature.badSlices(fromDigests:))
-                timing("assembled the file and computed its hash")
+                phases.done("assembled the file and computed its hash")
             }
             assembled = true
             var repaired = 0
@@ -335,7 +330,7 @@ public final class SyncSession: Sendable, LocatingContext {
             }
             // As zsync does, the file gets the modification time its control file gives.
             try output.commit(mode: targetMode(for: destination), modified: signature.zsync?.mtime)
-            timing("replaced the destination")
+            phases.done("replaced the destination")
             remember(destination, signature: signature, digests: repaired == 0 ? sliceDigests : nil)
             cleanUp(leftovers + [OutputFile.partialPath(of: destination)], except: destination)
             return report("updated", hash: signature.hashLabel, repaired: repaired,

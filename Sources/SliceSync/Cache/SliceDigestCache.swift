@@ -59,10 +59,12 @@ public struct SliceDigestCache: Sendable {
         return Paths.join(directory, name)
     }
 
-    private static func key(_ stamp: FileStamp) -> [UInt64] {
-        [stamp.device, stamp.inode, UInt64(stamp.size),
-         UInt64(bitPattern: Int64(stamp.mtimeSeconds)), UInt64(stamp.mtimeNanoseconds),
-         UInt64(bitPattern: Int64(stamp.ctimeSeconds)), UInt64(stamp.ctimeNanoseconds)]
+    /// What an entry starts with: the magic, the key and the geometry.
+    private static func header(_ stamp: FileStamp, sliceSize: Int, blockSize: Int, slices: Int) -> [UInt8] {
+        magic + Encoding.bigEndian([stamp.device, stamp.inode, UInt64(stamp.size),
+            UInt64(bitPattern: Int64(stamp.mtimeSeconds)), UInt64(stamp.mtimeNanoseconds),
+            UInt64(bitPattern: Int64(stamp.ctimeSeconds)), UInt64(stamp.ctimeNanoseconds),
+            UInt64(sliceSize), UInt64(blockSize), UInt64(slices)])
     }
 
     /// The slice digests of the file whose stamp is `stamp`, cut into slices of `sliceSize` and blocks
@@ -78,11 +80,8 @@ public struct SliceDigestCache: Sendable {
             return nil
         }
         let body = Array(bytes[..<(expected - 32)])
-        var header = Self.magic
-        for value in Self.key(stamp) + [UInt64(sliceSize), UInt64(blockSize), UInt64(slices)] {
-            withUnsafeBytes(of: value.bigEndian) { header += $0 }
-        }
-        guard Array(body[..<Self.fixedBytes]) == header else {
+        guard Array(body[..<Self.fixedBytes]) == Self.header(stamp, sliceSize: sliceSize, blockSize: blockSize,
+            slices: slices) else {
             // Another file now has this device and inode, or the file changed: the entry is stale.
             try? FileSystem.removeFile(path)
             return nil
@@ -102,11 +101,7 @@ public struct SliceDigestCache: Sendable {
         let slices = stamp.size == 0 ? 0 : (stamp.size - 1) / max(1, sliceSize) + 1
         guard stamp.size >= Self.minimumFileSize, digests.count == slices * TreeHash.digestSize,
               (try? FileSystem.createDirectories(directory)) != nil else { return }
-        var bytes = Self.magic
-        for value in Self.key(stamp) + [UInt64(sliceSize), UInt64(blockSize), UInt64(slices)] {
-            withUnsafeBytes(of: value.bigEndian) { bytes += $0 }
-        }
-        bytes += digests
+        var bytes = Self.header(stamp, sliceSize: sliceSize, blockSize: blockSize, slices: slices) + digests
         bytes += StreamingDigest.hash(.sha256, bytes)
         let path = entryPath(stamp, sliceSize: sliceSize, blockSize: blockSize)
         let temporary = TreeNaming.temporaryPath(for: path)

@@ -19,6 +19,14 @@ enum Encoding {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// Each value as 8 bytes, big-endian, one after the other.
+    static func bigEndian(_ values: [UInt64]) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(8 * values.count)
+        for value in values { withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) } }
+        return bytes
+    }
+
     /// Decodes lowercase hex of exactly `length` bytes; nil for anything else.
     static func decodeHex<S: Collection<UInt8>>(_ text: S, length: Int) -> [UInt8]? {
         guard text.count == length * 2 else { return nil }

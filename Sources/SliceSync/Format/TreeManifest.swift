@@ -62,8 +62,10 @@ public struct TreeManifest: Sendable, Equatable {
 
     /// Creates a manifest from entries (sorted here).
     public init(entries: [Entry]) {
-        self.entries = entries.sorted { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
+        self.init(sorted: entries.sorted { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) })
     }
+
+    private init(sorted entries: [Entry]) { self.entries = entries }
 
     // MARK: Writing
 
@@ -212,9 +214,8 @@ public struct TreeManifest: Sendable, Equatable {
         if let last = text.last, last != UInt8(ascii: "\n") {
             throw SignatureError(.truncated, "the manifest's last line is cut short")
         }
-        var manifest = TreeManifest(entries: [])
-        manifest.entries = entries
-        return manifest
+        // The reader checked the order line by line.
+        return TreeManifest(sorted: entries)
     }
 
     /// A plain decimal number (no sign, no leading zeros), or nil.

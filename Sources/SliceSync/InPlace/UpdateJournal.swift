@@ -49,16 +49,9 @@ struct UpdateJournal: Sendable, Equatable {
         var values = [device, inode, UInt64(length), modified.map { UInt64(bitPattern: Int64($0)) } ?? UInt64.max,
                       UInt64(ranges.count)]
         for range in ranges { values += [UInt64(range.lowerBound), UInt64(range.upperBound)] }
-        var bytes = Self.magic + Self.bigEndian(values)
+        var bytes = Self.magic + Encoding.bigEndian(values)
         bytes += StreamingDigest.hash(.sha256, bytes)
-        return bytes + Self.bigEndian([UInt64(trailerOffset)]) + Self.endMagic
-    }
-
-    private static func bigEndian(_ values: [UInt64]) -> [UInt8] {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(8 * values.count)
-        for value in values { withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) } }
-        return bytes
+        return bytes + Encoding.bigEndian([UInt64(trailerOffset)]) + Self.endMagic
     }
 
     /// Reads the journal's trailer from `file`.

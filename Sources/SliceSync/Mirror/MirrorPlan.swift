@@ -8,7 +8,7 @@ enum LocalEntry: Sendable, Equatable {
 }
 
 /// What a mirror does to bring the destination to a manifest, decided with no I/O.
-struct MirrorPlan: Sendable, Equatable {
+struct MirrorPlan: Sendable {
     /// One file of the manifest and what becomes of it.
     enum FileAction: Sendable, Equatable {
         /// Already there (`mode` fixed when only the executable bit differs).
@@ -47,19 +47,6 @@ struct MirrorPlan: Sendable, Equatable {
     var directoryDeletions: [String] = []
     /// Paths the mirror will not touch without `--force`: changed locally since the mirror wrote them.
     var conflicts: [(path: String, reason: String)] = []
-
-    static func == (lhs: MirrorPlan, rhs: MirrorPlan) -> Bool {
-        lhs.directories == rhs.directories && lhs.files == rhs.files && lhs.deletions == rhs.deletions
-            && lhs.replaced == rhs.replaced && lhs.directoriesInTheWay == rhs.directoriesInTheWay
-            && lhs.links.map(\.path) == rhs.links.map(\.path) && lhs.links.map(\.target) == rhs.links.map(\.target)
-            && lhs.directoryDeletions == rhs.directoryDeletions
-            && lhs.conflicts.map(\.path) == rhs.conflicts.map(\.path)
-    }
-
-    /// Bytes the files to fetch weigh (an upper bound of what is downloaded).
-    var bytesToFetch: Int {
-        files.reduce(0) { total, step in if case .fetch = step.action { total + step.size } else { total } }
-    }
 
     /// The plan for `entries` (paths below the mirrored directory) over `local`, knowing `state`.
     /// `force` overwrites and deletes files changed locally.

@@ -169,7 +169,7 @@ struct MirrorRunner {
                 guard !options.dryRun else { continue }
                 let path = Paths.join(destination, step.path)
                 try setMode(path, executable: step.executable)
-                try setModified(path, seconds: step.modified)
+                try SystemFile.openForReading(path).setModificationTime(seconds: step.modified, nanoseconds: 0)
                 if let stamp = try FileSystem.stamp(path) {
                     state.files[step.path] = .init(hash: step.hash, stamp: stamp)
                 }
@@ -242,13 +242,6 @@ struct MirrorRunner {
         let mode = (executable ? 0o777 : 0o666) & ~mask
         if chmod(path, mode) != 0 {
             throw FileSystemError(errno: errno, operation: "set the permissions of", path: path)
-        }
-    }
-
-    private func setModified(_ path: String, seconds: Int) throws {
-        var times = [timespec(tv_sec: seconds, tv_nsec: 0), timespec(tv_sec: seconds, tv_nsec: 0)]
-        if utimensat(AT_FDCWD, path, &times, AT_SYMLINK_NOFOLLOW) != 0 {
-            throw FileSystemError(errno: errno, operation: "set the modification time of", path: path)
         }
     }
 

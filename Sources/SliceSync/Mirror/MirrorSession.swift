@@ -207,14 +207,9 @@ public final class MirrorSession: Sendable {
     /// Runs the mirror.
     public func run() async throws -> MirrorReport {
         let clock = ContinuousClock.now
-        var lap = clock
-        func timing(_ what: String) {
-            let now = ContinuousClock.now
-            logger.info("\(what) in \(formatFixed((now - lap).inSeconds, places: 3)) s")
-            lap = now
-        }
+        var phases = PhaseTimer(logger: logger)
         let (manifestURL, root, subpath, manifest, manifestBytes) = try await loadManifest()
-        timing("fetched and read the manifest")
+        phases.done("fetched and read the manifest")
         let filter = options.filter
         let entries = try Self.entries(of: manifest, below: subpath, url: options.url).filter { entry in
             filter.includes(entry.path, isDirectory: entry.kind == .directory)
@@ -234,9 +229,9 @@ public final class MirrorSession: Sendable {
         }
         let statePath = Paths.join(destination, MirrorState.fileName)
         let state = MirrorState.parse((try? SystemFile.openForReading(statePath).readAll(limit: 1 << 30)) ?? [])
-        timing("listed \(local.count) local entries")
+        phases.done("listed \(local.count) local entries")
         let plan = MirrorPlan(entries: entries, local: local, state: state, force: options.force)
-        timing("planned")
+        phases.done("planned")
         if options.delete {
             if entries.isEmpty {
                 throw MirrorError(.deleteRefused, "the manifest lists nothing under \(options.url); --delete would "
@@ -252,7 +247,7 @@ public final class MirrorSession: Sendable {
         var runner = MirrorRunner(options: options, exchange: exchange, logger: logger, destination: destination,
             fileBase: fileBase, state: state, stateAsRead: state, stop: stop)
         try await runner.apply(plan, local: local, report: &report)
-        timing("applied the plan")
+        phases.done("applied the plan")
         report.seconds = (ContinuousClock.now - clock).inSeconds
         let changed = report.newFiles + report.changedFiles + report.copiedFiles + report.deletedFiles
         if options.dryRun {
@@ -310,8 +305,8 @@ public final class MirrorSession: Sendable {
     private func resolveDestination(subpath: String, root: String) throws -> String {
         if let given = options.destination { return Paths.trimTrailingSlashes(given) }
         do {
-            let withoutQuery = String(options.url.prefix { $0 != "?" })
-            return try SignatureLocator.fileName(of: withoutQuery.trimmingSuffix("/"))
+            // The URL's last directory name (its path is split into non-empty names, query apart).
+            return try SignatureLocator.fileName(of: options.url)
         } catch {
             throw TransportError(.badURL, "cannot take a directory name from \(options.url); name the destination "
                 + "with -o")
@@ -349,10 +344,3 @@ public final class MirrorSession: Sendable {
     }
 }
 
-private extension String {
-    func trimmingSuffix(_ suffix: String) -> String {
-        var result = self
-        while result.hasSuffix(suffix) && result.count > suffix.count { result.removeLast(suffix.count) }
-        return result
-    }
-}

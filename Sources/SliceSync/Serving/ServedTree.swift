@@ -102,7 +102,9 @@ public struct ServedTree: Sendable {
         return Self.signature(signature, isCurrentFor: stamp)
     }
 
-    private static func signature(_ signature: FileStamp, isCurrentFor file: FileStamp) -> Bool {
+    /// Whether a signature (or control file) with stamp `signature` carries the time the signer gives
+    /// it for a file with stamp `file`.
+    static func signature(_ signature: FileStamp, isCurrentFor file: FileStamp) -> Bool {
         signature.mtimeNanoseconds == file.mtimeNanoseconds
             && (signature.mtimeSeconds == file.mtimeSeconds || signature.mtimeSeconds == file.mtimeSeconds - 1)
     }

@@ -98,8 +98,7 @@ public struct ManifestWriter: Sendable {
     private func signedHash(of relative: String, stamp: FileStamp) -> TreeManifest.FileHash? {
         let signaturePath = TreeNaming.signaturePath(root: root, relativePath: relative)
         guard let signatureStamp = try? FileSystem.stamp(signaturePath),
-              signatureStamp.mtimeNanoseconds == stamp.mtimeNanoseconds,
-              [stamp.mtimeSeconds, stamp.mtimeSeconds - 1].contains(signatureStamp.mtimeSeconds),
+              ServedTree.signature(signatureStamp, isCurrentFor: stamp),
               let file = try? SystemFile.openForReading(signaturePath),
               let prefix = try? file.readPrefix(limit: SignatureLimits.maxHeaderBytes + 64),
               let summary = try? SignatureSummary.parse(prefix: prefix), summary.length == stamp.size

@@ -6,6 +6,7 @@ struct MalformedSignatureTests {
     static let v1 = Array(SignatureV1Tests.workedExampleSignature.utf8)
     /// With both whole-file hashes, so that each can be damaged.
     static let v2: [UInt8] = {
+        // Constant sizes within the format's bounds: they cannot fail.
         var parameters = try! SigningParameters(version: .v2, sliceSize: 4096, blockSize: 1024)
         parameters.plainDigest = true
         let builder = SignatureBuilder(parameters: parameters, pool: nil)
