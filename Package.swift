@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-http2", from: "1.30.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
     ],
     targets: [
         .systemLibrary(
@@ -32,12 +33,18 @@ let package = Package(
             providers: [.apt(["zlib1g-dev"])]
         ),
         .target(name: "CSliceSyncSystem"),
+        // AWS Signature Version 4, credentials and S3 addressing: small, pure, tested on its own.
+        .target(
+            name: "AWSSigning",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+        ),
         .target(
             name: "SliceSync",
             dependencies: [
                 "CCrypto",
                 "CZlib",
                 "CSliceSyncSystem",
+                "AWSSigning",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -47,6 +54,7 @@ let package = Package(
                 "SliceSync",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -89,6 +97,7 @@ let package = Package(
             name: "slicesync",
             dependencies: [
                 "SliceSync",
+                "AWSSigning",
                 "SliceSyncHTTP",
                 "CLISupport",
                 .product(name: "Logging", package: "swift-log"),
@@ -110,6 +119,10 @@ let package = Package(
             dependencies: ["SliceSync", "TestSupport"]
         ),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(
+            name: "AWSSigningTests",
+            dependencies: ["AWSSigning", "TestSupport"]
+        ),
         .testTarget(
             name: "SliceSyncServerTests",
             dependencies: [

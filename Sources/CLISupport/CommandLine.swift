@@ -23,9 +23,9 @@ public func runCommand<C: ParsableCommand>(_ type: C.Type) -> Never {
 }
 
 /// Runs an async command: parse, run, and map any error to a distinct exit status.
-public func runAsyncCommand<C: AsyncParsableCommand>(_ type: C.Type) async -> Never {
+public func runAsyncCommand<C: AsyncParsableCommand>(_ type: C.Type, arguments: [String]? = nil) async -> Never {
     do {
-        var command = try type.parseAsRoot()
+        var command = try type.parseAsRoot(arguments)
         if var asyncCommand = command as? any AsyncParsableCommand {
             try await asyncCommand.run()
         } else {
@@ -68,6 +68,12 @@ public func exitStatus(for error: Error) -> ExitStatus? {
         case .notFound, .notADirectory: .signature
         case .deleteRefused: .usage
         case .unsafePath: .localIO
+        }
+    case let error as PublishError:
+        switch error.code {
+        case .accessDenied, .remoteChanged, .rejected: .network
+        case .localChanged: .localIO
+        case .deleteRefused, .badArguments: .usage
         }
     default: nil
     }

@@ -9,6 +9,7 @@ import Glibc
 #endif
 import Logging
 import NIOCore
+import NIOHTTP1
 import NIOSSL
 import SliceSync
 import Synchronization
@@ -16,7 +17,7 @@ import Synchronization
 /// `HTTPExchange` over AsyncHTTPClient: HTTP/1.1 and HTTP/2, TLS, keep-alive pools, proxies from the
 /// environment. Redirects and decompression are off: the library handles redirects under its own
 /// rules and asks for `identity` encoding so byte ranges mean bytes of the file.
-public final class AsyncHTTPExchange: HTTPExchange, Sendable {
+public final class AsyncHTTPExchange: HTTPExchange, HTTPRequester, Sendable {
     private let configuration: HTTPClient.Configuration
     private let proxies: ProxySettings
     private let clients = Mutex<[ProxySettings.Server?: HTTPClient]>([:])
@@ -118,31 +119,76 @@ public final class AsyncHTTPExchange: HTTPExchange, Sendable {
             }
         } catch where callbackError != nil {
             throw callbackError!
-        } catch let error as TransportError {
+        } catch {
+            throw await translated(error, url: url)
+        }
+    }
+
+    /// Sends one request of any method, streaming a file body from disk, and collects the reply.
+    public func send(method: String, url: String, headers: [(String, String)], body: RequestBody,
+                     limit: Int) async throws -> HTTPReply {
+        var request = HTTPClientRequest(url: url)
+        request.method = HTTPMethod(rawValue: method)
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        switch body {
+        case .empty:
+            // S3 wants a length on every PUT and POST, even an empty one.
+            if method != "GET" && method != "HEAD" && method != "DELETE" { request.body = .bytes(ByteBuffer()) }
+        case .bytes(let bytes):
+            request.body = .bytes(ByteBuffer(bytes: bytes))
+        case .file(let path, let range):
+            let file = try SystemFile.openForReading(path)
+            request.body = .stream(FileChunks(file: file, range: range), length: .known(Int64(range.count)))
+        }
+        do {
+            let response = try await client(for: url).execute(request, timeout: .hours(24))
+            let head = SliceSync.HTTPResponseHead(status: Int(response.status.code),
+                                                  headers: response.headers.map { ($0.name, $0.value) })
+            var collected: [UInt8] = []
+            for try await buffer in response.body {
+                guard collected.count + buffer.readableBytes <= limit else {
+                    throw TransportError(.protocolViolation, "\(Self.hostPart(url)) sent a reply longer than "
+                        + "\(limit) bytes to \(method) \(url)")
+                }
+                collected += buffer.readableBytesView
+            }
+            return HTTPReply(head: head, body: collected)
+        } catch {
+            throw await translated(error, url: url)
+        }
+    }
+
+    /// The HTTP stack's errors as `TransportError`s that say what failed and what to do.
+    private func translated(_ error: Error, url: String) async -> Error {
+        do {
             throw error
+        } catch let error as TransportError {
+            return error
+        } catch let error as FileSystemError {
+            return error
         } catch let error as HTTPClientError {
-            throw Self.translate(error, url: url)
+            return Self.translate(error, url: url)
         } catch where error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError {
-            throw await tlsFailure(error, url: url)
+            return await tlsFailure(error, url: url)
         } catch is CancellationError {
-            throw CancellationError()
+            return CancellationError()
         } catch let error as IOError {
             if [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH].contains(error.errnoCode) {
-                throw TransportError(.unreachable, "cannot reach \(Self.hostPart(url)): \(String(cString: strerror(error.errnoCode))); check the URL and that the server is running")
+                return TransportError(.unreachable, "cannot reach \(Self.hostPart(url)): \(String(cString: strerror(error.errnoCode))); check the URL and that the server is running")
             }
-            throw TransportError(.connection, "cannot reach \(Self.hostPart(url)): \(error.description)")
+            return TransportError(.connection, "cannot reach \(Self.hostPart(url)): \(error.description)")
         } catch let error as ChannelError {
-            throw TransportError(.connection, "the connection to \(Self.hostPart(url)) failed: \(error)")
+            return TransportError(.connection, "the connection to \(Self.hostPart(url)) failed: \(error)")
         } catch {
             let text = String(describing: error)
             if text.contains("NIOConnectionError") || text.contains("dnsAAAAError") || text.contains("dnsAError") {
-                throw TransportError(.unreachable, "cannot reach \(Self.hostPart(url)): \(text)")
+                return TransportError(.unreachable, "cannot reach \(Self.hostPart(url)): \(text)")
             }
             if text.lowercased().contains("ssl") || text.lowercased().contains("certificate") {
-                throw await tlsFailure(error, url: url)
+                return await tlsFailure(error, url: url)
             }
             // Anything else from the HTTP stack (a body cut short, a parse error) is a broken connection.
-            throw TransportError(.connection, "the connection to \(Self.hostPart(url)) broke: \(text)")
+            return TransportError(.connection, "the connection to \(Self.hostPart(url)) broke: \(text)")
         }
     }
 
@@ -168,4 +214,38 @@ public final class AsyncHTTPExchange: HTTPExchange, Sendable {
     private static func hostPart(_ url: String) -> String {
         URLComponents(string: url).map { ($0.host ?? url) + ($0.port.map { ":\($0)" } ?? "") } ?? url
     }
+}
+
+/// A range of a file as a stream of buffers read on demand, so that a part of many MiB is sent with one
+/// buffer in memory; a file that turns out shorter than the range ends the request with an error.
+struct FileChunks: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    let file: SystemFile
+    let range: Range<Int>
+    static let chunk = 256 << 10
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        let file: SystemFile
+        var offset: Int
+        let end: Int
+
+        mutating func next() async throws -> ByteBuffer? {
+            guard offset < end else { return nil }
+            let count = Swift.min(FileChunks.chunk, end - offset)
+            var buffer = ByteBufferAllocator().buffer(capacity: count)
+            let at = offset
+            let file = file
+            let read = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { raw in
+                try file.read(into: raw.baseAddress!, count: count, at: at)
+            }
+            guard read == count else {
+                throw FileSystemError(.changedWhileReading, path: file.path,
+                    message: "\(file.path) became shorter while it was being uploaded")
+            }
+            offset += count
+            return buffer
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(file: file, offset: range.lowerBound, end: range.upperBound) }
 }

@@ -7,6 +7,7 @@ import Foundation
 import Glibc
 #endif
 import Logging
+import Synchronization
 
 /// A signature as the client holds it: format 1 whole; format 2 as header and coarse table, with fine
 /// tables fetched later for the slices that are not found locally.
@@ -499,6 +500,15 @@ final class LoadedSignature: Sendable {
     /// What `wholeFileCheck` must come to for the right file.
     var expectedDigest: [UInt8] { v2?.treeHash ?? wholeFileHash }
 
+    /// The whole-file hash as a tree manifest states it; nil for a zsync control file.
+    var fileHash: TreeManifest.FileHash? {
+        if let v2 {
+            if let tree = v2.treeHash { return TreeManifest.FileHash(kind: "t", digest: tree) }
+            return v2.sha256.map { TreeManifest.FileHash(kind: "s", digest: $0) }
+        }
+        return v1.map { TreeManifest.FileHash(kind: "h", digest: $0.sha1) }
+    }
+
     /// The digest `wholeFileCheck` computes for the first `length` bytes of `file`.
     func wholeFileDigest(of file: SystemFile, length: Int) throws -> [UInt8] {
         switch wholeFileCheck {
@@ -530,4 +540,37 @@ final class LoadedSignature: Sendable {
         return bad
     }
 
+}
+
+extension LoadedSignature {
+    /// Downloads ranges of the signature itself (fine tables), returning the bytes by range start.
+    static func fetchRanges(_ ranges: [Range<Int>], remote: RemoteFile, jobs: Int, logger: Logger) async throws
+        -> [Int: [UInt8]] {
+        let wanted = ranges.sorted { $0.lowerBound < $1.lowerBound }
+        let collected = Mutex<[[UInt8]]>(wanted.map { [UInt8](repeating: 0, count: $0.count) })
+        // Any piece will do: each arrives inside one wanted range and is copied to its place there.
+        let downloader = RangeDownloader(remote: remote, jobs: jobs, unit: 1, logger: logger)
+        do {
+            let index = SortedRanges(wanted)
+            try await downloader.download(wanted) { piece, bytes in
+                guard let table = index.index(containing: piece) else { return piece.lowerBound..<piece.lowerBound }
+                let at = piece.lowerBound - wanted[table].lowerBound
+                collected.withLock { tables in
+                    tables[table].withUnsafeMutableBytes { target in
+                        target.baseAddress!.advanced(by: at).copyMemory(from: bytes.baseAddress!,
+                            byteCount: bytes.count)
+                    }
+                }
+                return piece
+            }
+        } catch is RangeDownloader.RangesUnsupported {
+            // The signature's server ignores ranges: take the tables out of the whole signature.
+            let whole = try await remote.fetchExisting(range: nil, limit: SignatureVerifier.maxSignatureBytes)
+            var result: [Int: [UInt8]] = [:]
+            for range in ranges where range.upperBound <= whole.bytes.count { result[range.lowerBound] = Array(whole.bytes[range]) }
+            return result
+        }
+        let tables = collected.withLock { $0 }
+        return Dictionary(uniqueKeysWithValues: zip(wanted.map(\.lowerBound), tables))
+    }
 }

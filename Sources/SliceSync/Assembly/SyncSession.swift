@@ -373,12 +373,14 @@ public final class SyncSession: Sendable, LocatingContext {
         let local = largestLocalFile(fileURL: fileURL)
         let firstBytes = LoadedSignature.firstRequestBytes(localLength: local.length, localStart: local.start)
         var tried: [String] = []
+        var denied = 0
         for candidate in candidates {
             try Task.checkCancellation()
             let remote = RemoteFile(url: candidate, exchange: exchange, headers: options.headers, logger: logger)
             guard let signature = try await LoadedSignature.fetch(remote, firstBytes: firstBytes,
                 wantsSketch: local.length > 0, logger: logger) else {
                 tried.append(candidate)
+                if remote.missingStatus == 403 { denied += 1 }
                 continue
             }
             if let control = signature.zsync {
@@ -390,6 +392,11 @@ public final class SyncSession: Sendable, LocatingContext {
             let size = "\(signature.length) bytes, units of \(signature.sliceSize)"
             logger.info("signature: \(remote.url) (\(format), \(size))")
             return (fileURL, signature)
+        }
+        if denied == tried.count && !tried.isEmpty {
+            throw TransportError(.status, "access denied at \(fileURL) and at every place its signature may be (HTTP "
+                + "403): the object is not public, or the credentials may not read it; use s3://BUCKET/KEY with "
+                + "credentials or a presigned URL", status: 403)
         }
         throw SignatureError(.notFound, "no signature found for \(fileURL); looked at:\n  "
             + tried.joined(separator: "\n  ")
@@ -485,32 +492,7 @@ public final class SyncSession: Sendable, LocatingContext {
 
     /// Downloads ranges of the signature itself (fine tables), returning the bytes by range start.
     func fetchSignatureRanges(_ ranges: [Range<Int>], remote: RemoteFile) async throws -> [Int: [UInt8]] {
-        let wanted = ranges.sorted { $0.lowerBound < $1.lowerBound }
-        let collected = Mutex<[[UInt8]]>(wanted.map { [UInt8](repeating: 0, count: $0.count) })
-        // Any piece will do: each arrives inside one wanted range and is copied to its place there.
-        let downloader = RangeDownloader(remote: remote, jobs: options.jobs, unit: 1, logger: logger)
-        do {
-            let index = SortedRanges(wanted)
-            try await downloader.download(wanted) { piece, bytes in
-                guard let table = index.index(containing: piece) else { return piece.lowerBound..<piece.lowerBound }
-                let at = piece.lowerBound - wanted[table].lowerBound
-                collected.withLock { tables in
-                    tables[table].withUnsafeMutableBytes { target in
-                        target.baseAddress!.advanced(by: at).copyMemory(from: bytes.baseAddress!,
-                            byteCount: bytes.count)
-                    }
-                }
-                return piece
-            }
-        } catch is RangeDownloader.RangesUnsupported {
-            // The signature's server ignores ranges: take the tables out of the whole signature.
-            let whole = try await remote.fetchExisting(range: nil, limit: SignatureVerifier.maxSignatureBytes)
-            var result: [Int: [UInt8]] = [:]
-            for range in ranges where range.upperBound <= whole.bytes.count { result[range.lowerBound] = Array(whole.bytes[range]) }
-            return result
-        }
-        let tables = collected.withLock { $0 }
-        return Dictionary(uniqueKeysWithValues: zip(wanted.map(\.lowerBound), tables))
+        try await LoadedSignature.fetchRanges(ranges, remote: remote, jobs: options.jobs, logger: logger)
     }
 
     // MARK: - Downloading
@@ -650,14 +632,6 @@ public final class SyncSession: Sendable, LocatingContext {
             }
         }
         defer { reporter.cancel() }
-        return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { continuation in
-                startThread {
-                    continuation.resume(with: Result { try body() })
-                }
-            }
-        } onCancel: {
-            progress.cancel()
-        }
+        return try await onOwnThread(onCancel: { progress.cancel() }, body)
     }
 }

@@ -45,12 +45,7 @@ public struct SliceDigestCache: Sendable {
 
     /// The user's cache: `$XDG_CACHE_HOME/slicesync`, else `$HOME/.cache/slicesync`; nil without either.
     public static func standard() -> SliceDigestCache? {
-        let environment = ProcessInfo.processInfo.environment
-        if let base = environment["XDG_CACHE_HOME"], base.hasPrefix("/") {
-            return SliceDigestCache(directory: Paths.join(base, "slicesync"))
-        }
-        guard let home = environment["HOME"], home.hasPrefix("/") else { return nil }
-        return SliceDigestCache(directory: Paths.join(Paths.join(home, ".cache"), "slicesync"))
+        Paths.userCacheDirectory().map { SliceDigestCache(directory: $0) }
     }
 
     private func entryPath(_ stamp: FileStamp, sliceSize: Int, blockSize: Int) -> String {

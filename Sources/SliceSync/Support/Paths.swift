@@ -1,3 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
 /// Pure string operations on slash-separated paths.
 public enum Paths {
     /// Joins two path components with exactly one slash.
@@ -52,5 +58,14 @@ public enum Paths {
         var result = Substring(path)
         while result.count > 1 && result.hasSuffix("/") { result = result.dropLast() }
         return String(result)
+    }
+
+    /// The user's cache directory for slicesync: `$XDG_CACHE_HOME/slicesync`, else
+    /// `$HOME/.cache/slicesync`; nil without either.
+    public static func userCacheDirectory() -> String? {
+        let environment = ProcessInfo.processInfo.environment
+        if let base = environment["XDG_CACHE_HOME"], base.hasPrefix("/") { return join(base, "slicesync") }
+        guard let home = environment["HOME"], home.hasPrefix("/") else { return nil }
+        return join(join(home, ".cache"), "slicesync")
     }
 }

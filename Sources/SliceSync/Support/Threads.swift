@@ -66,6 +66,19 @@ public func startThread(stackSize: Int = 1 << 20, _ body: @escaping @Sendable ()
     precondition(status == 0, "could not start a thread (pthread_create: \(status))")
 }
 
+/// Runs blocking work on a thread of its own and waits for it without holding a thread of the
+/// cooperative pool; cancelling the waiting task runs `onCancel` (the work checks its own flag).
+func onOwnThread<T: Sendable>(onCancel: @escaping @Sendable () -> Void = {},
+                              _ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withTaskCancellationHandler {
+        try await withCheckedThrowingContinuation { continuation in
+            startThread { continuation.resume(with: Result { try body() }) }
+        }
+    } onCancel: {
+        onCancel()
+    }
+}
+
 /// `value` with `places` digits after the decimal point (as printf's `%.Nf`), without Foundation.
 public func formatFixed(_ value: Double, places: Int) -> String {
     guard value.isFinite else { return "\(value)" }

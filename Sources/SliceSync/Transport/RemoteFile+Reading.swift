@@ -29,6 +29,7 @@ extension RemoteFile {
                     skip = range?.lowerBound ?? 0
                     total = head.value("content-length").flatMap { Int($0) }
                 case 404, 410, 403:
+                    self.missingStatus = head.status
                     throw Missing()
                 case 416 where range != nil:
                     // Asking from 0 for an empty resource: there is nothing.

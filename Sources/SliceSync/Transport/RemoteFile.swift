@@ -23,6 +23,8 @@ public final class RemoteFile: Sendable {
         var rangesUnsupported = false
         var requests = 0
         var bytesReceived = 0
+        /// The status of the last answer that said the resource is not there (404, 410, 403).
+        var missingStatus: Int?
     }
 
     let exchange: HTTPExchange
@@ -50,6 +52,11 @@ public final class RemoteFile: Sendable {
     public var requests: Int { state.withLock { $0.requests } }
     /// Body bytes received so far.
     public var bytesReceived: Int { state.withLock { $0.bytesReceived } }
+    /// The status of the last answer that said the resource is not there (404, 410 or 403).
+    var missingStatus: Int? {
+        get { state.withLock { $0.missingStatus } }
+        set { state.withLock { $0.missingStatus = newValue } }
+    }
     /// Ranges per request the server currently gets.
     public var maxRanges: Int { state.withLock { $0.maxRanges } }
     /// Whether the server ignores Range requests.

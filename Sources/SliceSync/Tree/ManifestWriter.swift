@@ -99,9 +99,19 @@ public struct ManifestWriter: Sendable {
         let signaturePath = TreeNaming.signaturePath(root: root, relativePath: relative)
         guard let signatureStamp = try? FileSystem.stamp(signaturePath),
               ServedTree.signature(signatureStamp, isCurrentFor: stamp),
-              let file = try? SystemFile.openForReading(signaturePath),
+              let hash = TreeManifest.FileHash.stated(bySignatureAt: signaturePath, length: stamp.size)
+        else { return nil }
+        return hash
+    }
+}
+
+extension TreeManifest.FileHash {
+    /// The whole-file hash the signature at `path` states for a file of `length` bytes; nil when it
+    /// cannot be read or describes another length.
+    static func stated(bySignatureAt path: String, length: Int) -> TreeManifest.FileHash? {
+        guard let file = try? SystemFile.openForReading(path),
               let prefix = try? file.readPrefix(limit: SignatureLimits.maxHeaderBytes + 64),
-              let summary = try? SignatureSummary.parse(prefix: prefix), summary.length == stamp.size
+              let summary = try? SignatureSummary.parse(prefix: prefix), summary.length == length
         else { return nil }
         switch summary.version {
         case .v2:
