@@ -28,15 +28,16 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The S3 tests run moto's S3-compatible server and upload with boto3, both from PyPI; the TLS tests make
-# their certificates with `cryptography` (which moto needs too).
-if [ "$want" = test ] && ! python3 -c "import moto.server, boto3, cryptography" 2>/dev/null; then
+# The S3 tests run moto's and localbucket's S3-compatible servers and check with boto3 (whose botocore
+# also signs requests for the signing tests), all from PyPI; the TLS tests make their certificates with
+# `cryptography` (which moto needs too).
+if [ "$want" = test ] && ! python3 -c "import moto.server, boto3, cryptography, localbucket" 2>/dev/null; then
   if [ "$(id -u)" != 0 ] && [ -z "${VIRTUAL_ENV:-}" ]; then
     echo "setup: missing Python packages; install them with:" >&2
-    echo "  python3 -m pip install --user 'moto[server]' boto3 cryptography" >&2
+    echo "  python3 -m pip install --user 'moto[server]' boto3 cryptography localbucket" >&2
     exit 1
   fi
-  echo "setup: installing moto[server], boto3 and cryptography from PyPI"
-  python3 -m pip install -q 'moto[server]' boto3 cryptography 2>/dev/null \
-    || python3 -m pip install -q --break-system-packages 'moto[server]' boto3 cryptography
+  echo "setup: installing moto[server], boto3, cryptography and localbucket from PyPI"
+  python3 -m pip install -q 'moto[server]' boto3 cryptography localbucket 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages 'moto[server]' boto3 cryptography localbucket
 fi

@@ -8,6 +8,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import AWSSigning
 import Logging
 import SliceSync
 import SliceSyncHTTP
@@ -53,7 +54,8 @@ struct SliceSyncCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "The file's URL (http or https), a signature's, or a zsync control file's (a URL or a path).")
+    @Argument(help: ArgumentHelp("The file's URL (http, https, or s3://BUCKET/KEY for a private bucket), a "
+        + "signature's, or a zsync control file's (a URL or a path)."))
     var url: String
 
     @Option(name: [.short, .customLong("output")], help: ArgumentHelp("Destination (default: the last path component of the URL, in the current directory).", valueName: "path"))
@@ -142,6 +144,8 @@ struct SliceSyncCommand: AsyncParsableCommand {
         + "--cacert); SSL_CERT_FILE does the same.", valueName: "file"))
     var cacert: String?
 
+    @OptionGroup(title: "S3 (with an s3:// URL)") var s3: S3Options
+
     @Option(help: ArgumentHelp("Cap the download rate, over all connections together,"
         + " in bytes per second, with an optional K, M or G suffix (as curl's option).", valueName: "rate"))
     var limitRate: ByteSize?
@@ -154,8 +158,10 @@ struct SliceSyncCommand: AsyncParsableCommand {
         }
         let lower = url.lowercased()
         let isLocalControlFile = !lower.contains("://") && ZsyncControl.namesControlFile(url)
-        guard lower.hasPrefix("http://") || lower.hasPrefix("https://") || isLocalControlFile else {
-            throw ValidationError("URL must start with http:// or https:// (or be the path of a .zsync control file)")
+        guard lower.hasPrefix("http://") || lower.hasPrefix("https://") || lower.hasPrefix("s3://")
+            || isLocalControlFile else {
+            throw ValidationError("URL must start with http://, https:// or s3:// (or be the path of a .zsync control "
+                + "file)")
         }
         if let baseURL, !SignatureLocator.isHTTPURL(baseURL) {
             throw ValidationError("--base-url must be an http:// or https:// URL")
@@ -198,13 +204,15 @@ struct SliceSyncCommand: AsyncParsableCommand {
             let parts = value.split(separator: ":", maxSplits: 1)
             return (parts[0].trimmingSpaces, parts.count > 1 ? parts[1].trimmingSpaces : "")
         }
+        let exchange = try makeExchange()
+        let reading = try resolveS3(exchange: exchange, logger: logger)
+        options.url = reading.url
         if namesDirectory {
-            try await mirror(options, logger: logger)
+            try await mirror(options, logger: logger, exchange: exchange, reading: reading.exchange)
             return
         }
         let bar = showsProgress ? ProgressBar() : nil
-        let exchange = try makeExchange()
-        let session = SyncSession(options: options, exchange: exchange, logger: logger, observer: bar)
+        let session = SyncSession(options: options, exchange: reading.exchange, logger: logger, observer: bar)
         let report = try await interruptible(exchange: exchange, bar: bar, onSignal: { session.cancel() }) {
             try await session.run()
         }
@@ -250,9 +258,24 @@ struct SliceSyncCommand: AsyncParsableCommand {
         }
     }
 
+    /// For an s3:// URL, the object's URL at the endpoint and an exchange that signs every request with
+    /// the configured credentials (none configured: unsigned, as for a public bucket).
+    private func resolveS3(exchange: AsyncHTTPExchange, logger: Logger) throws -> (url: String, exchange: HTTPExchange) {
+        guard S3Location.isS3URL(url) else { return (url, exchange) }
+        let location: S3Location
+        do {
+            location = try S3Location(parsing: url)
+        } catch {
+            throw CommandFailure(.usage, error.message)
+        }
+        let client = S3Client(configuration: try s3.configuration(), requester: exchange, logger: logger)
+        return (client.endpoint.url(bucket: location.bucket, key: location.key), SigningExchange(exchange, client: client))
+    }
+
     /// `slicesync URL/`: mirrors the tree below URL.
-    private func mirror(_ file: SyncOptions, logger: Logger) async throws {
-        var options = MirrorOptions(url: url)
+    private func mirror(_ file: SyncOptions, logger: Logger, exchange: AsyncHTTPExchange,
+                        reading: HTTPExchange) async throws {
+        var options = MirrorOptions(url: file.url)
         options.destination = output
         options.dryRun = dryRun
         options.delete = delete
@@ -272,13 +295,12 @@ struct SliceSyncCommand: AsyncParsableCommand {
         options.file.destination = nil
         // Files at once share the connections: each file's requests take the rest.
         options.file.jobs = max(1, jobs / 2)
-        let exchange = try makeExchange()
         options.interval = .milliseconds(Int(interval * 1000))
         options.followsFeed = jobs >= 2
         let bar = showsProgress && !json ? ProgressBar() : nil
         options.progress = bar
         let stop = CancellationFlag()
-        let session = MirrorSession(options: options, exchange: exchange, logger: logger, stop: stop)
+        let session = MirrorSession(options: options, exchange: reading, logger: logger, stop: stop)
         if watch {
             // A signal stops the watch between files: the files under way finish.
             try await interruptible(exchange: exchange, bar: bar, onSignal: { stop.cancel() }, cancels: false) {

@@ -70,6 +70,12 @@ final class TestServer {
         try reportingPort(["python3", serversDirectory.appendingPathComponent("s3server.py").path, root, bucket, prefix], name: "the S3 endpoint (pip install 'moto[server]')", pattern: #"^(\d+)"#)
     }
 
+    /// Starts an empty S3-compatible endpoint, moto or localbucket (which stores in `data`), with `bucket`.
+    static func s3Endpoint(kind: String, data: String, bucket: String) throws -> TestServer {
+        try reportingPort(["python3", serversDirectory.appendingPathComponent("s3endpoint.py").path, kind, data, bucket],
+            name: "the S3 endpoint (pip install 'moto[server]' localbucket)", pattern: #"^(\d+)"#)
+    }
+
     /// Runs a command that prints its port on standard output; waits for that line (60 s at most).
     private static func reportingPort(_ command: [String], name: String, pattern: String) throws -> TestServer {
         let process = Process()

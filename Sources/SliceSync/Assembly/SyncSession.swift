@@ -373,14 +373,12 @@ public final class SyncSession: Sendable, LocatingContext {
         let local = largestLocalFile(fileURL: fileURL)
         let firstBytes = LoadedSignature.firstRequestBytes(localLength: local.length, localStart: local.start)
         var tried: [String] = []
-        var denied = 0
         for candidate in candidates {
             try Task.checkCancellation()
             let remote = RemoteFile(url: candidate, exchange: exchange, headers: options.headers, logger: logger)
             guard let signature = try await LoadedSignature.fetch(remote, firstBytes: firstBytes,
                 wantsSketch: local.length > 0, logger: logger) else {
                 tried.append(candidate)
-                if remote.missingStatus == 403 { denied += 1 }
                 continue
             }
             if let control = signature.zsync {
@@ -393,10 +391,16 @@ public final class SyncSession: Sendable, LocatingContext {
             logger.info("signature: \(remote.url) (\(format), \(size))")
             return (fileURL, signature)
         }
-        if denied == tried.count && !tried.isEmpty {
-            throw TransportError(.status, "access denied at \(fileURL) and at every place its signature may be (HTTP "
-                + "403): the object is not public, or the credentials may not read it; use s3://BUCKET/KEY with "
-                + "credentials or a presigned URL", status: 403)
+        // Private buckets answer 403 or 404 for what is not there: the file itself tells a missing signature
+        // from a private object.
+        if options.signatureURL == nil {
+            let file = RemoteFile(url: fileURL, exchange: exchange, headers: options.headers, logger: logger)
+            _ = try? await file.fetchBytes(range: 0..<1, limit: 1)
+            if file.missingStatus == 403 {
+                throw TransportError(.status, "access denied at \(fileURL) (HTTP 403): the object is not public, or "
+                    + "the credentials may not read it; use s3://BUCKET/KEY with credentials or a presigned URL",
+                    status: 403)
+            }
         }
         throw SignatureError(.notFound, "no signature found for \(fileURL); looked at:\n  "
             + tried.joined(separator: "\n  ")

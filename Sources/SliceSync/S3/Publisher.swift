@@ -137,8 +137,22 @@ final class Publisher: Sendable, LocatingContext {
             } else if length > options.multipartThreshold, old.info.size > 5_000_000, let signatureKey = old.signatureKey {
                 let found = try await findMatches(job, old: old, signatureKey: signatureKey, stamp: stamp)
                 if found.unchanged {
-                    return ObjectPushOutcome(method: "unchanged", length: length, uploadedBytes: 0, copiedBytes: 0,
-                                             copyParts: 0, uploadParts: 0, resumedParts: 0)
+                    if !found.trusted {
+                        // Samples across the file confirm it; the signature then names the ETag for next time.
+                        let pieces = (0..<16).map { index -> PushPart in
+                            let range = (index * length / 16)..<((index + 1) * length / 16)
+                            return PushPart(range: range, copyFrom: range.lowerBound)
+                        }
+                        if try await samplesAgree(pieces.filter { !$0.range.isEmpty }, old: old,
+                                                  localPath: job.localPath) {
+                            try await putSignature(job, etag: old.info.etag)
+                            return ObjectPushOutcome(method: "unchanged", length: length, uploadedBytes: 0,
+                                copiedBytes: 0, copyParts: 0, uploadParts: 0, resumedParts: 0)
+                        }
+                    } else {
+                        return ObjectPushOutcome(method: "unchanged", length: length, uploadedBytes: 0, copiedBytes: 0,
+                                                 copyParts: 0, uploadParts: 0, resumedParts: 0)
+                    }
                 }
                 matches = found.matches
                 trusted = found.trusted
@@ -146,7 +160,7 @@ final class Publisher: Sendable, LocatingContext {
         }
         var plan = PushPlan(length: length, matches: matches)
         if !trusted, plan.copyParts > 0, let old = job.old,
-           try await !samplesAgree(plan, old: old, localPath: job.localPath) {
+           try await !samplesAgree(plan.parts.filter { $0.copyFrom != nil }, old: old, localPath: job.localPath) {
             let text = "\(old.location): its bytes differ from what its signature describes (the signature is "
                 + "out of date); \(target) is uploaded whole"
             logger.warning("\(text)")
@@ -184,10 +198,15 @@ final class Publisher: Sendable, LocatingContext {
             outcome.resumedParts = done.resumed
         }
         // Only now the signature: a reader never finds one that describes other content.
+        try await putSignature(job, etag: etag)
+        return outcome
+    }
+
+    /// Publishes the file's signature, naming the ETag of the object it describes.
+    private func putSignature(_ job: ObjectPushJob, etag: String) async throws {
         try await client.put(job.destination.bucket, job.signatureKey,
             body: .file(path: job.signaturePath, range: 0..<(try FileSystem.stamp(job.signaturePath)?.size ?? 0)),
             headers: [("Content-Type", "application/octet-stream"), ("x-amz-meta-" + signedETagMetadata, etag)])
-        return outcome
     }
 
     /// The old object's pieces found in the local file, by its signature; or that the old object is the
@@ -219,9 +238,8 @@ final class Publisher: Sendable, LocatingContext {
             logger.info("\(text)")
         }
         let newHash = TreeManifest.FileHash.stated(bySignatureAt: job.signaturePath, length: stamp.size)
-        if trusted, old.location == job.destination, old.info.size == stamp.size, let newHash,
-           signature.fileHash == newHash {
-            return ([], true, true)
+        if old.location == job.destination, old.info.size == stamp.size, let newHash, signature.fileHash == newHash {
+            return ([], trusted, true)
         }
         let matcher = Matcher(paths: [job.localPath], threads: options.threads, progress: ScanProgress(),
                               logger: logger)
@@ -232,10 +250,9 @@ final class Publisher: Sendable, LocatingContext {
         return (matches, trusted, false)
     }
 
-    /// For a signature that does not name the object's ETag: a sample of each copied part (up to 64),
-    /// read from the old object, equals the local bytes the plan says it holds.
-    private func samplesAgree(_ plan: PushPlan, old: OldObject, localPath: String) async throws -> Bool {
-        let copies = plan.parts.filter { $0.copyFrom != nil }
+    /// For a signature that does not name the object's ETag: a sample of each piece (up to 64), read from
+    /// the old object where the piece says, equals the local bytes.
+    private func samplesAgree(_ copies: [PushPart], old: OldObject, localPath: String) async throws -> Bool {
         let step = max(1, copies.count / 64)
         let local = try SystemFile.openForReading(localPath)
         let sampled = stride(from: 0, to: copies.count, by: step).map { copies[$0] }
@@ -283,6 +300,7 @@ final class Publisher: Sendable, LocatingContext {
         }
         let uploadID = state.uploadID
         let shared = Mutex(state)
+        CrashPoints.pause("push-upload-started")
         do {
             let todo = plan.parts.enumerated().filter { state.done[$0.offset + 1] == nil }
             progress.add(plan.parts.enumerated().filter { state.done[$0.offset + 1] != nil }
@@ -302,7 +320,9 @@ final class Publisher: Sendable, LocatingContext {
                     state.done[number] = etag
                     if let statePath { try? state.save(statePath) }
                 }
+                CrashPoints.reach("push-part-done")
             }
+            CrashPoints.pause("push-parts-done")
             // The last checks before anything is published: the local file and the old object are as planned.
             let after = try FileSystem.stamp(job.localPath)
             guard let after, !after.contentMayDiffer(from: stamp) else {
@@ -376,22 +396,31 @@ final class PushProgress: Sendable {
     }
 }
 
-/// Runs `body` for every item, at most `width` at once; the first error cancels the rest and is thrown.
+/// Runs `body` for every item, at most `width` at once. After the first error no item is started and the
+/// ones under way finish (a part cut off mid-request could land on the server after the upload is
+/// aborted); then the error is thrown.
 func forEachConcurrently<T: Sendable>(_ items: [T], width: Int,
                                       _ body: @escaping @Sendable (T) async throws -> Void) async throws {
-    try await withThrowingTaskGroup(of: Void.self) { group in
+    var failure: Error?
+    await withTaskGroup(of: Error?.self) { group in
         var next = 0
-        while next < min(width, items.count) {
+        func startNext() {
             let item = items[next]
-            group.addTask { try await body(item) }
             next += 1
-        }
-        while try await group.next() != nil {
-            if next < items.count {
-                let item = items[next]
-                group.addTask { try await body(item) }
-                next += 1
+            group.addTask {
+                do {
+                    try await body(item)
+                    return nil
+                } catch {
+                    return error
+                }
             }
         }
+        while next < min(width, items.count) { startNext() }
+        while let result = await group.next() {
+            if let result, failure == nil { failure = result }
+            if failure == nil && next < items.count { startNext() }
+        }
     }
+    if let failure { throw failure }
 }
