@@ -102,6 +102,9 @@ struct PushCommand: AsyncParsableCommand {
               slicesync push disk.img s3://releases/images/disk.img
               slicesync push -n ./dist/ s3://releases/v2/
               slicesync push --delete --endpoint-url http://127.0.0.1:9000 site/ s3://bucket/site/
+
+            Exit status: 0 success, 2 bad usage or --delete refused, 4 network failure, access denied or the \
+            object changed during the push, 6 local file failure, 130 interrupted.
             """
     )
 
@@ -121,8 +124,8 @@ struct PushCommand: AsyncParsableCommand {
         + "(after the new manifest is up)."))
     var delete = false
 
-    @Option(help: ArgumentHelp("With --delete: refuse, and change nothing, when more objects than this would go "
-        + "(default 1000).", valueName: "n"))
+    @Option(help: ArgumentHelp("With --delete: refuse, and change nothing, when more objects than this would go.",
+        valueName: "n"))
     var maxDelete = 1000
 
     @Flag(help: "With --delete: pass --max-delete.")
@@ -135,7 +138,7 @@ struct PushCommand: AsyncParsableCommand {
         valueName: "size"))
     var multipartThreshold: ByteSize?
 
-    @Option(help: ArgumentHelp("The objects' Content-Type (default application/octet-stream).", valueName: "type"))
+    @Option(help: ArgumentHelp("The objects' Content-Type.", valueName: "type"))
     var contentType = "application/octet-stream"
 
     @Flag(inversion: .prefixedNo, help: "Show a progress line (default: when stderr is a terminal).")

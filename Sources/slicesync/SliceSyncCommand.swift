@@ -44,6 +44,10 @@ struct SliceSyncCommand: AsyncParsableCommand {
             ~/.cache/slicesync), keyed by device, inode, size and times: an unchanged file is then matched \
             and verified without being read again.
 
+            An s3://BUCKET/KEY (or s3://BUCKET/PREFIX/) URL reads a private bucket with the AWS credentials \
+            of the environment or ~/.aws (see the S3 options). To publish to S3, uploading only what \
+            changed: slicesync push --help.
+
             Examples:
               slicesync https://mirror.example/iso/new.iso --alike old.iso
               slicesync -n https://mirror.example/iso/new.iso -o current.iso

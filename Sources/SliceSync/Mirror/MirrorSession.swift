@@ -265,13 +265,17 @@ public final class MirrorSession: Sendable {
     private func loadManifest() async throws
         -> (String, String, String, TreeManifest, Int) {
         var tried: [String] = []
+        var denied = false
         for candidate in try SignatureLocator.manifestCandidates(forDirectory: options.url) {
             tried.append(candidate.manifest)
             let remote = RemoteFile(url: candidate.manifest, exchange: exchange, headers: options.file.headers,
                 logger: logger)
             guard let fetched = try await remote.retrying("fetching the manifest", {
                 try await remote.fetchBytes(range: nil, limit: TreeManifest.maxTextBytes)
-            }) else { continue }
+            }) else {
+                denied = denied || remote.missingStatus == 403
+                continue
+            }
             let manifest = try TreeManifest.parse(fetched.bytes)
             let etag = remote.etag
             let finalURL = remote.url
@@ -281,7 +285,9 @@ public final class MirrorSession: Sendable {
         }
         throw MirrorError(.notFound, "no tree manifest found for \(options.url); looked at:\n  "
             + tried.joined(separator: "\n  ") + "\nSign the published tree with a current shash (or serve it "
-            + "with syncserver), which writes .slicesync/\(TreeManifest.fileName).")
+            + "with syncserver), which writes .slicesync/\(TreeManifest.fileName)."
+            + (denied ? "\nSome answered 403 (access denied): for a private bucket, use s3://BUCKET/PREFIX/ with "
+                + "credentials." : ""))
     }
 
     /// The entries below `subpath`, with paths relative to it.
