@@ -26,7 +26,8 @@ public struct S3Location: Sendable, Equatable, CustomStringConvertible {
                 + "dots and hyphens)")
         }
         let key = slash == rest.endIndex ? "" : String(rest[rest.index(after: slash)...])
-        guard key.utf8.count <= 1024, !key.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+        let control = key.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }
+        guard key.utf8.count <= 1024, !control else {
             throw AWSConfigurationError("\(text): the key is longer than 1,024 bytes or has a control character")
         }
         self.bucket = bucket

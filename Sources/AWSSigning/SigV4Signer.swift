@@ -65,7 +65,8 @@ public struct SigV4Signer: Sendable {
         let canonical = Self.canonicalRequest(method: method, path: parts.path, query: parts.query, headers: all,
                                               payloadHash: payloadHash)
         let scope = "\(day)/\(region)/\(service)/aws4_request"
-        let toSign = "AWS4-HMAC-SHA256\n\(stamp)\n\(scope)\n" + Self.hex(SHA256.hash(data: Array(canonical.request.utf8)))
+        let requestHash = Self.hex(SHA256.hash(data: Array(canonical.request.utf8)))
+        let toSign = "AWS4-HMAC-SHA256\n\(stamp)\n\(scope)\n" + requestHash
         let signature = Self.hex(HMAC<SHA256>.authenticationCode(for: Array(toSign.utf8), using: signingKey(day: day)))
         let authorization = "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyID)/\(scope), "
             + "SignedHeaders=\(canonical.signedHeaders), Signature=\(signature)"

@@ -174,7 +174,9 @@ public final class AsyncHTTPExchange: HTTPExchange, HTTPRequester, Sendable {
             return CancellationError()
         } catch let error as IOError {
             if [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH].contains(error.errnoCode) {
-                return TransportError(.unreachable, "cannot reach \(Self.hostPart(url)): \(String(cString: strerror(error.errnoCode))); check the URL and that the server is running")
+                let reason = String(cString: strerror(error.errnoCode))
+                return TransportError(.unreachable, "cannot reach \(Self.hostPart(url)): \(reason); check the URL and "
+                    + "that the server is running")
             }
             return TransportError(.connection, "cannot reach \(Self.hostPart(url)): \(error.description)")
         } catch let error as ChannelError {
@@ -247,5 +249,7 @@ struct FileChunks: AsyncSequence, Sendable {
         }
     }
 
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(file: file, offset: range.lowerBound, end: range.upperBound) }
+    func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(file: file, offset: range.lowerBound, end: range.upperBound)
+    }
 }

@@ -73,6 +73,44 @@ struct S3Options: ParsableArguments {
     }
 }
 
+/// How a command reports: progress, JSON, quiet or verbose.
+struct OutputOptions: ParsableArguments {
+    @Flag(inversion: .prefixedNo, help: "Show a progress line (default: when stderr is a terminal).")
+    var progress: Bool?
+
+    @Flag(help: "Print one JSON object with the results on stdout.")
+    var json = false
+
+    @Flag(name: [.short, .long], help: "Print only errors.")
+    var quiet = false
+
+    @Flag(name: [.short, .long], help: "Explain what happens.")
+    var verbose = false
+
+    func validate() throws {
+        if quiet && verbose { throw ValidationError("--quiet and --verbose exclude each other") }
+    }
+
+    /// Whether to draw a progress line: as asked, else when stderr is a terminal.
+    var showsProgress: Bool { progress ?? (isatty(STDERR_FILENO) == 1 && !quiet) }
+}
+
+/// Which TLS certificates to trust.
+struct TLSOptions: ParsableArguments {
+    @Flag(help: "Accept invalid TLS certificates (TLS errors fail closed otherwise).")
+    var insecure = false
+
+    @Option(help: ArgumentHelp("Trust the certificate authorities in this PEM file instead of the system's (as curl's "
+        + "--cacert); SSL_CERT_FILE does the same.", valueName: "file"))
+    var cacert: String?
+
+    /// An HTTP client with these settings.
+    func exchange(connections: Int, rateLimiter: RateLimiter? = nil) throws -> AsyncHTTPExchange {
+        try AsyncHTTPExchange(insecure: insecure, trustedCertificates: cacert, connections: connections,
+                              rateLimiter: rateLimiter)
+    }
+}
+
 /// `slicesync push`: publishes a file or a tree to S3, uploading only what changed.
 struct PushCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -117,7 +155,8 @@ struct PushCommand: AsyncParsableCommand {
 
     @OptionGroup var s3: S3Options
 
-    @Flag(name: [.customShort("n"), .long], help: "Work out and print what would be uploaded and copied; change nothing.")
+    @Flag(name: [.customShort("n"), .long],
+          help: "Work out and print what would be uploaded and copied; change nothing.")
     var dryRun = false
 
     @Flag(help: ArgumentHelp("With a directory: remove objects below the prefix that the directory does not have "
@@ -141,28 +180,15 @@ struct PushCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The objects' Content-Type.", valueName: "type"))
     var contentType = "application/octet-stream"
 
-    @Flag(inversion: .prefixedNo, help: "Show a progress line (default: when stderr is a terminal).")
-    var progress: Bool?
+    @OptionGroup var reporting: OutputOptions
 
-    @Flag(help: "Print one JSON object with the results on stdout.")
-    var json = false
+    @OptionGroup var tls: TLSOptions
 
-    @Flag(name: [.short, .long], help: "Print only errors.")
-    var quiet = false
-
-    @Flag(name: [.short, .long], help: "Explain what happens.")
-    var verbose = false
-
-    @Flag(help: "Accept invalid TLS certificates.")
-    var insecure = false
-
-    @Option(help: ArgumentHelp("Trust the certificate authorities in this PEM file (as curl's --cacert).",
-        valueName: "file"))
-    var cacert: String?
+    private var quiet: Bool { reporting.quiet }
+    private var json: Bool { reporting.json }
 
     func validate() throws {
         guard (1...64).contains(jobs) else { throw ValidationError("--jobs must be between 1 and 64") }
-        if quiet && verbose { throw ValidationError("--quiet and --verbose exclude each other") }
         guard S3Location.isS3URL(destination) else {
             throw ValidationError("the destination must be an s3://BUCKET/KEY URL")
         }
@@ -177,7 +203,7 @@ struct PushCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let logger = TerminalLogHandler.logger(program: "slicesync push", quiet: quiet, verbose: verbose)
+        let logger = TerminalLogHandler.logger(program: "slicesync push", quiet: quiet, verbose: reporting.verbose)
         let location: S3Location
         do {
             location = try S3Location(parsing: destination)
@@ -194,14 +220,14 @@ struct PushCommand: AsyncParsableCommand {
         options.force = force
         options.contentType = contentType
         if let multipartThreshold { options.multipartThreshold = multipartThreshold.bytes }
-        let exchange = try AsyncHTTPExchange(insecure: insecure, trustedCertificates: cacert, connections: jobs)
+        let exchange = try tls.exchange(connections: jobs)
         let client = S3Client(configuration: configuration, requester: exchange, logger: logger)
         if configuration.credentials == nil {
             let text = "no AWS credentials found: requests go unsigned (set AWS_ACCESS_KEY_ID and "
                 + "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)"
             logger.warning("\(text)")
         }
-        let bar = (progress ?? (isatty(STDERR_FILENO) == 1 && !quiet)) && !json ? PushProgressBar() : nil
+        let bar = reporting.showsProgress && !json ? PushProgressBar() : nil
         let session = PushSession(source: source, destination: location, options: options, client: client,
                                   exchange: exchange, logger: logger, observer: bar)
         let task = Task { try await session.run() }

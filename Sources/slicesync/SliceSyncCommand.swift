@@ -126,27 +126,12 @@ struct SliceSyncCommand: AsyncParsableCommand {
     @Option(name: [.short, .long], help: "Parallel connections.")
     var jobs = 4
 
-    @Flag(inversion: .prefixedNo, help: "Show a progress bar (default: when stderr is a terminal).")
-    var progress: Bool?
-
-    @Flag(help: "Print one JSON object with the results on stdout.")
-    var json = false
-
-    @Flag(name: [.short, .long], help: "Print only errors.")
-    var quiet = false
-
-    @Flag(name: [.short, .long], help: "Explain what happens.")
-    var verbose = false
+    @OptionGroup var reporting: OutputOptions
 
     @Option(name: [.customShort("H"), .long], help: ArgumentHelp("Extra request header, \"Name: value\" (for example an authorization); repeatable.", valueName: "header"))
     var header: [String] = []
 
-    @Flag(help: "Accept invalid TLS certificates (TLS errors fail closed otherwise).")
-    var insecure = false
-
-    @Option(help: ArgumentHelp("Trust the certificate authorities in this PEM file instead of the system's (as curl's "
-        + "--cacert); SSL_CERT_FILE does the same.", valueName: "file"))
-    var cacert: String?
+    @OptionGroup var tls: TLSOptions
 
     @OptionGroup(title: "S3 (with an s3:// URL)") var s3: S3Options
 
@@ -156,7 +141,6 @@ struct SliceSyncCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard (1...64).contains(jobs) else { throw ValidationError("--jobs must be between 1 and 64") }
-        if quiet && verbose { throw ValidationError("--quiet and --verbose exclude each other") }
         for value in header where !value.contains(":") {
             throw ValidationError("--header takes \"Name: value\", not \"\(value)\"")
         }
@@ -230,12 +214,13 @@ struct SliceSyncCommand: AsyncParsableCommand {
         }
     }
 
-    /// Whether to draw a progress line: as asked, else when stderr is a terminal.
-    private var showsProgress: Bool { progress ?? (isatty(STDERR_FILENO) == 1 && !quiet) }
+    private var quiet: Bool { reporting.quiet }
+    private var verbose: Bool { reporting.verbose }
+    private var json: Bool { reporting.json }
+    private var showsProgress: Bool { reporting.showsProgress }
 
     private func makeExchange() throws -> AsyncHTTPExchange {
-        try AsyncHTTPExchange(insecure: insecure, trustedCertificates: cacert, connections: jobs,
-                              rateLimiter: limitRate.map { RateLimiter(bytesPerSecond: $0.bytes) })
+        try tls.exchange(connections: jobs, rateLimiter: limitRate.map { RateLimiter(bytesPerSecond: $0.bytes) })
     }
 
     /// Runs `body` in a task that SIGINT and SIGTERM stop (`onSignal` first; the task is cancelled too
@@ -264,7 +249,8 @@ struct SliceSyncCommand: AsyncParsableCommand {
 
     /// For an s3:// URL, the object's URL at the endpoint and an exchange that signs every request with
     /// the configured credentials (none configured: unsigned, as for a public bucket).
-    private func resolveS3(exchange: AsyncHTTPExchange, logger: Logger) throws -> (url: String, exchange: HTTPExchange) {
+    private func resolveS3(exchange: AsyncHTTPExchange, logger: Logger) throws
+        -> (url: String, exchange: HTTPExchange) {
         guard S3Location.isS3URL(url) else { return (url, exchange) }
         let location: S3Location
         do {
@@ -273,7 +259,8 @@ struct SliceSyncCommand: AsyncParsableCommand {
             throw CommandFailure(.usage, error.message)
         }
         let client = S3Client(configuration: try s3.configuration(), requester: exchange, logger: logger)
-        return (client.endpoint.url(bucket: location.bucket, key: location.key), SigningExchange(exchange, client: client))
+        return (client.endpoint.url(bucket: location.bucket, key: location.key),
+                SigningExchange(exchange, client: client))
     }
 
     /// `slicesync URL/`: mirrors the tree below URL.

@@ -34,11 +34,13 @@ import Testing
             headers: [("Date", "Fri, 24 May 2013 00:00:00 GMT"), ("x-amz-storage-class", "REDUCED_REDUNDANCY")],
             payloadHash: hash, time: Self.time)
         #expect(Self.authorization(headers)?.hasSuffix("SignedHeaders=date;host;x-amz-content-sha256;x-amz-date;"
-            + "x-amz-storage-class, Signature=98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd") == true)
+            + "x-amz-storage-class, Signature=98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd")
+            == true)
     }
 
     @Test func getBucketLifecycle() {
-        let headers = Self.example.signedHeaders(method: "GET", url: "https://examplebucket.s3.amazonaws.com/?lifecycle",
+        let headers = Self.example.signedHeaders(method: "GET",
+            url: "https://examplebucket.s3.amazonaws.com/?lifecycle",
             headers: [], payloadHash: SigV4Signer.emptyPayloadHash, time: Self.time)
         #expect(Self.authorization(headers)?.hasSuffix(
             "Signature=fea454ca298b7da1c68078a5d1bdbfbbe0d65c699e0f91ac7a200a0136783543") == true)
@@ -77,10 +79,13 @@ import Testing
         struct Case { var method: String; var url: String; var headers: [(String, String)]; var body: String
             var token: String? }
         let cases = [
-            Case(method: "GET", url: "http://127.0.0.1:9000/bucket/dir/file%20name.iso", headers: [("Range", "bytes=0-1023")],
+            Case(method: "GET", url: "http://127.0.0.1:9000/bucket/dir/file%20name.iso",
+                 headers: [("Range", "bytes=0-1023")],
                  body: "", token: nil),
-            Case(method: "PUT", url: "http://127.0.0.1:9000/bucket/k%C3%A9y/%2B%26%3D.bin?partNumber=7&uploadId=abc%2Fdef",
-                 headers: [("x-amz-copy-source", "bucket/old%20key.iso"), ("x-amz-copy-source-range", "bytes=0-5242879"),
+            Case(method: "PUT",
+                 url: "http://127.0.0.1:9000/bucket/k%C3%A9y/%2B%26%3D.bin?partNumber=7&uploadId=abc%2Fdef",
+                 headers: [("x-amz-copy-source", "bucket/old%20key.iso"),
+                           ("x-amz-copy-source-range", "bytes=0-5242879"),
                            ("x-amz-copy-source-if-match", "\"d41d8cd98f00b204e9800998ecf8427e-3\"")],
                  body: "", token: "FQoGZXIvYXdzE///session"),
             Case(method: "POST", url: "https://bucket.s3.eu-west-1.amazonaws.com/a/b.iso?uploads", headers: [
@@ -89,9 +94,11 @@ import Testing
                  headers: [("If-Match", "\"abc\""), ("Content-Type", "application/xml")],
                  body: "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber></Part></CompleteMultipartUpload>",
                  token: nil),
-            Case(method: "GET", url: "http://127.0.0.1:9000/bucket?list-type=2&prefix=tree%2F&continuation-token=a%2Bb%3D",
+            Case(method: "GET",
+                 url: "http://127.0.0.1:9000/bucket?list-type=2&prefix=tree%2F&continuation-token=a%2Bb%3D",
                  headers: [], body: "", token: nil),
-            Case(method: "DELETE", url: "http://127.0.0.1:9000/bucket/tree/.slicesync/x.slicesync", headers: [], body: "",
+            Case(method: "DELETE", url: "http://127.0.0.1:9000/bucket/tree/.slicesync/x.slicesync", headers: [],
+                 body: "",
                  token: nil),
         ]
         let script = """

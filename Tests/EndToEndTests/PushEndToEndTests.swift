@@ -19,7 +19,8 @@ final class S3Endpoint {
 
     var environment: [String: String] {
         ["AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
-         "AWS_ENDPOINT_URL": server.base, "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+         "AWS_ENDPOINT_URL": server.base, "AWS_CONFIG_FILE": "/nonexistent",
+         "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
          "XDG_CACHE_HOME": scratch.file("cache")]
     }
 
@@ -49,7 +50,8 @@ final class S3Endpoint {
     }
 
     func push(_ arguments: [String], extra: [String: String] = [:]) throws -> ProgramRunner.Result {
-        try ProgramRunner.run("slicesync", ["push", "--json"] + arguments, environment: environment.merging(extra) { $1 })
+        try ProgramRunner.run("slicesync", ["push", "--json"] + arguments,
+                              environment: environment.merging(extra) { $1 })
     }
 
     static func report(_ result: ProgramRunner.Result) throws -> PushReport {
@@ -95,7 +97,8 @@ struct PushEndToEndTests {
         // The signature names the ETag of the object it describes, and the client rebuilds from it.
         if kind == "moto" {
             // localbucket keeps no metadata: its pushes check samples of the old object instead.
-            #expect(try endpoint.tool(["meta", "bkt", "images/.slicesync/disk.img.slicesync"]).contains("slicesync-etag"))
+            let metadata = try endpoint.tool(["meta", "bkt", "images/.slicesync/disk.img.slicesync"])
+            #expect(metadata.contains("slicesync-etag"))
         }
         let download = try ProgramRunner.run("slicesync", ["s3://bkt/images/disk.img", "-o", scratch.file("out.img"),
             "--alike", scratch.file("v1/disk.img")], environment: endpoint.environment)
@@ -171,7 +174,8 @@ struct PushEndToEndTests {
 
         // An edit, a rename, a deletion and a new file.
         try scratch.write("tree/images/big.img", pair.new)
-        try FileManager.default.moveItem(atPath: scratch.file("tree/docs/a.txt"), toPath: scratch.file("tree/docs/c.txt"))
+        try FileManager.default.moveItem(atPath: scratch.file("tree/docs/a.txt"),
+                                         toPath: scratch.file("tree/docs/c.txt"))
         try FileManager.default.removeItem(atPath: scratch.file("tree/docs/b.txt"))
         try scratch.write("tree/new.txt", Data("new".utf8))
         let second = try endpoint.push(["--delete", scratch.file("tree"), "s3://bkt/rel/"])

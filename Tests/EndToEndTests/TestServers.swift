@@ -72,7 +72,8 @@ final class TestServer {
 
     /// Starts an empty S3-compatible endpoint, moto or localbucket (which stores in `data`), with `bucket`.
     static func s3Endpoint(kind: String, data: String, bucket: String) throws -> TestServer {
-        try reportingPort(["python3", serversDirectory.appendingPathComponent("s3endpoint.py").path, kind, data, bucket],
+        try reportingPort(["python3", serversDirectory.appendingPathComponent("s3endpoint.py").path, kind, data,
+                           bucket],
             name: "the S3 endpoint (pip install 'moto[server]' localbucket)", pattern: #"^(\d+)"#)
     }
 

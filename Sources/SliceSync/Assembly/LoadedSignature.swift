@@ -567,7 +567,9 @@ extension LoadedSignature {
             // The signature's server ignores ranges: take the tables out of the whole signature.
             let whole = try await remote.fetchExisting(range: nil, limit: SignatureVerifier.maxSignatureBytes)
             var result: [Int: [UInt8]] = [:]
-            for range in ranges where range.upperBound <= whole.bytes.count { result[range.lowerBound] = Array(whole.bytes[range]) }
+            for range in ranges where range.upperBound <= whole.bytes.count {
+                result[range.lowerBound] = Array(whole.bytes[range])
+            }
             return result
         }
         let tables = collected.withLock { $0 }

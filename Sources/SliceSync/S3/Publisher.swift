@@ -134,7 +134,8 @@ final class Publisher: Sendable, LocatingContext {
                                              copyParts: 0, uploadParts: 0, resumedParts: 0)
                 }
                 matches = [(0..<length, 0)]
-            } else if length > options.multipartThreshold, old.info.size > 5_000_000, let signatureKey = old.signatureKey {
+            } else if length > options.multipartThreshold, old.info.size > 5_000_000,
+                      let signatureKey = old.signatureKey {
                 let found = try await findMatches(job, old: old, signatureKey: signatureKey, stamp: stamp)
                 if found.unchanged {
                     if !found.trusted {

@@ -47,8 +47,9 @@ public struct PushPlan: Sendable, Equatable {
         var minimum = minimumPart, size = max(partSize, 2 * minimumPart)
         let runs = Self.normalized(matches, length: length)
         while true {
-            let parts = Self.cut(Self.widened(Self.segments(runs, length: length, minimum: minimum), length: length,
-                                              minimum: minimum), length: length, partSize: size, maximumPart: maximumPart)
+            let segments = Self.widened(Self.segments(runs, length: length, minimum: minimum), length: length,
+                                        minimum: minimum)
+            let parts = Self.cut(segments, length: length, partSize: size, maximumPart: maximumPart)
             if parts.count <= maximumParts {
                 self.parts = parts
                 return

@@ -228,7 +228,8 @@ public final class PushSession: Sendable {
         for entry in local.entries {
             guard case .file(let size, _, _, let hash) = entry.kind else { continue }
             let key = prefix.key + entry.path
-            let signatureKey = prefix.key + TreeNaming.signatureDirectory + "/" + entry.path + TreeNaming.signatureSuffix
+            let signatureKey = prefix.key + TreeNaming.signatureDirectory + "/" + entry.path
+                + TreeNaming.signatureSuffix
             expected.insert(key)
             expected.insert(signatureKey)
             let object = listed[key]

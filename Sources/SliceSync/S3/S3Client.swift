@@ -148,7 +148,8 @@ public final class S3Client: Sendable {
         let reply = try await call("POST", endpoint.url(bucket: bucket, key: key, query: "uploads"), headers: headers,
                                    what: "starting an upload to s3://\(bucket)/\(key)", retriesBrokenConnections: false)
         guard let id = XMLFields.first("UploadId", in: Self.text(reply)), !id.isEmpty else {
-            throw PublishError(.rejected, "the endpoint started an upload to s3://\(bucket)/\(key) without an upload ID")
+            throw PublishError(.rejected,
+                "the endpoint started an upload to s3://\(bucket)/\(key) without an upload ID")
         }
         return id
     }
@@ -156,7 +157,7 @@ public final class S3Client: Sendable {
     /// Uploads one part from a range of a local file; returns its ETag.
     public func uploadPart(_ bucket: String, _ key: String, uploadID: String, number: Int,
                            body: RequestBody) async throws -> String {
-        let query = "partNumber=\(number)&uploadId=" + SigV4Signer.encode(uploadID, keepSlash: false)
+        let query = "partNumber=\(number)&" + Self.uploadQuery(uploadID)
         let reply = try await call("PUT", endpoint.url(bucket: bucket, key: key, query: query), body: body,
                                    what: "uploading part \(number) of s3://\(bucket)/\(key)")
         guard let etag = reply.head.value("etag") else {
@@ -168,7 +169,7 @@ public final class S3Client: Sendable {
     /// Makes one part out of a range of another object, if that object's ETag is still `ifMatch`.
     public func uploadPartCopy(_ bucket: String, _ key: String, uploadID: String, number: Int, source: S3Location,
                                range: Range<Int>, ifMatch: String) async throws -> String {
-        let query = "partNumber=\(number)&uploadId=" + SigV4Signer.encode(uploadID, keepSlash: false)
+        let query = "partNumber=\(number)&" + Self.uploadQuery(uploadID)
         let headers = copySourceHeaders(source, ifMatch: ifMatch)
             + [("x-amz-copy-source-range", "bytes=\(range.lowerBound)-\(range.upperBound - 1)")]
         let reply = try await call("PUT", endpoint.url(bucket: bucket, key: key, query: query), headers: headers,
@@ -182,19 +183,21 @@ public final class S3Client: Sendable {
                          condition: (name: String, value: String)?) async throws -> String {
         var xml = "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
         for part in parts {
-            xml += "<Part><PartNumber>\(part.number)</PartNumber><ETag>\(XMLFields.escape(part.etag))</ETag></Part>"
+            xml += "<Part><PartNumber>\(part.number)</PartNumber>"
+                + "<ETag>\(DirectoryListing.escape(part.etag))</ETag></Part>"
         }
         xml += "</CompleteMultipartUpload>"
-        let url = endpoint.url(bucket: bucket, key: key, query: "uploadId=" + SigV4Signer.encode(uploadID, keepSlash: false))
+        let url = endpoint.url(bucket: bucket, key: key, query: Self.uploadQuery(uploadID))
         let headers = [("Content-Type", "application/xml")] + (condition.map { [($0.name, $0.value)] } ?? [])
         let reply = try await call("POST", url, headers: headers, body: .bytes(Array(xml.utf8)),
-                                   what: "completing the upload of s3://\(bucket)/\(key)", retriesBrokenConnections: false)
+                                   what: "completing the upload of s3://\(bucket)/\(key)",
+                                   retriesBrokenConnections: false)
         return try Self.etag(in: reply, what: "s3://\(bucket)/\(key)")
     }
 
     /// Abandons an upload and frees its parts; an upload already gone is fine.
     public func abort(_ bucket: String, _ key: String, uploadID: String) async throws {
-        let url = endpoint.url(bucket: bucket, key: key, query: "uploadId=" + SigV4Signer.encode(uploadID, keepSlash: false))
+        let url = endpoint.url(bucket: bucket, key: key, query: Self.uploadQuery(uploadID))
         _ = try await call("DELETE", url, what: "aborting the upload to s3://\(bucket)/\(key)", accept: [404])
     }
 
@@ -225,6 +228,10 @@ public final class S3Client: Sendable {
         return result
     }
 
+    private static func uploadQuery(_ uploadID: String) -> String {
+        "uploadId=" + SigV4Signer.encode(uploadID, keepSlash: false)
+    }
+
     private func copySourceHeaders(_ source: S3Location, ifMatch: String) -> [(String, String)] {
         [("x-amz-copy-source", SigV4Signer.encode(source.bucket + "/" + source.key, keepSlash: true)),
          ("x-amz-copy-source-if-match", ifMatch)]
@@ -248,7 +255,8 @@ public final class S3Client: Sendable {
                                                time: clock())
             }
             do {
-                let reply = try await requester.send(method: method, url: url, headers: signed, body: body, limit: limit)
+                let reply = try await requester.send(method: method, url: url, headers: signed, body: body,
+                                                     limit: limit)
                 counters.withLock {
                     $0.requests += 1
                     $0.sent += body.count

@@ -83,7 +83,7 @@ public struct DirectoryListing: Sendable, Equatable {
         var entries: [Entry]
     }
 
-    /// Escapes text for HTML content and attribute values.
+    /// Escapes text for HTML (and XML) content and attribute values.
     static func escape(_ text: String) -> String {
         var result = ""
         result.reserveCapacity(text.utf8.count)
