@@ -158,12 +158,13 @@ struct PushEndToEndTests {
         try scratch.write("tree/images/big.img", pair.old)
         try scratch.write("tree/docs/a.txt", pseudoRandomData(3000, seed: 331))
         try scratch.write("tree/docs/b.txt", pseudoRandomData(5000, seed: 332))
+        try scratch.write("tree/docs/sp ace+plus é.txt", pseudoRandomData(700, seed: 333))
         try scratch.write("tree/run.sh", Data("#!/bin/sh\necho hi\n".utf8))
         chmod(scratch.file("tree/run.sh"), 0o755)
         symlink("images/big.img", scratch.file("tree/latest"))
         let first = try endpoint.push([scratch.file("tree"), "s3://bkt/rel/"])
         try #require(first.status == 0, "\(first.stderr)")
-        #expect(try S3Endpoint.report(first).changedFiles == 4)
+        #expect(try S3Endpoint.report(first).changedFiles == 5)
         let mirror = { () throws -> ProgramRunner.Result in
             try ProgramRunner.run("slicesync", ["s3://bkt/rel/", "-o", scratch.file("mirror"), "--delete"],
                                   environment: endpoint.environment)

@@ -184,9 +184,13 @@ final class Publisher: Sendable, LocatingContext {
         let etag: String
         switch method {
         case "put":
-            etag = try await client.put(job.destination.bucket, job.destination.key,
-                body: .file(path: job.localPath, range: 0..<length),
-                headers: [("Content-Type", options.contentType), (condition.name, condition.value)])
+            etag = try await withConditionFallback(condition, what: "a PUT", recheck: {
+                try await self.checkUnchanged(job.destination, etag: job.destinationETag)
+            }) { condition in
+                try await self.client.put(job.destination.bucket, job.destination.key,
+                    body: .file(path: job.localPath, range: 0..<length),
+                    headers: [("Content-Type", self.options.contentType)] + (condition.map { [$0] } ?? []))
+            }
             progress.add(length)
         case "copy":
             guard let old = job.old else { throw PublishError(.rejected, "internal: a copy without a source") }
@@ -330,11 +334,7 @@ final class Publisher: Sendable, LocatingContext {
                 throw PublishError(.localChanged, "\(job.localPath) changed while it was being pushed; nothing was "
                     + "published; push it again once it is complete")
             }
-            if let old = job.old, let now = try await client.head(old.location.bucket, old.location.key),
-               !sameETag(now.etag, old.info.etag) {
-                throw PublishError(.remoteChanged, "\(old.location) changed on the endpoint during the push (ETag "
-                    + "\(old.info.etag), now \(now.etag)); nothing was published; run the push again")
-            }
+            if let old = job.old { try await checkUnchanged(old.location, etag: old.info.etag) }
             let done = shared.withLock { $0.done }
             let parts = (1...plan.parts.count).map { (number: $0, etag: done[$0] ?? "") }
             let etag = try await completeUpload(bucket, key, uploadID: uploadID, parts: parts, condition: condition)
@@ -351,15 +351,40 @@ final class Publisher: Sendable, LocatingContext {
         }
     }
 
-    /// Completes with the condition; an endpoint that does not implement conditional completion gets the
-    /// request again without it (the ETag was checked just before).
+    /// Completes with the condition (see `withConditionFallback`).
     private func completeUpload(_ bucket: String, _ key: String, uploadID: String, parts: [(number: Int, etag: String)],
                                 condition: (name: String, value: String)) async throws -> String {
+        try await withConditionFallback(condition, what: "a completion") { condition in
+            try await self.client.complete(bucket, key, uploadID: uploadID, parts: parts, condition: condition)
+        }
+    }
+
+    /// Sends a write with its condition (`If-Match`, `If-None-Match`); an endpoint that does not implement
+    /// conditional writes gets it again without (the old object's ETag was checked just before).
+    private func withConditionFallback(_ condition: (name: String, value: String), what: String,
+        recheck: () async throws -> Void = {},
+        _ write: @escaping ((name: String, value: String)?) async throws -> String) async throws -> String {
         do {
-            return try await client.complete(bucket, key, uploadID: uploadID, parts: parts, condition: condition)
+            return try await write(condition)
         } catch let error as PublishError where error.status == 501 || error.s3Code == "NotImplemented" {
-            logger.info("the endpoint does not take \(condition.name) on a completion; completing without it")
-            return try await client.complete(bucket, key, uploadID: uploadID, parts: parts, condition: nil)
+            logger.info("the endpoint does not take \(condition.name) on \(what); sending it without")
+            try await recheck()
+            return try await write(nil)
+        }
+    }
+
+    /// Throws `remoteChanged` unless the object at `location` still has `etag` (nil: still does not exist).
+    private func checkUnchanged(_ location: S3Location, etag: String?) async throws {
+        let now = try await client.head(location.bucket, location.key)
+        let unchanged: Bool
+        switch (now?.etag, etag) {
+        case (nil, nil): unchanged = true
+        case (let current?, let expected?): unchanged = sameETag(current, expected)
+        default: unchanged = false
+        }
+        guard unchanged else {
+            throw PublishError(.remoteChanged, "\(location) changed on the endpoint during the push (ETag "
+                + "\(etag ?? "none"), now \(now?.etag ?? "none")); nothing was published; run the push again")
         }
     }
 

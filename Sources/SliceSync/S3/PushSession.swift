@@ -263,7 +263,8 @@ public final class PushSession: Sendable {
         // Deletions are decided before anything changes, so a refusal changes nothing.
         var extra: [String] = []
         if options.delete {
-            extra = listed.keys.filter { !expected.contains($0) }.sorted()
+            // Only below the prefix, whatever the listing says.
+            extra = listed.keys.filter { $0.hasPrefix(prefix.key) && !expected.contains($0) }.sorted()
             let files = local.entries.contains { if case .file = $0.kind { true } else { false } }
             if !files && !extra.isEmpty {
                 throw PublishError(.deleteRefused, "\(source) holds no files: --delete would empty \(prefix); "
