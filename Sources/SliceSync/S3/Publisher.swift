@@ -201,6 +201,9 @@ final class Publisher: Sendable, LocatingContext {
             let done = try await multipart(job, plan: plan, stamp: stamp, condition: condition)
             etag = done.etag
             outcome.resumedParts = done.resumed
+            // What an earlier run sent is not sent again.
+            outcome.uploadedBytes -= plan.parts.enumerated().filter { done.resumedNumbers.contains($0.offset + 1)
+                && $0.element.copyFrom == nil }.reduce(0) { $0 + $1.element.range.count }
         }
         // Only now the signature: a reader never finds one that describes other content.
         try await putSignature(job, etag: etag)
@@ -279,7 +282,8 @@ final class Publisher: Sendable, LocatingContext {
     // MARK: - Multipart
 
     private func multipart(_ job: ObjectPushJob, plan: PushPlan, stamp: FileStamp,
-                           condition: (name: String, value: String)) async throws -> (etag: String, resumed: Int) {
+                           condition: (name: String, value: String)) async throws
+        -> (etag: String, resumed: Int, resumedNumbers: Set<Int>) {
         let bucket = job.destination.bucket, key = job.destination.key
         let statePath = PushState.path(endpoint: client.endpoint.url(bucket: bucket, key: ""), bucket: bucket, key: key)
         var state: PushState
@@ -339,7 +343,7 @@ final class Publisher: Sendable, LocatingContext {
             let parts = (1...plan.parts.count).map { (number: $0, etag: done[$0] ?? "") }
             let etag = try await completeUpload(bucket, key, uploadID: uploadID, parts: parts, condition: condition)
             PushState.remove(statePath)
-            return (etag, resumed)
+            return (etag, resumed, Set(state.done.keys))
         } catch {
             if Self.keepsForResume(error) {
                 logger.warning("the upload to s3://\(bucket)/\(key) is kept: run the same push again to continue it")
