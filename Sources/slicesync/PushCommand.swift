@@ -222,7 +222,7 @@ struct PushCommand: AsyncParsableCommand {
         if let multipartThreshold { options.multipartThreshold = multipartThreshold.bytes }
         let exchange = try tls.exchange(connections: jobs)
         let client = S3Client(configuration: configuration, requester: exchange, logger: logger)
-        if configuration.credentials == nil {
+        if configuration.credentials == nil && !s3.noSignRequest {
             let text = "no AWS credentials found: requests go unsigned (set AWS_ACCESS_KEY_ID and "
                 + "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)"
             logger.warning("\(text)")

@@ -296,6 +296,11 @@ public final class S3Client: Sendable {
         let code = XMLFields.first("Code", in: text)
         let status = reply.head.status
         let detail = Self.describe(reply)
+        if let region = reply.head.value("x-amz-bucket-region"),
+           [301, 307, 400].contains(status) || code == "PermanentRedirect" || code == "AuthorizationHeaderMalformed" {
+            return PublishError(.rejected, "\(what): \(detail); the bucket is in the region \(region): pass --region "
+                + "\(region) (or set AWS_REGION)", status: status, s3Code: code)
+        }
         switch (status, code) {
         case (412, _), (_, "PreconditionFailed"):
             return PublishError(.remoteChanged, "\(what): the object changed on the endpoint during the push "
