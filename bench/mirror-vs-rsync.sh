@@ -88,7 +88,7 @@ for ((i = 0; i < runs; i++)); do
   $measure "$work/.m" -- "$slicesync" -q --delete "http://127.0.0.1:$port/v2/" -o "$work/dest"
   sleep 0.2
   echo "$(cat "$work/.m") $(wire) $(wc -l <"$work/nginx/access.log")" >>"$work/result.slicesync"
-  diff -rq -x .slicesync -x .slicesync-mirror -x .done "$work/pub/v2" "$work/dest" >/dev/null \
+  diff -rq -x .slicesync -x .slicesync-mirror -x .slicesync-mirror-manifest -x .done "$work/pub/v2" "$work/dest" >/dev/null \
     || { echo "slicesync: WRONG MIRROR" >&2; exit 1; }
   : >"$work/nginx/access.log"
   $measure "$work/.m" -- "$slicesync" -q --delete "http://127.0.0.1:$port/v2/" -o "$work/dest"

@@ -97,6 +97,37 @@ struct MirrorEndToEndTests {
         #expect(unchanged.outcome == "unchanged" && unchanged.requests <= 2, "\(unchanged)")
     }
 
+    /// A mirror keeps the manifest it fetched: the next run asks for it conditionally (304 when nothing
+    /// changed) and then fetches only the parts that changed, whatever the size of the tree.
+    @Test(arguments: ["syncserver", "nginx"])
+    func onlyTheChangedPartsOfTheManifestAreFetched(server kind: String) throws {
+        let scenario = try MirrorScenario()
+        for index in 0..<1500 {
+            try scenario.scratch.write("pub/many/file-\(index).txt", Data("content \(index)\n".utf8))
+        }
+        try scenario.sign()
+        let manifestSize = try scenario.scratch.read("pub/.slicesync/.slicesync-manifest").count
+        let server = kind == "nginx" ? try TestServer.nginx(root: scenario.pub, scratch: scenario.scratch.file("nginx"))
+            : try TestServer.syncserver(root: scenario.pub, extra: ["--settle", "0.3"])
+        #expect(try scenario.mirror("\(server.base)/").status == 0)
+
+        let unchanged = try scenario.report(try scenario.mirror("\(server.base)/"))
+        #expect(unchanged.requests == 1 && unchanged.bytesDownloaded == 0, "\(unchanged)")
+
+        try scenario.scratch.write("pub/many/file-700.txt", Data("changed\n".utf8), old: false)
+        try scenario.sign()
+        _ = eventually(within: 10) { (try? exchange(server.port, "/.slicesync/.slicesync-manifest"))
+            .flatMap { try? TreeManifest.parse($0.body) }?.entries.contains { entry in
+                if case .file(let size, _, _, _) = entry.kind { entry.path == "many/file-700.txt" && size == 8 }
+                else { false } } == true }
+        let changed = try scenario.mirror("\(server.base)/")
+        #expect(changed.status == 0, "\(changed.stderr)")
+        #expect(try MirrorScenario.snapshot(scenario.mirror) == MirrorScenario.snapshot(scenario.pub))
+        let report = try scenario.report(changed)
+        #expect(report.changedFiles == 1)
+        #expect(report.bytesDownloaded < manifestSize / 4, "\(report.bytesDownloaded) of \(manifestSize)")
+    }
+
     /// An S3-compatible endpoint (moto) serves the tree as objects: the mirror reads its manifest there.
     @Test func mirrorsFromAnS3CompatibleEndpoint() throws {
         let scenario = try MirrorScenario()

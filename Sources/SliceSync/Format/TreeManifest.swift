@@ -73,26 +73,12 @@ public struct TreeManifest: Sendable, Equatable {
     func text() -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(entries.count * 80)
-        for entry in entries {
-            switch entry.kind {
-            case .directory:
-                out += Array("d\t".utf8)
-            case .file(let size, let modified, let executable, let hash):
-                out += Array("f\t\(executable ? "x" : "-")\t\(size)\t\(modified)\t\(hash.text)\t".utf8)
-            case .link(let target):
-                out += Array("l\t\(target)\t".utf8)
-            }
-            out += Array(entry.path.utf8)
-            out.append(UInt8(ascii: "\n"))
-        }
+        for entry in entries { out += Self.line(entry) }
         return out
     }
 
-    /// The manifest as stored: a line naming the format and the text's length, then the text
-    /// compressed with zlib (RFC 1950).
-    public func encoded() -> [UInt8] { Self.stored(text: text()) }
-
-    /// The stored form of a manifest's text (tests use it to build manifests the writer never would).
+    /// Format 1 of a manifest's text, one zlib stream (still read; tests use it to build manifests the writer
+    /// never would).
     public static func stored(text plain: [UInt8]) -> [UInt8] {
         var bound = compressBound(uLong(plain.count))
         var packed = [UInt8](repeating: 0, count: Int(bound))
@@ -110,10 +96,11 @@ public struct TreeManifest: Sendable, Equatable {
     /// Reads a stored manifest; every rule of docs/FORMAT.md is checked, and any breach is an error
     /// that names the line.
     public static func parse(_ bytes: [UInt8]) throws(SignatureError) -> TreeManifest {
+        if bytes.starts(with: Array(partsMagic.utf8)) { return try parseParts(bytes) }
         guard let newline = bytes.prefix(64).firstIndex(of: UInt8(ascii: "\n")),
               let first = String(validating: bytes[..<newline], as: UTF8.self), first.hasPrefix(magic) else {
             throw SignatureError(.unsupportedVersion, "not a slicesync tree manifest (its first line is not "
-                + "\"\(magic)LENGTH\")")
+                + "\"\(partsMagic)…\" or \"\(magic)LENGTH\")")
         }
         let lengthText = first.dropFirst(magic.count)
         guard let length = decimal(lengthText.utf8), length <= maxTextBytes,
@@ -219,7 +206,7 @@ public struct TreeManifest: Sendable, Equatable {
     }
 
     /// A plain decimal number (no sign, no leading zeros), or nil.
-    private static func decimal(_ digits: some Collection<UInt8>) -> Int? {
+    static func decimal(_ digits: some Collection<UInt8>) -> Int? {
         try? SignatureHeader.parseDecimal(Array(digits), field: "number", in: 0...Int.max)
     }
 

@@ -208,21 +208,27 @@ public final class MirrorSession: Sendable {
     public func run() async throws -> MirrorReport {
         let clock = ContinuousClock.now
         var phases = PhaseTimer(logger: logger)
-        let (manifestURL, root, subpath, manifest, manifestBytes) = try await loadManifest()
+        let destination = try resolveDestination()
+        let kept = KeptManifest.load(from: destination)
+        let (manifestURL, root, subpath, manifest, fetched) = try await loadManifest(kept: kept)
         phases.done("fetched and read the manifest")
         let filter = options.filter
         let entries = try Self.entries(of: manifest, below: subpath, url: options.url).filter { entry in
             filter.includes(entry.path, isDirectory: entry.kind == .directory)
         }
-        let destination = try resolveDestination(subpath: subpath, root: root)
         var report = MirrorReport(outcome: "updated", url: options.url, manifestURL: manifestURL,
             destination: destination)
-        report.bytesDownloaded = manifestBytes
-        report.requests = 1
+        report.bytesDownloaded = fetched.received
+        report.requests = fetched.requests
         report.totalBytes = entries.reduce(0) { total, entry in
             if case .file(let size, _, _, _) = entry.kind { total + size } else { total }
         }
-        if !options.dryRun { try FileSystem.createDirectories(destination) }
+        if !options.dryRun {
+            try FileSystem.createDirectories(destination)
+            if fetched.received > 0 || kept?.url != manifestURL {
+                KeptManifest(url: manifestURL, etag: fetched.etag ?? "", bytes: fetched.bytes).store(in: destination)
+            }
+        }
         // Excluded local files are left alone: never deleted, never in the way.
         let local = try Self.listing(of: destination).filter { path, entry in
             filter.includes(path, isDirectory: entry == .directory)
@@ -262,26 +268,23 @@ public final class MirrorSession: Sendable {
 
     /// The manifest of the tree that holds the URL's directory: its URL, the tree's root URL, the
     /// directory's path below the root, the manifest and the bytes it took.
-    private func loadManifest() async throws
-        -> (String, String, String, TreeManifest, Int) {
+    private func loadManifest(kept: KeptManifest?) async throws
+        -> (String, String, String, TreeManifest, fetched: ManifestFetch.Result) {
         var tried: [String] = []
         var denied = false
         for candidate in try SignatureLocator.manifestCandidates(forDirectory: options.url) {
             tried.append(candidate.manifest)
-            let remote = RemoteFile(url: candidate.manifest, exchange: exchange, headers: options.file.headers,
-                logger: logger)
-            guard let fetched = try await remote.retrying("fetching the manifest", {
-                try await remote.fetchBytes(range: nil, limit: TreeManifest.maxTextBytes)
-            }) else {
-                denied = denied || remote.missingStatus == 403
+            let fetch = ManifestFetch(url: candidate.manifest, exchange: exchange, headers: options.file.headers,
+                                      kept: kept, jobs: options.file.jobs, logger: logger)
+            var missing: Int?
+            guard let fetched = try await fetch.run(missingStatus: &missing) else {
+                denied = denied || missing == 403
                 continue
             }
-            let manifest = try TreeManifest.parse(fetched.bytes)
-            let etag = remote.etag
-            let finalURL = remote.url
-            lastManifest.withLock { $0 = (finalURL, etag) }
+            let manifest = fetched.manifest
+            lastManifest.withLock { $0 = (fetched.finalURL, fetched.etag) }
             logger.info("manifest: \(candidate.manifest) (\(manifest.entries.count) entries)")
-            return (candidate.manifest, candidate.root, candidate.subpath, manifest, remote.bytesReceived)
+            return (candidate.manifest, candidate.root, candidate.subpath, manifest, fetched)
         }
         throw MirrorError(.notFound, "no tree manifest found for \(options.url); looked at:\n  "
             + tried.joined(separator: "\n  ") + "\nSign the published tree with a current shash (or serve it "
@@ -308,7 +311,7 @@ public final class MirrorSession: Sendable {
         }
     }
 
-    private func resolveDestination(subpath: String, root: String) throws -> String {
+    private func resolveDestination() throws -> String {
         if let given = options.destination { return Paths.trimTrailingSlashes(given) }
         do {
             // The URL's last directory name (its path is split into non-empty names, query apart).

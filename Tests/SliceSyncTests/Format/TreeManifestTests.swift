@@ -59,7 +59,8 @@ struct TreeManifestTests {
 
     /// The compressed form announces its length, bounded before anything is allocated; damage is caught.
     @Test func theCompressedFormIsChecked() throws {
-        let good = Self.sample.encoded()
+        let good = TreeManifest.stored(text: Self.sample.text())
+        #expect(try TreeManifest.parse(good) == Self.sample)
         let newline = try #require(good.firstIndex(of: UInt8(ascii: "\n")))
         let bomb = Array("slicesync-manifest 1 zlib 999999999999\n".utf8) + good[(newline + 1)...]
         #expect(throws: SignatureError.self) { try TreeManifest.parse(bomb) }
@@ -70,6 +71,56 @@ struct TreeManifestTests {
         #expect(throws: SignatureError.self) { try TreeManifest.parse(flipped) }
         #expect(throws: SignatureError.self) { try TreeManifest.parse(Array(good.dropLast(4))) }
         #expect(throws: SignatureError.self) { try TreeManifest.parse(Array("<html>".utf8)) }
+    }
+
+    /// Format 2: the index describes every part exactly, each part's hash is checked, and numbers are
+    /// bounded before anything is allocated.
+    @Test func thePartsAreChecked() throws {
+        let manifest = Self.manyEntries(300)
+        let good = manifest.encoded()
+        #expect(try TreeManifest.parse(good) == manifest)
+        let layout = try #require(try TreeManifest.PartLayout.read(good).layout)
+        #expect(layout.parts.count > 3 && layout.totalLength == good.count)
+        // A byte of one part changed: its hash no longer matches.
+        var flipped = good
+        flipped[layout.parts[2].range.lowerBound + 3] ^= 0x55
+        #expect { try TreeManifest.parse(flipped) } throws: { ($0 as? SignatureError)?.code == .invalidHash }
+        #expect(throws: SignatureError.self) { try TreeManifest.parse(Array(good.dropLast(1))) }
+        #expect(throws: SignatureError.self) { try TreeManifest.parse(good + [0]) }
+        let newline = try #require(good.firstIndex(of: UInt8(ascii: "\n")))
+        for first in ["slicesync-manifest 2 zlib-parts 99999999999 10 10", "slicesync-manifest 2 zlib-parts 1 1 1",
+                      "slicesync-manifest 2 zlib-parts 3 x 5", "slicesync-manifest 2 zlib-parts \(layout.parts.count) "
+                      + "\(layout.parts[0].range.lowerBound - newline - 1) \(layout.textLength + 1)"] {
+            #expect(throws: SignatureError.self, "\(first)") {
+                try TreeManifest.parse(Array((first + "\n").utf8) + good[(newline + 1)...])
+            }
+        }
+    }
+
+    /// An added or removed entry changes the part that holds it, not the others.
+    @Test func partsFollowTheContent() throws {
+        let before = Self.manyEntries(2000)
+        var entries = before.entries
+        entries.remove(at: 700)
+        entries.append(.init(path: "dir-1/zz-new", kind: .file(size: 1, modified: 1, executable: false,
+                                                                hash: Self.hash)))
+        let after = TreeManifest(entries: entries)
+        let old = try #require(try TreeManifest.PartLayout.read(before.encoded()).layout)
+        let new = try #require(try TreeManifest.PartLayout.read(after.encoded()).layout)
+        let kept = Set(old.parts.map(\.hash))
+        let changed = new.parts.filter { !kept.contains($0.hash) }
+        #expect(old.parts.count > 40)
+        #expect(changed.count <= 4, "\(changed.count) of \(new.parts.count) parts changed")
+    }
+
+    static func manyEntries(_ count: Int) -> TreeManifest {
+        var entries: [TreeManifest.Entry] = [.init(path: "dir-1", kind: .directory)]
+        for index in 0..<count {
+            let digest = (0..<32).map { UInt8(truncatingIfNeeded: index &* 31 &+ $0) }
+            entries.append(.init(path: "dir-1/file-\(index)", kind: .file(size: index, modified: 1_700_000_000 + index,
+                executable: false, hash: TreeManifest.FileHash(kind: "t", digest: digest))))
+        }
+        return TreeManifest(entries: entries)
     }
 
     /// 100,000 files with typical names take at most 60 bytes each, compressed.
