@@ -210,9 +210,19 @@ public final class MirrorSession: Sendable {
         var phases = PhaseTimer(logger: logger)
         let destination = try resolveDestination()
         let kept = KeptManifest.load(from: destination)
+        let filter = options.filter
+        // The destination is listed on another core while the manifest is fetched and read.
+        async let listed = onOwnThread { () throws -> ([String: LocalEntry], MirrorState) in
+            // Excluded local files are left alone: never deleted, never in the way.
+            let local = try Self.listing(of: destination).filter { path, entry in
+                filter.includes(path, isDirectory: entry == .directory)
+            }
+            let statePath = Paths.join(destination, MirrorState.fileName)
+            let state = MirrorState.parse((try? SystemFile.openForReading(statePath).readAll(limit: 1 << 30)) ?? [])
+            return (local, state)
+        }
         let (manifestURL, root, subpath, manifest, fetched) = try await loadManifest(kept: kept)
         phases.done("fetched and read the manifest")
-        let filter = options.filter
         let entries = try Self.entries(of: manifest, below: subpath, url: options.url).filter { entry in
             filter.includes(entry.path, isDirectory: entry.kind == .directory)
         }
@@ -229,12 +239,7 @@ public final class MirrorSession: Sendable {
                 KeptManifest(url: manifestURL, etag: fetched.etag ?? "", bytes: fetched.bytes).store(in: destination)
             }
         }
-        // Excluded local files are left alone: never deleted, never in the way.
-        let local = try Self.listing(of: destination).filter { path, entry in
-            filter.includes(path, isDirectory: entry == .directory)
-        }
-        let statePath = Paths.join(destination, MirrorState.fileName)
-        let state = MirrorState.parse((try? SystemFile.openForReading(statePath).readAll(limit: 1 << 30)) ?? [])
+        let (local, state) = try await listed
         phases.done("listed \(local.count) local entries")
         let plan = MirrorPlan(entries: entries, local: local, state: state, force: options.force)
         phases.done("planned")
