@@ -154,8 +154,9 @@ public struct TreeManifest: Sendable, Equatable {
                 }
             }
             previous = pathBytes
-            let parent = Paths.parent(of: path) == "." ? "" : Paths.parent(of: path)
-            if path.contains("/") {
+            let slash = pathBytes.lastIndex(of: UInt8(ascii: "/"))
+            let parent = slash.map { String(decoding: pathBytes[..<$0], as: UTF8.self) } ?? ""
+            if slash != nil {
                 guard directories.contains(parent) else {
                     throw bad("\(path) is inside \(parent), which is not listed as a directory before it "
                         + "(or is listed as a file or link: a path cannot be both)")
@@ -177,12 +178,14 @@ public struct TreeManifest: Sendable, Equatable {
                 guard let magnitude = decimal(fields[3].dropFirst(negative ? 1 : 0)), magnitude < 1 << 40 else {
                     throw bad("the modification time must be a number of seconds within ±2^40")
                 }
-                let hashText = String(decoding: fields[4], as: UTF8.self)
-                guard hashText.count == 34, let hashKind = hashText.first, "tsh".contains(hashKind),
-                      hashText.dropFirst().first == ":",
-                      let digest = Encoding.decodeHex(Array(hashText.utf8.dropFirst(2)), length: 16) else {
+                let hashField = fields[4]
+                guard hashField.count == 34, let letter = hashField.first,
+                      [UInt8(ascii: "t"), UInt8(ascii: "s"), UInt8(ascii: "h")].contains(letter),
+                      hashField[hashField.startIndex + 1] == UInt8(ascii: ":"),
+                      let digest = Encoding.decodeHex(hashField.dropFirst(2), length: 16) else {
                     throw bad("the hash must be t:, s: or h: and 32 lowercase hex digits")
                 }
+                let hashKind = Character(Unicode.Scalar(letter))
                 entries.append(Entry(path: path, kind: .file(size: size, modified: negative ? -magnitude : magnitude,
                     executable: mode.first == UInt8(ascii: "x"), hash: FileHash(kind: hashKind, digest: digest))))
             default:
@@ -219,16 +222,25 @@ public struct TreeManifest: Sendable, Equatable {
             throw bad("a path with a control character")
         }
         guard bytes.first != UInt8(ascii: "/") else { throw bad("an absolute path") }
-        for segment in path.split(separator: "/", omittingEmptySubsequences: false) {
-            guard !segment.isEmpty, segment != ".", segment != ".." else {
+        // Every name the tools keep holds ".slicesync": the rest need no closer look (this runs per entry).
+        let mayBeReserved = bytes.firstRange(of: reservedMarker) != nil
+        var start = 0
+        for end in 0...bytes.count where end == bytes.count || bytes[end] == UInt8(ascii: "/") {
+            let segment = bytes[start..<end]
+            start = end + 1
+            let dot = UInt8(ascii: ".")
+            guard !segment.isEmpty, !(segment.count == 1 && segment.first == dot),
+                  !(segment.count == 2 && segment.allSatisfy { $0 == dot }) else {
                 throw bad("\(path) has an empty, . or .. segment")
             }
-            guard segment.utf8.count <= maxNameBytes else { throw bad("a name longer than \(maxNameBytes) bytes") }
-            guard !TreeNaming.isReserved(String(segment)) else {
+            guard segment.count <= maxNameBytes else { throw bad("a name longer than \(maxNameBytes) bytes") }
+            guard !mayBeReserved || !TreeNaming.isReserved(String(decoding: segment, as: UTF8.self)) else {
                 throw bad("\(path) holds a name the tools keep for themselves")
             }
         }
     }
+
+    private static let reservedMarker = Array(TreeNaming.signatureDirectory.utf8)
 
     /// Whether `target`, relative to the directory `from` (below the root), stays below the root.
     static func resolves(_ target: String, from directory: String) -> Bool {
