@@ -53,9 +53,11 @@ struct MirrorPlan: Sendable {
     init(entries: [TreeManifest.Entry], local: [String: LocalEntry], state: MirrorState, force: Bool) {
         var listed = Set<String>()
         var byHash: [TreeManifest.FileHash: String] = [:]
-        for (path, installed) in state.files.sorted(by: { $0.key < $1.key }) {
+        // The first path in order for each content, without sorting them all.
+        for (path, installed) in state.files {
             guard case .file(let stamp) = local[path], installed.isUntouched(stamp) else { continue }
-            if byHash[installed.hash] == nil { byHash[installed.hash] = path }
+            if let known = byHash[installed.hash], known < path { continue }
+            byHash[installed.hash] = path
         }
         func changedLocally(_ path: String) -> Bool {
             guard let installed = state.files[path] else { return false }
@@ -116,7 +118,7 @@ struct MirrorPlan: Sendable {
             }
         }
         // Local entries the manifest does not list.
-        for (path, entry) in local.sorted(by: { $0.key < $1.key }) where !listed.contains(path) {
+        for (path, entry) in local.filter({ !listed.contains($0.key) }).sorted(by: { $0.key < $1.key }) {
             switch entry {
             case .directory:
                 directoryDeletions.append(path)
