@@ -80,15 +80,7 @@ public struct TreeManifest: Sendable, Equatable {
     /// Format 1 of a manifest's text, one zlib stream (still read; tests use it to build manifests the writer
     /// never would).
     public static func stored(text plain: [UInt8]) -> [UInt8] {
-        var bound = compressBound(uLong(plain.count))
-        var packed = [UInt8](repeating: 0, count: Int(bound))
-        let status = packed.withUnsafeMutableBufferPointer { output in
-            plain.withUnsafeBufferPointer { input in
-                compress2(output.baseAddress, &bound, input.baseAddress, uLong(input.count), 6)
-            }
-        }
-        precondition(status == Z_OK, "zlib could not compress \(plain.count) bytes (status \(status))")
-        return Array((magic + "\(plain.count)\n").utf8) + packed.prefix(Int(bound))
+        Array((magic + "\(plain.count)\n").utf8) + deflate(plain, level: 6)
     }
 
     // MARK: Reading

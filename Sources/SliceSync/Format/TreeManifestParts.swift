@@ -165,12 +165,12 @@ extension TreeManifest {
         return Array(digest.prefix(16))
     }
 
-    static func deflate(_ plain: [UInt8]) -> [UInt8] {
+    static func deflate(_ plain: [UInt8], level: Int32 = 9) -> [UInt8] {
         var bound = compressBound(uLong(plain.count))
         var packed = [UInt8](repeating: 0, count: Int(bound))
         let status = packed.withUnsafeMutableBufferPointer { output in
             plain.withUnsafeBufferPointer { input in
-                compress2(output.baseAddress, &bound, input.baseAddress, uLong(input.count), 9)
+                compress2(output.baseAddress, &bound, input.baseAddress, uLong(input.count), level)
             }
         }
         precondition(status == Z_OK, "zlib could not compress \(plain.count) bytes (status \(status))")

@@ -93,7 +93,8 @@ final class ScriptedRequester: HTTPRequester {
     @Test func listingFollowsContinuationTokens() async throws {
         let requester = ScriptedRequester([
             (200, [], "<ListBucketResult><Contents><Key>p/a</Key><Size>1</Size><ETag>\"x\"</ETag></Contents>"
-                + "<IsTruncated>true</IsTruncated><NextContinuationToken>t+1/</NextContinuationToken></ListBucketResult>"),
+                + "<IsTruncated>true</IsTruncated><NextContinuationToken>t+1/</NextContinuationToken>"
+                + "</ListBucketResult>"),
             (200, [], "<ListBucketResult><Contents><Key>p/b &amp; c</Key><Size>22</Size><ETag>\"y\"</ETag></Contents>"
                 + "<IsTruncated>false</IsTruncated></ListBucketResult>"),
         ])

@@ -8,7 +8,8 @@ import Testing
             <ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>bkt</Name><Prefix/>
             <Contents><Key>a &amp; b/&lt;c&gt;.bin</Key><Size>10</Size><ETag>&quot;abc&quot;</ETag></Contents>
             <Contents><Key>caf&#233;/&#x263A;</Key><Size>0</Size><ETag>"d41d8"</ETag></Contents>
-            <IsTruncated>true</IsTruncated><NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J</NextContinuationToken>
+            <IsTruncated>true</IsTruncated>
+            <NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J</NextContinuationToken>
             </ListBucketResult>
             """[...]
         let entries = XMLFields.all("Contents", in: page)
