@@ -252,8 +252,24 @@ final class Publisher: Sendable, LocatingContext {
         let matcher = Matcher(paths: [job.localPath], threads: options.threads, progress: ScanProgress(),
                               logger: logger)
         let map = try await SyncPlan.find(signature, matcher: matcher, context: self)
-        let matches = map.localRuns.filter { $0.source.file == 0 }.map { run in
+        var matches = map.localRuns.filter { $0.source.file == 0 }.map { run in
             (new: run.source.offset..<(run.source.offset + run.target.count), old: run.target.lowerBound)
+        }
+        // Zeros of the old object: pieces known to be zeros, or many pieces tied to one place.
+        var oldZeros: [Range<Int>] = []
+        for index in map.sources.indices where map.sources[index]?.file == LocalSource.zeros {
+            oldZeros.append(map.unitRange(index))
+        }
+        var places = Set<Range<Int>>()
+        if !oldZeros.isEmpty || matches.contains(where: { !places.insert($0.new).inserted }) {
+            let path = job.localPath, length = stamp.size, found = matches, known = oldZeros
+            matches += try await runBlocking {
+                let file = try SystemFile.openForReading(path)
+                let zeros = try ZeroRuns.find(in: file, length: length, minimum: PushPlan.minimumPart)
+                guard !zeros.isEmpty else { return [] }
+                return try ZeroRuns.matches(for: zeros, oldZeros: known, matches: found, minimum: PushPlan.minimumPart,
+                                            isZero: { try ZeroRuns.isZero(file, $0) })
+            }
         }
         return (matches, trusted, false)
     }
