@@ -48,7 +48,9 @@ enum ZeroRuns {
         var offset = range.lowerBound
         while offset < range.upperBound {
             let count = min(buffer.count, range.upperBound - offset)
-            let read = try buffer.withUnsafeMutableBytes { try file.read(into: $0.baseAddress!, count: count, at: offset) }
+            let read = try buffer.withUnsafeMutableBytes {
+                try file.read(into: $0.baseAddress!, count: count, at: offset)
+            }
             guard read == count, buffer[..<count].allSatisfy({ $0 == 0 }) else { return false }
             offset += count
         }
