@@ -202,6 +202,22 @@ struct PushEndToEndTests {
         #expect(try endpoint.keys() == keys)
     }
 
+    /// A tree signed with `shash --zsync` keeps its control files on S3, and `--delete` leaves them.
+    @Test func zsyncControlFilesArePublishedWithTheTree() throws {
+        let scratch = try Scratch()
+        let endpoint = try S3Endpoint("moto", scratch: scratch)
+        try scratch.write("tree/a/file.bin", pseudoRandomData(300_000, seed: 350))
+        let signed = try ProgramRunner.run("shash", ["--zsync", scratch.file("tree")])
+        try #require(signed.status == 0, "\(signed.stderr)")
+        #expect(try endpoint.push([scratch.file("tree"), "s3://bkt/z/"]).status == 0)
+        #expect(try endpoint.keys().contains("z/.slicesync/a/file.bin.zsync"))
+        #expect(scratch.exists("tree/.slicesync/a/file.bin.zsync"))
+        let again = try endpoint.push(["--delete", scratch.file("tree"), "s3://bkt/z/"])
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(try S3Endpoint.report(again).deletedObjects == 0, "\(again.stdout)")
+        #expect(try endpoint.keys().contains("z/.slicesync/a/file.bin.zsync"))
+    }
+
     @Test func aPrivateObjectIsReportedAsDenied() throws {
         let scratch = try Scratch()
         let endpoint = try S3Endpoint("moto", scratch: scratch)

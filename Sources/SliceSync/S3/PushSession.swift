@@ -186,12 +186,26 @@ public final class PushSession: Sendable {
 
     // MARK: - A tree
 
+    /// Whether the signature directory holds a zsync control file (looked for until one is found).
+    static func holdsControlFiles(_ directory: String) -> Bool {
+        guard let entries = try? FileSystem.list(directory) else { return false }
+        for entry in entries {
+            if entry.name.hasSuffix(TreeNaming.zsyncSuffix), !TreeNaming.isReserved(entry.name) { return true }
+            let path = Paths.join(directory, entry.name)
+            guard let (stamp, isLink) = (try? FileSystem.linkStamp(path)) ?? nil, !isLink else { continue }
+            if stamp.isDirectory, holdsControlFiles(path) { return true }
+        }
+        return false
+    }
+
     private func pushTree(to prefix: S3Location, report: inout PushReport) async throws {
         let root = Paths.trimTrailingSlashes(source)
         // Sign the local tree as shash does: signatures already current cost nothing.
-        let signer = TreeSigner(options: TreeSigningOptions(parameters: try SigningParameters()), logger: logger)
-        var signingOptions = signer.options
+        var signingOptions = TreeSigningOptions(parameters: try SigningParameters())
         signingOptions.digestCache = SliceDigestCache.standard()
+        // A tree signed with `shash --zsync` keeps its control files, and they are published too.
+        let zsync = Self.holdsControlFiles(Paths.join(root, TreeNaming.signatureDirectory))
+        signingOptions.writesZsync = zsync
         signingOptions.jobs = max(1, options.threads)
         let signed = TreeSigner(options: signingOptions, logger: logger).run(paths: [root])
         if let failure = signed.failures.first {
@@ -225,6 +239,7 @@ public final class PushSession: Sendable {
         var jobs: [(path: String, job: ObjectPushJob)] = []
         var expected: Set<String> = [manifestKey]
         var missingSignatures: [(path: String, etag: String)] = []
+        var controlFiles: [String] = []
         for entry in local.entries {
             guard case .file(let size, _, _, let hash) = entry.kind else { continue }
             let key = prefix.key + entry.path
@@ -232,6 +247,12 @@ public final class PushSession: Sendable {
                 + TreeNaming.signatureSuffix
             expected.insert(key)
             expected.insert(signatureKey)
+            if zsync {
+                let controlKey = TreeNaming.zsyncPath(forSignature: signatureKey)
+                expected.insert(controlKey)
+                let unchanged = listed[key]?.size == size && remoteEntries[entry.path] == hash
+                if !unchanged || listed[controlKey] == nil { controlFiles.append(entry.path) }
+            }
             let object = listed[key]
             let localPath = Paths.join(root, entry.path)
             let signaturePath = TreeNaming.signaturePath(root: root, relativePath: entry.path)
@@ -309,6 +330,13 @@ public final class PushSession: Sendable {
                 relativePath: missing.path), range: 0..<(try FileSystem.stamp(TreeNaming.signaturePath(root: root,
                 relativePath: missing.path))?.size ?? 0)),
                 headers: [("x-amz-meta-" + signedETagMetadata, missing.etag)])
+        }
+        for path in controlFiles {
+            let local = TreeNaming.zsyncPath(forSignature: TreeNaming.signaturePath(root: root, relativePath: path))
+            guard let size = try FileSystem.stamp(local)?.size else { continue }
+            try await client.put(prefix.bucket, TreeNaming.zsyncPath(forSignature: prefix.key
+                + TreeNaming.signatureDirectory + "/" + path + TreeNaming.signatureSuffix),
+                body: .file(path: local, range: 0..<size), headers: [("Content-Type", "application/x-zsync")])
         }
         // The manifest last, guarded: a concurrent push of the same tree makes this one fail.
         let condition = remoteManifestETag.map { ("If-Match", $0) } ?? ("If-None-Match", "*")
