@@ -96,8 +96,13 @@ struct ManifestFetch {
         let condition = kept.url == url && !kept.etag.isEmpty ? [("If-None-Match", kept.etag)] : []
         let conditional = RemoteFile(url: url, exchange: exchange, headers: headers + condition, logger: logger)
         // The header and index, about as long as the kept manifest's (they change little).
-        let keptIndexEnd = (try? TreeManifest.PartLayout.read(kept.bytes).layout)??.parts.first?.range.lowerBound
-        let firstBytes = keptIndexEnd.map { $0 + 512 } ?? Self.firstRequestBytes
+        // The kept manifest's parts, when it is whole and of format 2 (its index is read once).
+        var keptLayout: TreeManifest.PartLayout?
+        if let read = try? TreeManifest.PartLayout.read(kept.bytes), let layout = read.layout,
+           layout.totalLength == kept.bytes.count {
+            keptLayout = layout
+        }
+        let firstBytes = keptLayout?.parts.first.map { $0.range.lowerBound + 512 } ?? Self.firstRequestBytes
         let first: (bytes: [UInt8], total: Int?)
         do {
             guard let fetched = try await conditional.fetchBytes(range: 0..<firstBytes, limit: firstBytes) else {
@@ -120,8 +125,7 @@ struct ManifestFetch {
             (layout, needed) = try TreeManifest.PartLayout.read(prefix)
         }
         var bytes = prefix
-        if let layout, let old = try? TreeManifest.PartLayout.read(kept.bytes).layout,
-           old.totalLength == kept.bytes.count {
+        if let layout, let old = keptLayout {
             var held: [[UInt8]: Range<Int>] = [:]
             for part in old.parts { held[part.hash] = part.range }
             let start = layout.parts.first?.range.lowerBound ?? layout.totalLength
@@ -135,15 +139,16 @@ struct ManifestFetch {
                 }
             }
             let fetched = try await LoadedSignature.fetchRanges(wanted, remote: remote, jobs: jobs, logger: logger)
-            let sorted = wanted.sorted { $0.lowerBound < $1.lowerBound }
+            // `wanted` is in file order already, as the parts are.
+            let index = SortedRanges(wanted)
             for part in layout.parts {
                 if let range = held[part.hash] {
                     bytes += kept.bytes[range]
                 } else if part.range.upperBound <= prefix.count {
                     bytes += prefix[part.range]
-                } else if let index = SortedRanges(sorted).index(containing: part.range),
-                          let piece = fetched[sorted[index].lowerBound] {
-                    let at = part.range.lowerBound - sorted[index].lowerBound
+                } else if let found = index.index(containing: part.range),
+                          let piece = fetched[wanted[found].lowerBound] {
+                    let at = part.range.lowerBound - wanted[found].lowerBound
                     guard at + part.range.count <= piece.count else { throw Self.shortPart(url) }
                     bytes += piece[at..<(at + part.range.count)]
                 } else {

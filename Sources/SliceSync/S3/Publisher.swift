@@ -42,6 +42,12 @@ public struct ObjectPushOutcome: Sendable, Codable, Equatable {
     /// Parts an interrupted push had already done.
     public var resumedParts: Int
 
+    /// A file of `length` bytes that is published already.
+    static func unchanged(_ length: Int) -> ObjectPushOutcome {
+        ObjectPushOutcome(method: "unchanged", length: length, uploadedBytes: 0, copiedBytes: 0, copyParts: 0,
+                          uploadParts: 0, resumedParts: 0)
+    }
+
     enum CodingKeys: String, CodingKey {
         case method, length
         case uploadedBytes = "uploaded_bytes", copiedBytes = "copied_bytes", copyParts = "copy_parts"
@@ -130,8 +136,7 @@ final class Publisher: Sendable, LocatingContext {
         if let old = job.old {
             if old.identical && old.info.size == length {
                 if old.location == job.destination {
-                    return ObjectPushOutcome(method: "unchanged", length: length, uploadedBytes: 0, copiedBytes: 0,
-                                             copyParts: 0, uploadParts: 0, resumedParts: 0)
+                    return .unchanged(length)
                 }
                 matches = [(0..<length, 0)]
             } else if length > options.multipartThreshold, old.info.size > 5_000_000,
@@ -147,12 +152,10 @@ final class Publisher: Sendable, LocatingContext {
                         if try await samplesAgree(pieces.filter { !$0.range.isEmpty }, old: old,
                                                   localPath: job.localPath) {
                             try await putSignature(job, etag: old.info.etag)
-                            return ObjectPushOutcome(method: "unchanged", length: length, uploadedBytes: 0,
-                                copiedBytes: 0, copyParts: 0, uploadParts: 0, resumedParts: 0)
+                            return .unchanged(length)
                         }
                     } else {
-                        return ObjectPushOutcome(method: "unchanged", length: length, uploadedBytes: 0, copiedBytes: 0,
-                                                 copyParts: 0, uploadParts: 0, resumedParts: 0)
+                        return .unchanged(length)
                     }
                 }
                 matches = found.matches
@@ -213,7 +216,7 @@ final class Publisher: Sendable, LocatingContext {
     /// Publishes the file's signature, naming the ETag of the object it describes.
     private func putSignature(_ job: ObjectPushJob, etag: String) async throws {
         try await client.put(job.destination.bucket, job.signatureKey,
-            body: .file(path: job.signaturePath, range: 0..<(try FileSystem.stamp(job.signaturePath)?.size ?? 0)),
+            body: try .wholeFile(job.signaturePath),
             headers: [("Content-Type", "application/octet-stream"), ("x-amz-meta-" + signedETagMetadata, etag)])
     }
 

@@ -99,9 +99,6 @@ public final class PushSession: Sendable {
         }
         var report = PushReport(outcome: "pushed", source: source, destination: destination.description)
         if stamp.isDirectory {
-            guard destination.isPrefix || !destination.key.isEmpty else {
-                throw PublishError(.badArguments, "internal: no destination prefix")
-            }
             var prefix = destination
             if !prefix.isPrefix { prefix.key += "/" }
             report.destination = prefix.description
@@ -243,8 +240,7 @@ public final class PushSession: Sendable {
         for entry in local.entries {
             guard case .file(let size, _, _, let hash) = entry.kind else { continue }
             let key = prefix.key + entry.path
-            let signatureKey = prefix.key + TreeNaming.signatureDirectory + "/" + entry.path
-                + TreeNaming.signatureSuffix
+            let signatureKey = TreeNaming.signaturePath(root: prefix.key, relativePath: entry.path)
             expected.insert(key)
             expected.insert(signatureKey)
             if zsync {
@@ -257,8 +253,7 @@ public final class PushSession: Sendable {
             let localPath = Paths.join(root, entry.path)
             let signaturePath = TreeNaming.signaturePath(root: root, relativePath: entry.path)
             if let object, object.size == size, remoteEntries[entry.path] == hash {
-                report.add(entry.path, ObjectPushOutcome(method: "unchanged", length: size, uploadedBytes: 0,
-                    copiedBytes: 0, copyParts: 0, uploadParts: 0, resumedParts: 0))
+                report.add(entry.path, .unchanged(size))
                 if listed[signatureKey] == nil { missingSignatures.append((entry.path, object.etag)) }
                 continue
             }
@@ -269,8 +264,7 @@ public final class PushSession: Sendable {
                                 signatureKey: listed[signatureKey] != nil ? signatureKey : nil)
             }
             if let otherPath = byHash[hash], let other = listed[prefix.key + otherPath], other.size == size {
-                let otherSignature = prefix.key + TreeNaming.signatureDirectory + "/" + otherPath
-                    + TreeNaming.signatureSuffix
+                let otherSignature = TreeNaming.signaturePath(root: prefix.key, relativePath: otherPath)
                 old = OldObject(location: S3Location(bucket: prefix.bucket, key: prefix.key + otherPath),
                                 info: S3ObjectInfo(etag: other.etag, size: other.size, metadata: [:]),
                                 signatureKey: otherSignature, identical: true)
@@ -325,18 +319,16 @@ public final class PushSession: Sendable {
         report.deletedObjects = extra.count
         if options.dryRun { return }
         for missing in missingSignatures {
-            try await client.put(prefix.bucket, prefix.key + TreeNaming.signatureDirectory + "/" + missing.path
-                + TreeNaming.signatureSuffix, body: .file(path: TreeNaming.signaturePath(root: root,
-                relativePath: missing.path), range: 0..<(try FileSystem.stamp(TreeNaming.signaturePath(root: root,
-                relativePath: missing.path))?.size ?? 0)),
+            try await client.put(prefix.bucket, TreeNaming.signaturePath(root: prefix.key, relativePath: missing.path),
+                body: try .wholeFile(TreeNaming.signaturePath(root: root, relativePath: missing.path)),
                 headers: [("x-amz-meta-" + signedETagMetadata, missing.etag)])
         }
         for path in controlFiles {
             let local = TreeNaming.zsyncPath(forSignature: TreeNaming.signaturePath(root: root, relativePath: path))
-            guard let size = try FileSystem.stamp(local)?.size else { continue }
-            try await client.put(prefix.bucket, TreeNaming.zsyncPath(forSignature: prefix.key
-                + TreeNaming.signatureDirectory + "/" + path + TreeNaming.signatureSuffix),
-                body: .file(path: local, range: 0..<size), headers: [("Content-Type", "application/x-zsync")])
+            guard try FileSystem.stamp(local) != nil else { continue }
+            try await client.put(prefix.bucket, TreeNaming.zsyncPath(forSignature: TreeNaming.signaturePath(
+                root: prefix.key, relativePath: path)), body: try .wholeFile(local),
+                headers: [("Content-Type", "application/x-zsync")])
         }
         // The manifest last, guarded: a concurrent push of the same tree makes this one fail.
         let condition = remoteManifestETag.map { ("If-Match", $0) } ?? ("If-None-Match", "*")

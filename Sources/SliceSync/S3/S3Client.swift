@@ -336,21 +336,13 @@ public final class S3Client: Sendable {
         case .empty: return SigV4Signer.emptyPayloadHash
         case .bytes(let bytes): return SigV4Signer.payloadHash(bytes)
         case .file(let path, let range):
-            let file = try SystemFile.openForReading(path)
             var hasher = PayloadHasher()
-            var buffer = [UInt8](repeating: 0, count: 1 << 20)
-            var offset = range.lowerBound
-            while offset < range.upperBound {
-                let count = min(buffer.count, range.upperBound - offset)
-                let read = try buffer.withUnsafeMutableBytes { raw in
-                    try file.read(into: raw.baseAddress!, count: count, at: offset)
-                }
-                guard read == count else {
-                    throw PublishError(.localChanged, "\(path) became shorter while it was being uploaded; "
-                        + "push it again once it is complete")
-                }
-                buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
-                offset += count
+            guard try SystemFile.openForReading(path).readChunks(range, { piece, _ in
+                hasher.update(piece)
+                return true
+            }) else {
+                throw PublishError(.localChanged, "\(path) became shorter while it was being uploaded; "
+                    + "push it again once it is complete")
             }
             return hasher.finalize()
         }

@@ -17,25 +17,17 @@ enum ZeroRuns {
             }
         }
         var position = 0
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
         for extent in file.dataExtents(length: length) + [length..<length] {
             if position < extent.lowerBound { add(position..<extent.lowerBound) }
-            var offset = extent.lowerBound
-            while offset < extent.upperBound {
-                let count = min(buffer.count, extent.upperBound - offset)
-                let read = try buffer.withUnsafeMutableBytes { try file.read(into: $0.baseAddress!, count: count,
-                                                                                at: offset) }
-                guard read == count else { break }
-                buffer.withUnsafeBytes { raw in
-                    // Whole blocks only, aligned in the file.
-                    var start = (offset + block - 1) / block * block
-                    while start + block <= offset + count {
-                        let slice = UnsafeRawBufferPointer(rebasing: raw[(start - offset)..<(start - offset + block)])
-                        if slice.allSatisfy({ $0 == 0 }) { add(start..<(start + block)) }
-                        start += block
-                    }
+            // Pieces are whole numbers of blocks, so blocks aligned in the file never straddle two.
+            _ = try file.readChunks(extent, chunk: 256 * block) { raw, offset in
+                var start = (offset + block - 1) / block * block
+                while start + block <= offset + raw.count {
+                    let slice = UnsafeRawBufferPointer(rebasing: raw[(start - offset)..<(start - offset + block)])
+                    if slice.allSatisfy({ $0 == 0 }) { add(start..<(start + block)) }
+                    start += block
                 }
-                offset += count
+                return true
             }
             position = max(position, extent.upperBound)
         }
@@ -44,17 +36,7 @@ enum ZeroRuns {
 
     /// Whether the bytes of `range` in `file` are all zeros.
     static func isZero(_ file: SystemFile, _ range: Range<Int>) throws -> Bool {
-        var buffer = [UInt8](repeating: 0, count: min(range.count, 1 << 20))
-        var offset = range.lowerBound
-        while offset < range.upperBound {
-            let count = min(buffer.count, range.upperBound - offset)
-            let read = try buffer.withUnsafeMutableBytes {
-                try file.read(into: $0.baseAddress!, count: count, at: offset)
-            }
-            guard read == count, buffer[..<count].allSatisfy({ $0 == 0 }) else { return false }
-            offset += count
-        }
-        return true
+        try file.readChunks(range) { piece, _ in piece.allSatisfy { $0 == 0 } }
     }
 
     /// Matches for the new file's zero runs `zeros`, from the longest run of zeros of the old object

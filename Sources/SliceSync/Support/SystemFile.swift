@@ -254,6 +254,23 @@ public final class SystemFile: @unchecked Sendable {
         return bytes
     }
 
+    /// Reads `range` in order, at most `chunk` bytes at a time, handing each piece and its offset to `body`,
+    /// which returns false to stop. True when the whole range was read and `body` never stopped; false when
+    /// it stopped or the file ended first.
+    public func readChunks(_ range: Range<Int>, chunk: Int = 1 << 20,
+                           _ body: (UnsafeRawBufferPointer, Int) throws -> Bool) throws -> Bool {
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(1, min(chunk, range.count)), alignment: 4096)
+        defer { buffer.deallocate() }
+        var offset = range.lowerBound
+        while offset < range.upperBound {
+            let want = min(chunk, range.upperBound - offset)
+            let got = try read(into: buffer, count: want, at: offset)
+            guard got == want, try body(UnsafeRawBufferPointer(start: buffer, count: got), offset) else { return false }
+            offset += got
+        }
+        return true
+    }
+
     /// The digest of the first `length` bytes, read sequentially.
     public func digest(_ algorithm: StreamingDigest.Algorithm, length: Int) throws(FileSystemError) -> [UInt8] {
         let digest = StreamingDigest(algorithm)

@@ -5,6 +5,11 @@ public enum RequestBody: Sendable {
     case bytes([UInt8])
     case file(path: String, range: Range<Int>)
 
+    /// The whole of the file at `path`, as long as it is now.
+    public static func wholeFile(_ path: String) throws -> RequestBody {
+        .file(path: path, range: 0..<(try FileSystem.stamp(path)?.size ?? 0))
+    }
+
     /// Its length in bytes.
     public var count: Int {
         switch self {
