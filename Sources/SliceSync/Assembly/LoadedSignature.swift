@@ -391,7 +391,7 @@ final class LoadedSignature: Sendable {
             try matcher.matchBlocks(header, blocks: records, wanted: { before[$0] == nil }, within: regions)
         }
         for (block, source) in nearby { map.sources[block] = source }
-        let stillMissing = records.keys.reduce(0) { map.sources[$1] == nil ? $0 + map.unitRange($1).count : $0 }
+        let stillMissing = records.reduce(0) { map.sources[$1.block] == nil ? $0 + map.unitRange($1.block).count : $0 }
         // The first pass was already everywhere when no whole slice was taken from any local file.
         let searchedEverything = matcher.alikes.enumerated().allSatisfy { index, alike in
             alike.length == 0 || !alike.scanned || regions[index] == [0..<alike.length]
@@ -432,7 +432,9 @@ final class LoadedSignature: Sendable {
     /// Fetches the fine tables of `slices` (adjacent ones in one range) into the map.
     func loadFineTables(of slices: [Int], into map: inout PieceMap, context: LocatingContext) async throws {
         guard let header = v2 else { return }
-        let wanted = slices.filter { header.blockRange(ofSlice: $0).allSatisfy { map.fineRecords[$0] == nil } }
+        let perSlice = header.blocksPerSlice
+        if map.fineRecords.isEmpty { map.fineRecords = FineRecords(blocksPerSlice: perSlice) }
+        let wanted = slices.filter { !map.fineRecords.holds(slice: $0) }
         guard !wanted.isEmpty else { return }
         let ranges = RequestPlanner.merge(wanted.map { header.fineTableRange(ofSlice: $0) }, gap: 0)
         // Tables inside the prefix already fetched (small signatures arrive whole) are not fetched again.
@@ -440,19 +442,31 @@ final class LoadedSignature: Sendable {
         var pieces = try await context.fetchSignatureRanges(ranges.filter { $0.upperBound > prefix.count },
             remote: remote)
         for range in local { pieces[range.lowerBound] = Array(prefix[range]) }
+        map.fineRecords.reserve(pieces.values.reduce(0) { $0 + $1.count } / HashRecord.size)
         for (start, bytes) in pieces {
             let offset = start - header.fineTablesOffset
             guard offset >= 0, offset % HashRecord.size == 0, bytes.count % HashRecord.size == 0 else {
                 throw SignatureError(.invalidRecord, "a fine table arrived misaligned")
             }
             let first = offset / HashRecord.size
+            let end = first + bytes.count / HashRecord.size
+            guard first % perSlice == 0 else {
+                throw SignatureError(.invalidRecord, "a fine table arrived misaligned")
+            }
             bytes.withUnsafeBytes { raw in
-                for k in 0..<(bytes.count / HashRecord.size) {
-                    map.fineRecords[first + k] = HashRecord.load(from: raw.baseAddress! + k * HashRecord.size)
+                // Whole tables only: a slice whose table was cut short is reported below.
+                var block = first
+                while block < end {
+                    let slice = block / perSlice
+                    let blocks = header.blockRange(ofSlice: slice).count
+                    guard blocks > 0, block + blocks <= end else { break }
+                    map.fineRecords.add(slice: slice, records: raw.baseAddress! + (block - first) * HashRecord.size,
+                        blocks: blocks)
+                    block += blocks
                 }
             }
         }
-        for slice in wanted where header.blockRange(ofSlice: slice).contains(where: { map.fineRecords[$0] == nil }) {
+        for slice in wanted where !map.fineRecords.holds(slice: slice) {
             throw SignatureError(.truncated, "the fine table of slice \(slice) could not be fetched whole from \(remote.url)")
         }
     }

@@ -70,10 +70,10 @@ final class OutputFile: @unchecked Sendable {
         let ring = BufferRing(count: max(3, hashers + 1), size: size)
         let handoff = ChunkHandoff(slots: ring.count, consumers: hashers)
         let sliceDigests = Mutex([UInt8](repeating: 0, count: check.sliceCount(length: length) * TreeHash.digestSize))
-        // Threads of their own: hashing blocks for the whole assembly, and the copying thread hands
+        // On the blocking pool: hashing blocks for the whole assembly, and the copying thread hands
         // them buffers through the condition variable of `ChunkHandoff`.
         for _ in 0..<hashers {
-            startThread { [ring] in
+            BlockingPool.shared.run { [ring] in
                 switch check {
                 case .digest(let algorithm):
                     let digest = StreamingDigest(algorithm)

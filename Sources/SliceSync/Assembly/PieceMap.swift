@@ -8,7 +8,7 @@ struct PieceMap: Sendable {
     /// Per unit: where it is locally, or nil when it must be downloaded (8 bytes per unit).
     var sources: PackedSources
     /// Format 2: the fine records known so far, by block index (those of the slices not found whole).
-    var fineRecords: [Int: HashRecord] = [:]
+    var fineRecords = FineRecords()
     /// Format 2: missing data is whole slices, verified against the coarse table (no fine tables fetched).
     var verifyBySlice = false
 

@@ -623,7 +623,7 @@ public final class SyncSession: Sendable, LocatingContext {
         }
     }
 
-    /// Runs blocking, CPU-bound work on its own thread, reporting scan progress meanwhile. Its own
+    /// Runs blocking, CPU-bound work on the blocking pool, reporting scan progress meanwhile. A pool
     /// thread, not a task: scans and assembly block for seconds, which on the cooperative pool would
     /// stall the downloads and the progress display.
     func runBlocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
@@ -636,6 +636,6 @@ public final class SyncSession: Sendable, LocatingContext {
             }
         }
         defer { reporter.cancel() }
-        return try await onOwnThread(onCancel: { progress.cancel() }, body)
+        return try await onBlockingPool(onCancel: { progress.cancel() }, body)
     }
 }

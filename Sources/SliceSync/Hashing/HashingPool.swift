@@ -7,23 +7,24 @@ import Foundation
 import Glibc
 #endif
 
-/// A fixed set of threads that run CPU-bound hashing jobs.
+/// A fixed number of workers, on the blocking pool, that run CPU-bound hashing jobs.
 ///
 /// Hashing blocks a thread for milliseconds at a time, so it runs here rather than on Swift's
-/// cooperative pool, where it would starve other tasks. Shared by every file a run signs.
+/// cooperative pool, where it would starve other tasks. Shared by every file a run signs; the width
+/// bounds how many cores signing takes.
 ///
 /// `@unchecked Sendable`: its stored properties are constants; the queue guards its own state.
 public final class HashingPool: @unchecked Sendable {
     private let queue = JobQueue()
-    /// Number of worker threads.
+    /// Number of workers.
     public let threadCount: Int
 
-    /// Starts `threads` worker threads (default: one per core).
+    /// Starts `threads` workers (default: one per core).
     public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
         threadCount = max(1, threads)
         for _ in 0..<threadCount {
-            // Threads hold the queue, not the pool, so they can finish after the pool is released.
-            startThread { [queue] in queue.work() }
+            // Workers hold the queue, not the pool, so they can finish after the pool is released.
+            BlockingPool.shared.run { [queue] in queue.work() }
         }
     }
 
@@ -34,7 +35,7 @@ public final class HashingPool: @unchecked Sendable {
         queue.push(job)
     }
 
-    /// Lets queued jobs finish, then stops the threads.
+    /// Lets queued jobs finish, then ends the workers.
     public func shutdown() {
         queue.stop()
     }

@@ -113,28 +113,28 @@ public final class Matcher: Sendable {
         return Self.sources(found, count: count)
     }
 
-    /// Format 2, second pass: finds the given blocks (global index → record); returns sources by block.
+    /// Format 2, second pass: finds the given blocks (by global index); returns the blocks found, in
+    /// order, with their sources (an array: a dictionary of 100,000 found blocks took 2 MiB more).
     /// `within` limits the search to byte ranges of each alike file (by index); nil searches everything.
     /// `wanted` picks the blocks of `blocks` to look for (all by default), without a copy of the records.
-    public func matchBlocks(_ header: SignatureV2Header, blocks: [Int: HashRecord],
-        wanted: (Int) -> Bool = { _ in true },
-                            within: [Int: [Range<Int>]]? = nil) throws(FileSystemError) -> [Int: LocalSource] {
+    func matchBlocks(_ header: SignatureV2Header, blocks: FineRecords, wanted: (Int) -> Bool = { _ in true },
+        within: [Int: [Range<Int>]]? = nil) throws(FileSystemError) -> [(block: Int, source: LocalSource)] {
         let lastIndex = header.blockCount - 1
         let lastLength = header.length - lastIndex * header.blockSize
-        var entries: [(weak: UInt32, index: Int)] = []
+        // Weak hash and block index in one word: half the memory of a tuple, sorted in place.
+        var entries: [UInt64] = []
         entries.reserveCapacity(blocks.count)
         for (index, record) in blocks where wanted(index) && (index != lastIndex || lastLength == header.blockSize) {
-            entries.append((record.weak, index))
+            entries.append(WeakTable.pack(weak: record.weak, index: index))
         }
         let tail = blocks[lastIndex].flatMap { lastLength < header.blockSize && wanted(lastIndex) ? $0 : nil }
-        guard !entries.isEmpty || tail != nil else { return [:] }
+        guard !entries.isEmpty || tail != nil else { return [] }
         // Blocks are wanted for a few changed slices at a time: tables then keep only those.
         let sparse = entries.count < header.blockCount / 8
-        let verifier = V2BlockVerifier(blocks: blocks, wanted: wanted, count: header.blockCount, sparse: sparse)
+        let verifier = V2BlockVerifier(blocks: blocks, wanted: wanted)
         let found = FoundPieces(count: header.blockCount, sparse: sparse)
         if !entries.isEmpty {
-            let table = WeakTable(entries)
-            entries = []
+            let table = WeakTable(packed: &entries)
             try scanAll(hasher: RKWindowHasher(window: header.blockSize), table: table, verifier: verifier,
                 found: found, within: within)
         }
@@ -142,9 +142,7 @@ public final class Matcher: Sendable {
             try matchTail(index: lastIndex, length: lastLength, targetOffset: lastIndex * header.blockSize, weak: last.weak,
                           hasher: RKWindowHasher(window: lastLength), verifier: verifier, found: found)
         }
-        var result: [Int: LocalSource] = [:]
-        for (index, source) in found.all { result[index] = source }
-        return result
+        return found.all.map { (block: $0.0, source: $0.1) }
     }
 
     /// Splits the alike files (or the given byte ranges of them) into regions and scans them on

@@ -170,8 +170,13 @@ struct Scanner<Hasher: WindowHasher, Verifier: PieceVerifier>: Sendable {
         let piece = window / piecesPerWindow
         var fileLength = region.fileLength
         guard region.start < region.end, fileLength - region.start >= window, !table.isEmpty else { return }
-        let capacity = window + chunk
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 4096)
+        // No byte at or past `readEnd` is ever looked at: the last window starts before `region.end`, and
+        // rolling past it needs one byte more. A small region (a gap between pieces already found) so
+        // reads only its own bytes, into a buffer of its own size that the allocator can reuse, instead
+        // of a fresh mapping that every read would fault in page by page.
+        let readEnd = min(fileLength, region.end + window)
+        let capacity = min(window + chunk, readEnd - region.start)
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 64)
         defer { buffer.deallocate() }
         var base = region.start
         var count = 0
@@ -183,7 +188,7 @@ struct Scanner<Hasher: WindowHasher, Verifier: PieceVerifier>: Sendable {
             if keep > 0 && newBase != base { buffer.copyMemory(from: buffer + (newBase - base), byteCount: keep) }
             base = newBase
             count = keep
-            let want = min(capacity - keep, fileLength - (base + keep))
+            let want = min(capacity - keep, min(fileLength, readEnd) - (base + keep))
             if want > 0 {
                 let got = try region.file.read(into: buffer + keep, count: want, at: base + keep)
                 count += got

@@ -31,41 +31,26 @@ struct V2SliceVerifier: PieceVerifier {
 
 /// Format 2 blocks: the truncated SHA-256 of the block decides.
 struct V2BlockVerifier: PieceVerifier {
-    /// Strong hashes by global block index: a dictionary of the wanted blocks when they are few, else
-    /// one entry per block of the file with a bit that says whether it is wanted.
-    private enum Strong: Sendable {
-        case sparse([Int32: UInt64])
-        case dense(strong: [UInt64], wanted: [UInt64])
-    }
-    private let strong: Strong
+    /// The records, shared with the map that holds them (no copy).
+    private let blocks: FineRecords
+    /// One bit per record of `blocks`, by its position there: whether its block is looked for.
+    private let wanted: [UInt64]
 
-    init(blocks: [Int: HashRecord], wanted: (Int) -> Bool, count: Int, sparse: Bool) {
-        if sparse {
-            var table: [Int32: UInt64] = [:]
-            for (index, record) in blocks where wanted(index) { table[Int32(index)] = record.strong }
-            strong = .sparse(table)
-        } else {
-            var values = [UInt64](repeating: 0, count: count)
-            var bits = [UInt64](repeating: 0, count: (count + 63) / 64)
-            for (index, record) in blocks where wanted(index) && index < count {
-                values[index] = record.strong
-                bits[index / 64] |= 1 << UInt64(index % 64)
-            }
-            strong = .dense(strong: values, wanted: bits)
+    init(blocks: FineRecords, wanted: (Int) -> Bool) {
+        var bits = [UInt64](repeating: 0, count: (blocks.count + 63) / 64)
+        for (index, _) in blocks where wanted(index) {
+            guard let position = blocks.position(of: index) else { continue }
+            bits[position / 64] |= 1 << UInt64(position % 64)
         }
+        self.blocks = blocks
+        self.wanted = bits
     }
 
     func verify(_ candidates: [Int32], window pointer: UnsafeRawPointer, length: Int) -> [Int32] {
         let digest = Self.blockStrong(pointer, length: length)
-        switch strong {
-        case .sparse(let table):
-            return candidates.filter { table[$0] == digest }
-        case .dense(let values, let bits):
-            return candidates.filter { candidate in
-                let index = Int(candidate)
-                return values.indices.contains(index) && bits[index / 64] & (1 << UInt64(index % 64)) != 0
-                    && values[index] == digest
-            }
+        return candidates.filter { candidate in
+            guard let position = blocks.position(of: Int(candidate)) else { return false }
+            return wanted[position / 64] & (1 << UInt64(position % 64)) != 0 && blocks.strong(at: position) == digest
         }
     }
 

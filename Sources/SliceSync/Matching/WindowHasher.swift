@@ -55,13 +55,27 @@ struct WeakTable: Sendable {
 
     /// Builds the table from (weak hash, piece index) pairs.
     init(_ entries: [(weak: UInt32, index: Int)]) {
-        let sorted = entries.sorted { $0.weak < $1.weak || ($0.weak == $1.weak && $0.index < $1.index) }
-        keys = sorted.map(\.weak)
-        values = sorted.map { Int32($0.index) }
+        var packed = entries.map { Self.pack(weak: $0.weak, index: $0.index) }
+        self.init(packed: &packed)
+    }
+
+    /// A weak hash and a piece index (below 2^31) in one word that sorts by hash, then index.
+    @inline(__always) static func pack(weak: UInt32, index: Int) -> UInt64 {
+        UInt64(weak) << 32 | UInt64(UInt32(truncatingIfNeeded: index))
+    }
+
+    /// Builds the table from packed entries (`pack`), which are sorted in place and then emptied: a
+    /// table of millions of blocks never holds a second copy of them.
+    init(packed entries: inout [UInt64]) {
+        entries.sort()
+        keys = entries.map { UInt32(truncatingIfNeeded: $0 >> 32) }
+        values = entries.map { Int32(truncatingIfNeeded: $0) }
+        let count = entries.count
+        entries = []
         // About 64 bits per entry keeps the false pass rate near 1.5 %, within 2^20...2^27 bits; small
         // tables get the 128 KiB minimum (it stays in the L2 cache) and so a far lower rate.
         var logBits = 20
-        while logBits < 27 && (1 << logBits) < entries.count * 64 { logBits += 1 }
+        while logBits < 27 && (1 << logBits) < count * 64 { logBits += 1 }
         shift = UInt32(32 - logBits)
         var bits = [UInt64](repeating: 0, count: (1 << logBits) / 64)
         for weak in keys {

@@ -212,7 +212,7 @@ public final class MirrorSession: Sendable {
         let kept = KeptManifest.load(from: destination)
         let filter = options.filter
         // The destination is listed on another core while the manifest is fetched and read.
-        async let listed = onOwnThread { () throws -> ([String: LocalEntry], MirrorState) in
+        async let listed = onBlockingPool { () throws -> ([String: LocalEntry], MirrorState) in
             // Excluded local files are left alone: never deleted, never in the way.
             let local = try Self.listing(of: destination).filter { path, entry in
                 filter.includes(path, isDirectory: entry == .directory)

@@ -113,7 +113,7 @@ final class Publisher: Sendable, LocatingContext {
     // MARK: - LocatingContext
 
     func runBlocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await onOwnThread(body)
+        try await onBlockingPool(body)
     }
 
     func fetchSignatureRanges(_ ranges: [Range<Int>], remote: RemoteFile) async throws -> [Int: [UInt8]] {

@@ -628,10 +628,10 @@ final class WorkQueue: @unchecked Sendable {
         return items.count + running
     }
 
-    /// Starts the workers: raw threads, because each blocks for as long as one file takes to hash.
+    /// Starts the workers on the blocking pool: each blocks for as long as one file takes to hash.
     func start() {
         for _ in 0..<threadCount {
-            startThread { [self] in loop() }
+            BlockingPool.shared.run { [self] in loop() }
         }
     }
 

@@ -302,7 +302,7 @@ final class ReportCollector: Sendable {
 
 /// Runs `body` for every element on `width` threads and waits for all of them.
 ///
-/// Raw threads, because the callers (scans, hashing) block for seconds on purpose: on Swift's
+/// On the blocking pool, because the callers (scans, hashing) block for seconds on purpose: on Swift's
 /// cooperative pool of one thread per core they would starve every task, the HTTP client's included.
 func runConcurrently<T: Sendable>(_ items: [T], width: Int, _ body: @escaping @Sendable (T) -> Void) {
     guard !items.isEmpty else { return }
@@ -313,7 +313,7 @@ func runConcurrently<T: Sendable>(_ items: [T], width: Int, _ body: @escaping @S
     }
     let state = ConcurrentCursor(count: items.count, threads: threads)
     for _ in 0..<threads {
-        startThread {
+        BlockingPool.shared.run {
             while let index = state.next() { body(items[index]) }
             state.threadFinished()
         }

@@ -71,15 +71,20 @@ struct ScannerTests {
         try dir.write("second", second)
         let matcher = Matcher(paths: [dir.file("first"), dir.file("second")], threads: 2, progress: ScanProgress(),
             logger: logger)
-        let wanted = Dictionary(uniqueKeysWithValues: [3, 40, 63].map { ($0, signature.fine[$0]) })
-        let found = try matcher.matchBlocks(signature.header, blocks: wanted)
+        // Fine tables come a slice at a time: the three blocks' slices are held, only they are wanted.
+        var records = FineRecords(blocksPerSlice: 8)
+        for slice in [0, 5, 7] { records.add(Array(signature.fine[(slice * 8)..<(slice * 8 + 8)]), slice: slice) }
+        let wanted: @Sendable (Int) -> Bool = { [3, 40, 63].contains($0) }
+        let found = Dictionary(uniqueKeysWithValues: try matcher.matchBlocks(signature.header, blocks: records,
+            wanted: wanted).map { ($0.block, $0.source) })
         #expect(found[3] == LocalSource(file: 0, offset: 5001))
         #expect(found[63] == LocalSource(file: 1, offset: 0))
         #expect(found[40] == LocalSource(file: 1, offset: 1024 + 20_000))
         #expect(found.count == 3)
         // Limited to a range that holds only the first file's block.
-        let limited = try matcher.matchBlocks(signature.header, blocks: wanted, within: [0: [4000..<7000]])
-        #expect(Array(limited.keys) == [3])
+        let limited = try matcher.matchBlocks(signature.header, blocks: records, wanted: wanted,
+            within: [0: [4000..<7000]])
+        #expect(limited.map(\.block) == [3])
     }
 
     @Test func holesAreNotScannedButDataNextToThemIs() throws {
@@ -96,8 +101,10 @@ struct ScannerTests {
         #expect(extents.contains { $0.contains(8 << 20) })
         #expect(extents.reduce(0) { $0 + $1.count } < 1 << 20 || extents == [0..<(16 << 20)])
         let matcher = Matcher(paths: [path], threads: 2, progress: ScanProgress(), logger: logger)
-        let found = try matcher.matchBlocks(signature.header, blocks: [5: signature.fine[5]])
-        #expect(found[5] == LocalSource(file: 0, offset: 8 << 20))
+        var records = FineRecords(blocksPerSlice: 4)
+        records.add(Array(signature.fine[4..<8]), slice: 1)
+        let found = try matcher.matchBlocks(signature.header, blocks: records, wanted: { $0 == 5 })
+        #expect(found.map(\.block) == [5] && found.first?.source == LocalSource(file: 0, offset: 8 << 20))
     }
 
     @Test func theSketchPlacesTheUnchangedUnitsOfAnEditedSlice() throws {
