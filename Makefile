@@ -2,19 +2,14 @@
 #
 #   make install                      release build; programs to $(PREFIX)/bin, man pages to $(PREFIX)/share/man/man1
 #   make install PREFIX=$$HOME/.local   somewhere else (DESTDIR is honoured for packaging)
-#   make install STATIC=1             link the Swift runtime statically: the programs then run on machines
-#                                     without a Swift toolchain (a separate, longer build)
 #   make uninstall | make test | make demo | make bench
+# The programs link the Swift runtime statically: they run on machines without a Swift toolchain, and
+# start lighter (see Package.swift). The benchmarks and the demo build them the same way.
 PREFIX ?= /usr/local
 DESTDIR ?=
 PROGRAMS := shash slicesync syncserver
-ifeq ($(STATIC),1)
-SWIFTFLAGS := -c release --static-swift-stdlib --scratch-path .build/static
-BIN := .build/static/release
-else
-SWIFTFLAGS := -c release
+SWIFTFLAGS := -c release --static-swift-stdlib
 BIN := .build/release
-endif
 MAN := .build/man
 
 .PHONY: build man install uninstall test demo bench

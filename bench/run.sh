@@ -16,7 +16,7 @@ set -euo pipefail
 runs=${1:-3}
 here=$(cd "$(dirname "$0")/.." && pwd)
 echo "building release binaries..." >&2
-(cd "$here" && for product in shash slicesync syncserver; do swift build -c release --product "$product" >/dev/null; done)
+(cd "$here" && for product in shash slicesync syncserver; do swift build -c release --static-swift-stdlib --product "$product" >/dev/null; done)
 for package in wrk curl; do
   dpkg -s "$package" >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null || true
 done

@@ -20,7 +20,7 @@ done
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 
 echo "building release syncserver..." >&2
-[ -n "${SKIP_BUILD:-}" ] || (cd "$here" && swift build -c release --product syncserver >/dev/null)
+[ -n "${SKIP_BUILD:-}" ] || (cd "$here" && swift build -c release --static-swift-stdlib --product syncserver >/dev/null)
 syncserver="$here/.build/release/syncserver"
 
 file="$work/pub/file.bin"

@@ -16,7 +16,7 @@ command -v zsyncmake >/dev/null || { echo "zsyncmake is missing: apt-get install
 [ -x /usr/bin/time ] || { echo "GNU time is missing: apt-get install time" >&2; exit 1; }
 
 echo "building release shash..." >&2
-(cd "$here" && swift build -c release --product shash >/dev/null)
+(cd "$here" && swift build -c release --static-swift-stdlib --product shash >/dev/null)
 shash="$here/.build/release/shash"
 
 make_file() { # path size_mib

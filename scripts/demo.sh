@@ -19,8 +19,11 @@ bash "$here/scripts/setup.sh" build
 # DEMO_CONFIGURATION=debug reuses the debug build (CI has just made one); release is the default.
 configuration=${DEMO_CONFIGURATION:-release}
 echo "== building shash, slicesync and syncserver ($configuration)"
-(cd "$here" && for product in shash slicesync syncserver; do swift build -c "$configuration" --product "$product" 2>&1 | tail -1; done)
-bin=$(cd "$here" && swift build -c "$configuration" --show-bin-path)
+# Release programs are built as `make install` builds them, with the Swift runtime linked in.
+flags=(-c "$configuration")
+[ "$configuration" = release ] && flags+=(--static-swift-stdlib)
+(cd "$here" && for product in shash slicesync syncserver; do swift build "${flags[@]}" --product "$product" 2>&1 | tail -1; done)
+bin=$(cd "$here" && swift build "${flags[@]}" --show-bin-path)
 shash="$bin/shash"
 slicesync="$bin/slicesync"
 syncserver="$bin/syncserver"

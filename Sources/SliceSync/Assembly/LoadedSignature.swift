@@ -368,7 +368,7 @@ final class LoadedSignature: Sendable {
             let candidates = missing
             let (resolved, sources) = try await context.runBlocking { try sketchMatcher.resolve(missing: candidates,
                 found: slices) }
-            for (block, source) in sources { map.sources[block] = source }
+            for run in sources { map.sources.setRun(run.blocks, from: run.source) }
             if !resolved.isEmpty {
                 context.logger.info("\(resolved.count) changed slices resolved from the sketch table")
                 let done = Set(resolved.map(\.slice))

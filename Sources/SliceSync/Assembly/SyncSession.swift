@@ -293,6 +293,8 @@ public final class SyncSession: Sendable, LocatingContext {
             // Download first, then copy local pieces and hash everything in one pass in file order.
             observer?.phase("downloading")
             try await downloadMissing(&plan, remote: remote, output: output, signature: signature)
+            // Downloads were checked against the fine records; assembly and repairs use the slice records.
+            plan.map.fineRecords = FineRecords()
             var streamed: (digest: [UInt8], badSlices: [Int], sliceDigests: [UInt8]?)?
             if plan.fullDownload {
                 streamed = try await downloadWhole(remote: remote, output: output, signature: signature)

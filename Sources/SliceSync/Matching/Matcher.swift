@@ -129,10 +129,9 @@ public final class Matcher: Sendable {
         }
         let tail = blocks[lastIndex].flatMap { lastLength < header.blockSize && wanted(lastIndex) ? $0 : nil }
         guard !entries.isEmpty || tail != nil else { return [] }
-        // Blocks are wanted for a few changed slices at a time: tables then keep only those.
-        let sparse = entries.count < header.blockCount / 8
+        // The blocks looked for are those of the fine tables held: what is found is kept by record.
         let verifier = V2BlockVerifier(blocks: blocks, wanted: wanted)
-        let found = FoundPieces(count: header.blockCount, sparse: sparse)
+        let found = FoundPieces(records: blocks)
         if !entries.isEmpty {
             let table = WeakTable(packed: &entries)
             try scanAll(hasher: RKWindowHasher(window: header.blockSize), table: table, verifier: verifier,

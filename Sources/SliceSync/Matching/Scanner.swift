@@ -67,20 +67,25 @@ public final class ScanProgress: Sendable {
     func add(_ bytes: Int) { scanned.add(bytes, ordering: .relaxed) }
 }
 
-/// The pieces found so far, shared by the threads of one scan: 8 bytes per piece, or per wanted piece
-/// when few of many are wanted (a few changed slices' blocks of a file of millions).
+/// The pieces found so far, shared by the threads of one scan: 8 bytes per piece, or per block whose
+/// fine record is held (a few changed slices' blocks of a file of millions).
 final class FoundPieces: Sendable {
     private enum Table {
         case dense([UInt64])
-        case sparse([Int32: UInt64])
+        /// One word per record `records` holds, by its position there: the pieces are the blocks whose
+        /// fine records were fetched, a fraction of a large file's.
+        case held(FineRecords, [UInt64])
     }
     private let found: Mutex<Table>
-    private let count: Int
 
-    /// For pieces `0..<count`; `sparse` keeps only the pieces found.
-    init(count: Int, sparse: Bool = false) {
-        self.count = count
-        found = Mutex(sparse ? .sparse([:]) : .dense([UInt64](repeating: PackedSource.none, count: count)))
+    /// For pieces `0..<count`.
+    init(count: Int) {
+        found = Mutex(.dense([UInt64](repeating: PackedSource.none, count: count)))
+    }
+
+    /// For the blocks whose fine records `records` holds.
+    init(records: FineRecords) {
+        found = Mutex(.held(records, [UInt64](repeating: PackedSource.none, count: records.count)))
     }
 
     /// Records matches. The first source recorded for a piece wins.
@@ -95,11 +100,14 @@ final class FoundPieces: Sendable {
                     entries[Int(piece)] = packed
                 }
                 table = .dense(entries)
-            case .sparse(var entries):
-                table = .sparse([:])
-                for piece in pieces where (0..<count).contains(Int(piece))
-                    && entries[piece] == nil { entries[piece] = packed }
-                table = .sparse(entries)
+            case .held(let records, var entries):
+                table = .dense([])
+                for piece in pieces {
+                    guard let position = records.position(of: Int(piece)), entries[position] == PackedSource.none
+                    else { continue }
+                    entries[position] = packed
+                }
+                table = .held(records, entries)
             }
         }
     }
@@ -110,8 +118,8 @@ final class FoundPieces: Sendable {
             switch table {
             case .dense(let entries):
                 candidates.filter { entries.indices.contains(Int($0)) && entries[Int($0)] == PackedSource.none }
-            case .sparse(let entries):
-                candidates.filter { (0..<count).contains(Int($0)) && entries[$0] == nil }
+            case .held(let records, let entries):
+                candidates.filter { records.position(of: Int($0)).map { entries[$0] == PackedSource.none } ?? false }
             }
         }
     }
@@ -122,9 +130,10 @@ final class FoundPieces: Sendable {
             switch table {
             case .dense(let entries):
                 entries.indices.compactMap { index in PackedSource.unpack(entries[index]).map { (index, $0) } }
-            case .sparse(let entries):
-                entries.compactMap { index, packed in PackedSource.unpack(packed).map { (Int(index),
-                    $0) } }.sorted { $0.0 < $1.0 }
+            case .held(let records, let entries):
+                records.compactMap { block, _ in
+                    records.position(of: block).flatMap { PackedSource.unpack(entries[$0]) }.map { (block, $0) }
+                }
             }
         }
     }

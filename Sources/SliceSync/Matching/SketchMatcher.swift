@@ -36,10 +36,14 @@ struct SketchMatcher: Sendable {
     /// handle better.
     static let maxProbedRun = 4
 
-    /// For the slices in `missing` that it can resolve: the local source of every block it found.
+    /// A run of consecutive blocks found at consecutive local bytes from `source` on.
+    typealias Run = (blocks: Range<Int>, source: LocalSource)
+
+    /// For the slices in `missing` that it can resolve: where the blocks it found are, in runs (a
+    /// changed release tarball has 150,000 of them; one entry per block took 7 MB).
     /// `found` holds every slice's whole-slice source (nil when not found whole).
     /// A resolved slice comes with the bytes it still needs from the server.
-    func resolve(missing: [Int], found: [LocalSource?]) throws(FileSystemError) -> (resolved: [(slice: Int, missingBytes: Int)], sources: [(block: Int, source: LocalSource)]) {
+    func resolve(missing: [Int], found: [LocalSource?]) throws(FileSystemError) -> (resolved: [(slice: Int, missingBytes: Int)], sources: [Run]) {
         guard header.sketchUnit != nil, !missing.isEmpty else { return ([], []) }
         let wanted = Set(missing)
         var runs: [ClosedRange<Int>] = []
@@ -57,7 +61,8 @@ struct SketchMatcher: Sendable {
         // Runs are independent: both cores hash local bytes, each run on one of them.
         let runList = runs
         let probesLeft = Atomic<Int>(Self.maxProbes)
-        let results = Mutex<(resolved: [(slice: Int, missingBytes: Int)], sources: [(block: Int, source: LocalSource)], error: FileSystemError?)>(([], [], nil))
+        let results = Mutex<(resolved: [(slice: Int, missingBytes: Int)], sources: [Run], error: FileSystemError?)>(
+            ([], [], nil))
         DispatchQueue.concurrentPerform(iterations: runList.count) { index in
             do throws(FileSystemError) {
                 let (resolved, sources) = try resolve(run: runList[index], wanted: wanted, found: found, probesLeft: probesLeft)
@@ -74,7 +79,7 @@ struct SketchMatcher: Sendable {
         return (collected.resolved.sorted { $0.slice < $1.slice }, collected.sources)
     }
 
-    private func resolve(run: ClosedRange<Int>, wanted: Set<Int>, found: [LocalSource?], probesLeft: borrowing Atomic<Int>) throws(FileSystemError) -> (resolved: [(slice: Int, missingBytes: Int)], sources: [(block: Int, source: LocalSource)]) {
+    private func resolve(run: ClosedRange<Int>, wanted: Set<Int>, found: [LocalSource?], probesLeft: borrowing Atomic<Int>) throws(FileSystemError) -> (resolved: [(slice: Int, missingBytes: Int)], sources: [Run]) {
         let units = header.sketchUnits(ofSlice: run.lowerBound).lowerBound..<header.sketchUnits(ofSlice: run.upperBound).upperBound
         guard units.upperBound <= sketch.count else { return ([], []) }
         var anchors = anchors(before: run.lowerBound > 0 ? run.lowerBound - 1 : nil, after: run.upperBound + 1 < found.count ? run.upperBound + 1 : nil, found: found)
@@ -93,7 +98,7 @@ struct SketchMatcher: Sendable {
             try test(anchor, units: units, taken: &taken)
         }
         var resolved: [(slice: Int, missingBytes: Int)] = []
-        var sources: [(block: Int, source: LocalSource)] = []
+        var sources: [Run] = []
         for slice in run where wanted.contains(slice) {
             let missing = missingBytes(slice: slice, taken: taken)
             guard missing > 0, missing <= maxMissingPerSlice else { continue }
@@ -101,8 +106,14 @@ struct SketchMatcher: Sendable {
             for index in header.sketchUnits(ofSlice: slice) {
                 guard let source = taken[index] else { continue }
                 let target = header.sketchUnitRange(index)
-                for offset in stride(from: target.lowerBound, to: target.upperBound, by: header.blockSize) {
-                    sources.append((offset / header.blockSize, LocalSource(file: source.file, offset: source.offset + offset - target.lowerBound)))
+                let blocks = (target.lowerBound / header.blockSize)..<((target.upperBound - 1) / header.blockSize + 1)
+                // Units taken at one anchor follow each other in the local file too: one run.
+                if let last = sources.last, last.blocks.upperBound == blocks.lowerBound,
+                   last.source.file == source.file,
+                   last.source.offset + (blocks.lowerBound - last.blocks.lowerBound) * header.blockSize == source.offset {
+                    sources[sources.count - 1].blocks = last.blocks.lowerBound..<blocks.upperBound
+                } else {
+                    sources.append((blocks, source))
                 }
             }
         }

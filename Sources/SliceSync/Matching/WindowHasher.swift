@@ -11,11 +11,19 @@ protocol WindowHasher: Sendable {
     /// Moves the window starting at `bytes + i` one byte forward (a hasher of several consecutive
     /// blocks needs the bytes between too).
     func roll(_ state: UInt64, bytes: UnsafePointer<UInt8>, at i: Int) -> UInt64
+    /// Moves the window starting at `bytes + i` one and two bytes forward: the states at i + 1 and
+    /// i + 2, where the second need not wait for the first.
+    func roll2(_ state: UInt64, bytes: UnsafePointer<UInt8>, at i: Int) -> (UInt64, UInt64)
 }
 
 extension WindowHasher {
     @inline(__always) func roll(_ state: UInt64, bytes: UnsafePointer<UInt8>, at i: Int) -> UInt64 {
         roll(state, outgoing: bytes[i], incoming: bytes[i + window])
+    }
+
+    @inline(__always) func roll2(_ state: UInt64, bytes: UnsafePointer<UInt8>, at i: Int) -> (UInt64, UInt64) {
+        let next = roll(state, bytes: bytes, at: i)
+        return (next, roll(next, bytes: bytes, at: i + 1))
     }
 }
 
@@ -23,14 +31,51 @@ extension WindowHasher {
 struct RKWindowHasher: WindowHasher {
     let roller: RollingHash
     var window: Int { roller.window }
+    private let terms: RKTerms
 
-    init(window: Int) { roller = RollingHash(window: window) }
+    init(window: Int) {
+        roller = RollingHash(window: window)
+        terms = RKTerms(outgoingFactor: roller.outgoingFactor)
+    }
+
+    /// Two bytes at a time, the state at i + 2 straight from the state at i: one multiply on the chain
+    /// from state to state instead of two, and the byte terms looked up, not multiplied. The scan's
+    /// inner loop was bound by that chain.
+    @inline(__always) func roll2(_ state: UInt64, bytes: UnsafePointer<UInt8>, at i: Int) -> (UInt64, UInt64) {
+        let out0 = Int(bytes[i]), out1 = Int(bytes[i + 1])
+        let in0 = bytes[i + roller.window], in1 = bytes[i + 1 + roller.window]
+        let table = terms.table
+        let next = state &* RollingHash.multiplier &+ (UInt64(in0) &+ 1) &- table[out0]
+        let independent = table[512 + Int(in0)] &+ (UInt64(in1) &+ 1) &- table[256 + out0] &- table[out1]
+        return (next, state &* RKTerms.multiplierSquared &+ independent)
+    }
 
     @inline(__always) func hash(_ pointer: UnsafeRawPointer) -> UInt64 { RollingHash.hash(pointer, count: roller.window) }
     @inline(__always) func roll(_ state: UInt64, outgoing: UInt8, incoming: UInt8) -> UInt64 {
         roller.roll(state, outgoing: outgoing, incoming: incoming)
     }
     @inline(__always) func weak(_ state: UInt64) -> UInt32 { RollingHash.weak(state) }
+}
+
+/// The byte terms of rolling RK64 two bytes at a time, for every byte value: (b + 1)·F, (b + 1)·F·M
+/// and (b + 1)·M, where F is M to the window length. 6 KiB, made once per scan.
+///
+/// `@unchecked Sendable`: the table is written only in `init` and freed in `deinit`.
+final class RKTerms: @unchecked Sendable {
+    static let multiplierSquared = RollingHash.multiplier &* RollingHash.multiplier
+    let table: UnsafeMutablePointer<UInt64>
+
+    init(outgoingFactor: UInt64) {
+        table = .allocate(capacity: 768)
+        for byte in 0..<256 {
+            let value = UInt64(byte) &+ 1
+            table[byte] = value &* outgoingFactor
+            table[256 + byte] = value &* outgoingFactor &* RollingHash.multiplier
+            table[512 + byte] = value &* RollingHash.multiplier
+        }
+    }
+
+    deinit { table.deallocate() }
 }
 
 /// zlib Adler-32 over a window: format 1.
@@ -45,13 +90,13 @@ struct AdlerWindowHasher: WindowHasher {
 }
 
 /// Weak hashes of the pieces being looked for, with a bit-set pre-filter so that most byte offsets cost
-/// one bit test; hits are then looked up by binary search in sorted arrays (8 bytes per piece, so
-/// millions of blocks fit in tens of MiB).
+/// one bit test; hits are then looked up by binary search in the sorted entries (8 bytes per piece,
+/// weak hash and index in one word, so millions of blocks fit in tens of MiB).
 struct WeakTable: Sendable {
     private let bits: [UInt64]
     private let shift: UInt32
-    private let keys: [UInt32]
-    private let values: [Int32]
+    /// `pack(weak:index:)` of every piece, sorted.
+    private let entries: [UInt64]
 
     /// Builds the table from (weak hash, piece index) pairs.
     init(_ entries: [(weak: UInt32, index: Int)]) {
@@ -64,28 +109,27 @@ struct WeakTable: Sendable {
         UInt64(weak) << 32 | UInt64(UInt32(truncatingIfNeeded: index))
     }
 
-    /// Builds the table from packed entries (`pack`), which are sorted in place and then emptied: a
-    /// table of millions of blocks never holds a second copy of them.
+    /// Builds the table from packed entries (`pack`), which it takes over, sorted in place: a table of
+    /// millions of blocks never holds a second copy of them.
     init(packed entries: inout [UInt64]) {
         entries.sort()
-        keys = entries.map { UInt32(truncatingIfNeeded: $0 >> 32) }
-        values = entries.map { Int32(truncatingIfNeeded: $0) }
-        let count = entries.count
+        self.entries = entries
         entries = []
+        let count = self.entries.count
         // About 64 bits per entry keeps the false pass rate near 1.5 %, within 2^20...2^27 bits; small
         // tables get the 128 KiB minimum (it stays in the L2 cache) and so a far lower rate.
         var logBits = 20
         while logBits < 27 && (1 << logBits) < count * 64 { logBits += 1 }
         shift = UInt32(32 - logBits)
         var bits = [UInt64](repeating: 0, count: (1 << logBits) / 64)
-        for weak in keys {
-            let slot = Int(Self.mix(weak) >> UInt32(32 - logBits))
+        for entry in self.entries {
+            let slot = Int(Self.mix(UInt32(truncatingIfNeeded: entry >> 32)) >> UInt32(32 - logBits))
             bits[slot >> 6] |= 1 << UInt64(slot & 63)
         }
         self.bits = bits
     }
 
-    var isEmpty: Bool { keys.isEmpty }
+    var isEmpty: Bool { entries.isEmpty }
 
     /// Spreads weak hashes whose low or high bits are poor (Adler-32's are) over the bit set.
     @inline(__always) static func mix(_ weak: UInt32) -> UInt32 { weak &* 0x9E37_79B1 ^ (weak >> 15) }
@@ -110,6 +154,21 @@ struct WeakTable: Sendable {
             let words = words.baseAddress!
             var hash = state
             var i = from
+            // Two positions per turn: both states come from `hash`, so their filter checks and the
+            // next turn's state overlap.
+            pairs: while i + 1 < end {
+                let weak = hasher.weak(hash)
+                if Self.passes(weak, words: words, shift: shift) && !exhausted.contains(weak) { break pairs }
+                let (next, afterNext) = hasher.roll2(hash, bytes: bytes, at: i)
+                let nextWeak = hasher.weak(next)
+                if Self.passes(nextWeak, words: words, shift: shift) && !exhausted.contains(nextWeak) {
+                    hash = next
+                    i += 1
+                    break pairs
+                }
+                hash = afterNext
+                i += 2
+            }
             while i < end {
                 let weak = hasher.weak(hash)
                 if Self.passes(weak, words: words, shift: shift) && !exhausted.contains(weak) { break }
@@ -124,14 +183,14 @@ struct WeakTable: Sendable {
     /// The pieces with this weak hash, or nil.
     func lookup(_ weak: UInt32) -> [Int32]? {
         var low = 0
-        var high = keys.count
+        var high = entries.count
         while low < high {
             let middle = (low + high) / 2
-            if keys[middle] < weak { low = middle + 1 } else { high = middle }
+            if UInt32(truncatingIfNeeded: entries[middle] >> 32) < weak { low = middle + 1 } else { high = middle }
         }
         var result: [Int32] = []
-        while low < keys.count && keys[low] == weak {
-            result.append(values[low])
+        while low < entries.count && UInt32(truncatingIfNeeded: entries[low] >> 32) == weak {
+            result.append(Int32(truncatingIfNeeded: entries[low]))
             low += 1
         }
         return result.isEmpty ? nil : result

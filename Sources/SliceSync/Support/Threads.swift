@@ -87,6 +87,8 @@ public final class BlockingPool: @unchecked Sendable {
 
     /// Threads started since the pool was made (for tests: reuse shows as a count that stays put).
     public var threadsStarted: Int { condition.withLock { started } }
+    /// Threads waiting for a job.
+    var idleThreads: Int { condition.withLock { idle } }
 
     private func work() {
         condition.lock()

@@ -24,6 +24,45 @@ struct WindowHasherTests {
         #expect(rollsLikeRecomputing(AdlerWindowHasher(window: window), data))
     }
 
+    @Test(arguments: [1, 2, 7, 512])
+    func rollingTwoBytesAtOnceGivesBothStates(window: Int) {
+        let data = randomBytes(window + 600, seed: UInt64(window) + 40)
+        let hasher = RKWindowHasher(window: window)
+        data.withUnsafeBytes { raw in
+            let bytes = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            for start in 0..<(data.count - window - 1) {
+                let (next, afterNext) = hasher.roll2(hasher.hash(raw.baseAddress! + start), bytes: bytes, at: start)
+                #expect(next == hasher.hash(raw.baseAddress! + start + 1))
+                #expect(afterNext == hasher.hash(raw.baseAddress! + start + 2))
+            }
+        }
+    }
+
+    @Test(arguments: [0, 1, 2, 3])
+    func theFilterLoopStopsWhereOneStepAtATimeWould(seed: UInt64) {
+        // Windows of 16 bytes over random data; the table holds the weak hashes of a few positions, so
+        // the loop must stop exactly at the first of them at or after its start, odd or even.
+        let window = 16
+        let data = randomBytes(4096, seed: seed + 50)
+        let hasher = RKWindowHasher(window: window)
+        var generator = SeededGenerator(seed: seed)
+        let marked = (0..<6).map { _ in Int(generator.next() % UInt64(data.count - window)) }
+        data.withUnsafeBytes { raw in
+            let bytes = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            let weakAt = { (position: Int) in hasher.weak(hasher.hash(raw.baseAddress! + position)) }
+            let table = WeakTable(marked.enumerated().map { (weak: weakAt($0.element), index: $0.offset) })
+            let end = data.count - window
+            for from in stride(from: 0, to: end, by: 37) {
+                var state = hasher.hash(raw.baseAddress! + from)
+                let stop = table.nextPossible(hasher: hasher, bytes: bytes, from: from, to: end, state: &state,
+                    exhausted: ExhaustedWeakHashes())
+                let expected = (from..<end).first { table.mayContain(weakAt($0)) } ?? end
+                #expect(stop == expected)
+                if stop < end { #expect(state == hasher.hash(raw.baseAddress! + stop)) }
+            }
+        }
+    }
+
     @Test func theTableFindsEveryEntryAndItsDuplicates() {
         var entries: [(weak: UInt32, index: Int)] = (0..<5000).map { (k: Int) in
             (weak: UInt32(truncatingIfNeeded: k &* 2_654_435_761), index: k)
@@ -124,7 +163,7 @@ struct ScannerTests {
         #expect(resolved.first?.missingBytes == 4096)
         // Every block of slice 1 but the two of the changed unit, each where it was.
         let unit = (262_144 + 10_000) / 4096 * 4096
-        let placed = Dictionary(uniqueKeysWithValues: sources.map { ($0.block, $0.source) })
+        let placed = blockSources(sources, blockSize: 2048)
         for block in signature.header.blockRange(ofSlice: 1) {
             let offset = block * 2048
             if offset / 4096 * 4096 == unit {
@@ -133,6 +172,19 @@ struct ScannerTests {
                 #expect(placed[block] == LocalSource(file: 0, offset: offset))
             }
         }
+    }
+
+    /// The source of every block of the sketch matcher's runs.
+    func blockSources(_ runs: [SketchMatcher.Run], blockSize: Int) -> [Int: LocalSource] {
+        var placed: [Int: LocalSource] = [:]
+        for run in runs {
+            for block in run.blocks {
+                #expect(placed[block] == nil)
+                placed[block] = LocalSource(file: run.source.file,
+                    offset: run.source.offset + (block - run.blocks.lowerBound) * blockSize)
+            }
+        }
+        return placed
     }
 
     @Test func theSketchFollowsContentShiftedByAnInsertion() throws {
@@ -151,7 +203,6 @@ struct ScannerTests {
         #expect(resolved.contains { $0.slice == 1 && $0.missingBytes <= 2 * 4096 })
         // A block after the insertion comes from 100 bytes earlier in the old file.
         let after = (300_000 + 100) / 2048 + 4
-        #expect(Dictionary(uniqueKeysWithValues: sources.map { ($0.block, $0.source) })[after] == LocalSource(file: 0,
-            offset: after * 2048 - 100))
+        #expect(blockSources(sources, blockSize: 2048)[after] == LocalSource(file: 0, offset: after * 2048 - 100))
     }
 }
