@@ -7,8 +7,11 @@
 struct FineRecords: Sendable, Sequence {
     /// Blocks per slice; the last slice of a file may have fewer.
     let blocksPerSlice: Int
-    /// Per slice held: where its records start in `weak` and `strong`, and how many it has.
-    private var slices: [Int: (start: Int, count: Int)] = [:]
+    /// Per slice up to the last one held: where its records start in `weak` and `strong` (-1: not
+    /// held), and how many it has. Arrays, not a dictionary: the scan asks for every candidate of
+    /// every weak hit.
+    private var starts: [Int] = []
+    private var counts: [Int32] = []
     private var weak: [UInt32] = []
     private var strong: [UInt64] = []
 
@@ -27,13 +30,22 @@ struct FineRecords: Sendable, Sequence {
     }
 
     /// Whether the fine table of `slice` is held.
-    func holds(slice: Int) -> Bool { slices[slice] != nil }
+    func holds(slice: Int) -> Bool { slice >= 0 && slice < starts.count && starts[slice] >= 0 }
+
+    private mutating func claim(slice: Int, blocks: Int) {
+        if slice >= starts.count {
+            starts += repeatElement(-1, count: slice + 1 - starts.count)
+            counts += repeatElement(0, count: slice + 1 - counts.count)
+        }
+        starts[slice] = weak.count
+        counts[slice] = Int32(blocks)
+    }
 
     /// Adds the fine table of `slice`: `blocks` records of `HashRecord.size` bytes at `raw`. A table
     /// already held stays as it is.
     mutating func add(slice: Int, records raw: UnsafeRawPointer, blocks: Int) {
-        guard slices[slice] == nil, blocks > 0 else { return }
-        slices[slice] = (weak.count, Swift.min(blocks, blocksPerSlice))
+        guard !holds(slice: slice), slice >= 0, blocks > 0 else { return }
+        claim(slice: slice, blocks: Swift.min(blocks, blocksPerSlice))
         for k in 0..<Swift.min(blocks, blocksPerSlice) {
             let record = HashRecord.load(from: raw + k * HashRecord.size)
             weak.append(record.weak)
@@ -43,8 +55,8 @@ struct FineRecords: Sendable, Sequence {
 
     /// Adds records given one by one (tests; a table of `blocksPerSlice` records per slice).
     mutating func add(_ records: [HashRecord], slice: Int) {
-        guard slices[slice] == nil, !records.isEmpty else { return }
-        slices[slice] = (weak.count, Swift.min(records.count, blocksPerSlice))
+        guard !holds(slice: slice), slice >= 0, !records.isEmpty else { return }
+        claim(slice: slice, blocks: Swift.min(records.count, blocksPerSlice))
         for record in records.prefix(blocksPerSlice) {
             weak.append(record.weak)
             strong.append(record.strong)
@@ -53,9 +65,11 @@ struct FineRecords: Sendable, Sequence {
 
     /// Where the record of `block` is in the flat arrays, when it is held.
     func position(of block: Int) -> Int? {
-        guard block >= 0, let held = slices[block / blocksPerSlice] else { return nil }
-        let k = block % blocksPerSlice
-        return k < held.count ? held.start + k : nil
+        guard block >= 0 else { return nil }
+        let slice = block / blocksPerSlice
+        guard slice < starts.count, starts[slice] >= 0 else { return nil }
+        let k = block - slice * blocksPerSlice
+        return k < Int(counts[slice]) ? starts[slice] + k : nil
     }
 
     /// The strong hash at a position `position(of:)` gave.
@@ -67,19 +81,17 @@ struct FineRecords: Sendable, Sequence {
 
     /// The blocks held, with their records, in block order.
     func makeIterator() -> AnyIterator<(block: Int, record: HashRecord)> {
-        let order = slices.keys.sorted()
-        var slot = 0
+        var slice = 0
         var k = 0
         return AnyIterator { [self] in
-            while slot < order.count {
-                let slice = order[slot]
-                guard let held = slices[slice], k < held.count else {
-                    slot += 1
+            while slice < starts.count {
+                guard starts[slice] >= 0, k < Int(counts[slice]) else {
+                    slice += 1
                     k = 0
                     continue
                 }
                 defer { k += 1 }
-                let position = held.start + k
+                let position = starts[slice] + k
                 return (slice * blocksPerSlice + k, HashRecord(weak: weak[position], strong: strong[position]))
             }
             return nil
