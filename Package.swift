@@ -1,11 +1,13 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Release programs start lighter (measured on a 110 MB update, peak RSS 39 → 34 MiB; `--help` 18.6 →
-// 13.7 MiB): the Swift runtime linked in, so no shared library of it is relocated page by page at
-// start-up; lld's packed relative relocations, a table ld.so reads at start of 60 KB instead of 2 MB;
-// and no dynamic export of every symbol, whose 1.5 MB of tables ld.so walked for each lookup. Debug
-// builds (and the tests, which link the programs' modules) keep the defaults.
+// Release programs start lighter (`slicesync --help`: 18.6 → 13.7 MiB; a 110 MB update's peak
+// 39 → 34 MiB before other changes): lld's packed relative relocations, a table ld.so reads at
+// start-up of 60 KB instead of 2 MB, and no dynamic export of every symbol, whose 1.5 MB of tables
+// ld.so searched for each lookup. The Makefile, the demo and the benchmarks also pass
+// `--static-swift-stdlib`, so that no shared library of the Swift runtime is relocated at start-up
+// (and the programs run where Swift is not installed). Debug builds, which the tests link the
+// programs' modules into, keep the defaults.
 let programLinking: [LinkerSetting] = [
     .unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
                   "-Xlinker", "--no-export-dynamic"], .when(platforms: [.linux], configuration: .release)),
