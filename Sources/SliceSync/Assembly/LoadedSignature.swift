@@ -429,46 +429,54 @@ final class LoadedSignature: Sendable {
         return unused
     }
 
-    /// Fetches the fine tables of `slices` (adjacent ones in one range) into the map.
+    /// Fetches the fine tables of `slices` (adjacent ones in one range) into the map. Each piece is
+    /// written straight to its place among the tables as it arrives: the tables are held once.
     func loadFineTables(of slices: [Int], into map: inout PieceMap, context: LocatingContext) async throws {
         guard let header = v2 else { return }
-        let perSlice = header.blocksPerSlice
-        if map.fineRecords.isEmpty { map.fineRecords = FineRecords(blocksPerSlice: perSlice) }
-        let wanted = slices.filter { !map.fineRecords.holds(slice: $0) }
+        if map.fineRecords.isEmpty { map.fineRecords = FineRecords(blocksPerSlice: header.blocksPerSlice) }
+        let wanted = Set(slices).filter { !map.fineRecords.holds(slice: $0) }.sorted()
         guard !wanted.isEmpty else { return }
-        let ranges = RequestPlanner.merge(wanted.map { header.fineTableRange(ofSlice: $0) }, gap: 0)
-        // Tables inside the prefix already fetched (small signatures arrive whole) are not fetched again.
-        let local = ranges.filter { $0.upperBound <= prefix.count }
-        var pieces = try await context.fetchSignatureRanges(ranges.filter { $0.upperBound > prefix.count },
-            remote: remote)
-        for range in local { pieces[range.lowerBound] = Array(prefix[range]) }
-        map.fineRecords.reserve(pieces.values.reduce(0) { $0 + $1.count } / HashRecord.size)
-        for (start, bytes) in pieces {
-            let offset = start - header.fineTablesOffset
-            guard offset >= 0, offset % HashRecord.size == 0, bytes.count % HashRecord.size == 0 else {
-                throw SignatureError(.invalidRecord, "a fine table arrived misaligned")
-            }
-            let first = offset / HashRecord.size
-            let end = first + bytes.count / HashRecord.size
-            guard first % perSlice == 0 else {
-                throw SignatureError(.invalidRecord, "a fine table arrived misaligned")
-            }
-            bytes.withUnsafeBytes { raw in
-                // Whole tables only: a slice whose table was cut short is reported below.
-                var block = first
-                while block < end {
-                    let slice = block / perSlice
-                    let blocks = header.blockRange(ofSlice: slice).count
-                    guard blocks > 0, block + blocks <= end else { break }
-                    map.fineRecords.add(slice: slice, records: raw.baseAddress! + (block - first) * HashRecord.size,
-                        blocks: blocks)
-                    block += blocks
+        let tables = wanted.map { header.fineTableRange(ofSlice: $0) }
+        // Where each table goes among the tables laid end to end.
+        let places = tables.reduce(into: [0]) { $0.append($0[$0.count - 1] + $1.count) }
+        let total = places[places.count - 1]
+        let index = SortedRanges(tables)
+        let buffer = Mutex([UInt8](repeating: 0, count: total))
+        let store = { @Sendable (piece: Range<Int>, bytes: UnsafeRawBufferPointer) in
+            // A piece may span adjacent tables (they are fetched as one range).
+            var at = piece.lowerBound
+            while at < piece.upperBound, let table = index.index(containing: at..<(at + 1)) {
+                let end = Swift.min(piece.upperBound, tables[table].upperBound)
+                let place = places[table] + at - tables[table].lowerBound
+                buffer.withLock { target in
+                    target.withUnsafeMutableBytes { raw in
+                        raw.baseAddress!.advanced(by: place).copyMemory(from: bytes.baseAddress! + (at - piece.lowerBound),
+                            byteCount: end - at)
+                    }
                 }
+                at = end
             }
         }
-        for slice in wanted where !map.fineRecords.holds(slice: slice) {
+        // Tables inside the prefix already fetched (small signatures arrive whole) are not fetched again.
+        var delivered = ByteRangeSet()
+        for table in tables where table.upperBound <= prefix.count {
+            prefix[table].withUnsafeBytes { store(table, $0) }
+            delivered.insert(table)
+        }
+        let remaining = RequestPlanner.merge(tables.filter { $0.upperBound > prefix.count }, gap: 0)
+        if !remaining.isEmpty {
+            let fetched = try await Self.fetchRanges(remaining, remote: remote, jobs: context.signatureFetchJobs,
+                logger: context.logger, deliver: store)
+            for table in tables where fetched.gaps(in: table).isEmpty { delivered.insert(table) }
+        }
+        for (slice, table) in zip(wanted, tables) where !delivered.gaps(in: table).isEmpty {
             throw SignatureError(.truncated, "the fine table of slice \(slice) could not be fetched whole from \(remote.url)")
         }
+        let blocks = wanted.map { (slice: $0, blocks: header.blockRange(ofSlice: $0).count) }
+        map.fineRecords.add(blocks, tables: buffer.withLock { tables in
+            defer { tables = [] }
+            return tables
+        })
     }
 
     // MARK: Verification
@@ -557,36 +565,52 @@ final class LoadedSignature: Sendable {
 }
 
 extension LoadedSignature {
-    /// Downloads ranges of the signature itself (fine tables), returning the bytes by range start.
+    /// Downloads `ranges` of a signature (sorted or not, disjoint), returning the bytes by range start.
     static func fetchRanges(_ ranges: [Range<Int>], remote: RemoteFile, jobs: Int, logger: Logger) async throws
         -> [Int: [UInt8]] {
         let wanted = ranges.sorted { $0.lowerBound < $1.lowerBound }
         let collected = Mutex<[[UInt8]]>(wanted.map { [UInt8](repeating: 0, count: $0.count) })
-        // Any piece will do: each arrives inside one wanted range and is copied to its place there.
+        let index = SortedRanges(wanted)
+        let delivered = try await fetchRanges(wanted, remote: remote, jobs: jobs, logger: logger) { piece, bytes in
+            // Each piece arrives inside one wanted range and is copied to its place there.
+            guard let table = index.index(containing: piece) else { return }
+            let at = piece.lowerBound - wanted[table].lowerBound
+            collected.withLock { tables in
+                tables[table].withUnsafeMutableBytes { target in
+                    target.baseAddress!.advanced(by: at).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+                }
+            }
+        }
+        let tables = collected.withLock { $0 }
+        var result: [Int: [UInt8]] = [:]
+        for (range, bytes) in zip(wanted, tables) where delivered.gaps(in: range).isEmpty {
+            result[range.lowerBound] = bytes
+        }
+        return result
+    }
+
+    /// Downloads `ranges` of a signature, handing each piece to `deliver` as it arrives (from several
+    /// connections at once); returns what was delivered. A server that ignores ranges sends the whole
+    /// signature, whose wanted parts are delivered from it.
+    static func fetchRanges(_ ranges: [Range<Int>], remote: RemoteFile, jobs: Int, logger: Logger,
+        deliver: @escaping @Sendable (Range<Int>, UnsafeRawBufferPointer) -> Void) async throws -> ByteRangeSet {
+        let wanted = ranges.sorted { $0.lowerBound < $1.lowerBound }
+        let delivered = Mutex(ByteRangeSet())
+        // Any piece will do: pieces are never larger than the range they are in.
         let downloader = RangeDownloader(remote: remote, jobs: jobs, unit: 1, logger: logger)
         do {
-            let index = SortedRanges(wanted)
             try await downloader.download(wanted) { piece, bytes in
-                guard let table = index.index(containing: piece) else { return piece.lowerBound..<piece.lowerBound }
-                let at = piece.lowerBound - wanted[table].lowerBound
-                collected.withLock { tables in
-                    tables[table].withUnsafeMutableBytes { target in
-                        target.baseAddress!.advanced(by: at).copyMemory(from: bytes.baseAddress!,
-                            byteCount: bytes.count)
-                    }
-                }
+                deliver(piece, bytes)
+                delivered.withLock { $0.insert(piece) }
                 return piece
             }
         } catch is RangeDownloader.RangesUnsupported {
-            // The signature's server ignores ranges: take the tables out of the whole signature.
             let whole = try await remote.fetchExisting(range: nil, limit: SignatureVerifier.maxSignatureBytes)
-            var result: [Int: [UInt8]] = [:]
-            for range in ranges where range.upperBound <= whole.bytes.count {
-                result[range.lowerBound] = Array(whole.bytes[range])
+            for range in wanted where range.upperBound <= whole.bytes.count {
+                whole.bytes[range].withUnsafeBytes { deliver(range, $0) }
+                delivered.withLock { $0.insert(range) }
             }
-            return result
         }
-        let tables = collected.withLock { $0 }
-        return Dictionary(uniqueKeysWithValues: zip(wanted.map(\.lowerBound), tables))
+        return delivered.withLock { $0 }
     }
 }

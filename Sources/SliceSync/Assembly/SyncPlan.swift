@@ -6,8 +6,8 @@ protocol LocatingContext: Sendable {
     var logger: Logger { get }
     /// Runs blocking, CPU-bound work on a thread of its own.
     func runBlocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T
-    /// Downloads ranges of the signature, returning the bytes by range start.
-    func fetchSignatureRanges(_ ranges: [Range<Int>], remote: RemoteFile) async throws -> [Int: [UInt8]]
+    /// Connections that fetch ranges of the signature (fine tables) at once.
+    var signatureFetchJobs: Int { get }
 }
 
 /// Where every piece of the new file comes from, and what that costs: the local pieces found, the

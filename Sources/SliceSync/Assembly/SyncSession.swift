@@ -497,9 +497,7 @@ public final class SyncSession: Sendable, LocatingContext {
     }
 
     /// Downloads ranges of the signature itself (fine tables), returning the bytes by range start.
-    func fetchSignatureRanges(_ ranges: [Range<Int>], remote: RemoteFile) async throws -> [Int: [UInt8]] {
-        try await LoadedSignature.fetchRanges(ranges, remote: remote, jobs: options.jobs, logger: logger)
-    }
+    var signatureFetchJobs: Int { options.jobs }
 
     // MARK: - Downloading
 

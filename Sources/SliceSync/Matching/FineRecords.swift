@@ -1,69 +1,61 @@
 /// Format 2: the fine records the client holds, by global block index.
 ///
-/// Fine tables arrive a slice at a time, so records are kept by whole slices: 12 bytes per block in
-/// two flat arrays behind an index of the slices held. A dictionary entry per block took about 40
-/// bytes, and twice that while it grew; the fine tables of a changed release tarball (150,000 blocks)
-/// were the largest allocation of a run.
+/// Fine tables arrive a slice at a time, so records are kept by whole slices, as the signature stores
+/// them (12 bytes each, big-endian), behind an index of the slices held: a fetch writes the tables
+/// straight into their place, and nothing is held twice. A dictionary entry per block took about 40
+/// bytes, and twice that while it grew; the fine tables of a changed release tarball (170,000
+/// blocks) were the largest allocation of a run.
 struct FineRecords: Sendable, Sequence {
     /// Blocks per slice; the last slice of a file may have fewer.
     let blocksPerSlice: Int
-    /// Per slice up to the last one held: where its records start in `weak` and `strong` (-1: not
-    /// held), and how many it has. Arrays, not a dictionary: the scan asks for every candidate of
-    /// every weak hit.
+    /// Per slice up to the last one held: where its records start (in records; -1: not held), and how
+    /// many it has. Arrays, not a dictionary: the scan asks for every candidate of every weak hit.
     private var starts: [Int] = []
     private var counts: [Int32] = []
-    private var weak: [UInt32] = []
-    private var strong: [UInt64] = []
+    /// The records, `HashRecord.size` bytes each, in the order their slices were added.
+    private var raw: [UInt8] = []
 
     init(blocksPerSlice: Int = 1) {
         self.blocksPerSlice = Swift.max(1, blocksPerSlice)
     }
 
     /// Blocks whose records are held.
-    var count: Int { weak.count }
-    var isEmpty: Bool { weak.isEmpty }
-
-    /// Makes room for `blocks` more records, so that adding them never holds two copies.
-    mutating func reserve(_ blocks: Int) {
-        weak.reserveCapacity(weak.count + blocks)
-        strong.reserveCapacity(strong.count + blocks)
-    }
+    var count: Int { raw.count / HashRecord.size }
+    var isEmpty: Bool { raw.isEmpty }
 
     /// Whether the fine table of `slice` is held.
     func holds(slice: Int) -> Bool { slice >= 0 && slice < starts.count && starts[slice] >= 0 }
 
-    private mutating func claim(slice: Int, blocks: Int) {
-        if slice >= starts.count {
-            starts += repeatElement(-1, count: slice + 1 - starts.count)
-            counts += repeatElement(0, count: slice + 1 - counts.count)
+    /// Adds the fine tables of `slices` (each with its number of blocks), laid end to end in `tables`
+    /// as the signature stores them. Slices already held, or a size that does not add up, are refused.
+    mutating func add(_ slices: [(slice: Int, blocks: Int)], tables: [UInt8]) {
+        let blocks = slices.reduce(0) { $0 + Swift.min(Swift.max(0, $1.blocks), blocksPerSlice) }
+        guard tables.count == blocks * HashRecord.size, slices.allSatisfy({ $0.slice >= 0 && !holds(slice: $0.slice) }),
+              Set(slices.map(\.slice)).count == slices.count else { return }
+        var next = count
+        for (slice, blocks) in slices {
+            if slice >= starts.count {
+                starts += repeatElement(-1, count: slice + 1 - starts.count)
+                counts += repeatElement(0, count: slice + 1 - counts.count)
+            }
+            starts[slice] = next
+            counts[slice] = Int32(Swift.min(blocks, blocksPerSlice))
+            next += Int(counts[slice])
         }
-        starts[slice] = weak.count
-        counts[slice] = Int32(blocks)
+        if raw.isEmpty { raw = tables } else { raw += tables }
     }
 
-    /// Adds the fine table of `slice`: `blocks` records of `HashRecord.size` bytes at `raw`. A table
-    /// already held stays as it is.
-    mutating func add(slice: Int, records raw: UnsafeRawPointer, blocks: Int) {
-        guard !holds(slice: slice), slice >= 0, blocks > 0 else { return }
-        claim(slice: slice, blocks: Swift.min(blocks, blocksPerSlice))
-        for k in 0..<Swift.min(blocks, blocksPerSlice) {
-            let record = HashRecord.load(from: raw + k * HashRecord.size)
-            weak.append(record.weak)
-            strong.append(record.strong)
-        }
-    }
-
-    /// Adds records given one by one (tests; a table of `blocksPerSlice` records per slice).
+    /// Adds one slice's records given as values (tests).
     mutating func add(_ records: [HashRecord], slice: Int) {
-        guard !holds(slice: slice), slice >= 0, !records.isEmpty else { return }
-        claim(slice: slice, blocks: Swift.min(records.count, blocksPerSlice))
+        var bytes: [UInt8] = []
         for record in records.prefix(blocksPerSlice) {
-            weak.append(record.weak)
-            strong.append(record.strong)
+            withUnsafeBytes(of: record.weak.bigEndian) { bytes += $0 }
+            withUnsafeBytes(of: record.strong.bigEndian) { bytes += $0 }
         }
+        add([(slice, Swift.min(records.count, blocksPerSlice))], tables: bytes)
     }
 
-    /// Where the record of `block` is in the flat arrays, when it is held.
+    /// Where the record of `block` is among those held, when it is held.
     func position(of block: Int) -> Int? {
         guard block >= 0 else { return nil }
         let slice = block / blocksPerSlice
@@ -73,10 +65,16 @@ struct FineRecords: Sendable, Sequence {
     }
 
     /// The strong hash at a position `position(of:)` gave.
-    func strong(at position: Int) -> UInt64 { strong[position] }
+    func strong(at position: Int) -> UInt64 {
+        raw.withUnsafeBytes {
+            UInt64(bigEndian: $0.loadUnaligned(fromByteOffset: position * HashRecord.size + 4, as: UInt64.self))
+        }
+    }
 
     subscript(block: Int) -> HashRecord? {
-        position(of: block).map { HashRecord(weak: weak[$0], strong: strong[$0]) }
+        position(of: block).map { position in
+            raw.withUnsafeBytes { HashRecord.load(from: $0.baseAddress! + position * HashRecord.size) }
+        }
     }
 
     /// The blocks held, with their records, in block order.
@@ -92,7 +90,8 @@ struct FineRecords: Sendable, Sequence {
                 }
                 defer { k += 1 }
                 let position = starts[slice] + k
-                return (slice * blocksPerSlice + k, HashRecord(weak: weak[position], strong: strong[position]))
+                let record = raw.withUnsafeBytes { HashRecord.load(from: $0.baseAddress! + position * HashRecord.size) }
+                return (slice * blocksPerSlice + k, record)
             }
             return nil
         }

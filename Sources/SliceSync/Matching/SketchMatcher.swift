@@ -43,7 +43,8 @@ struct SketchMatcher: Sendable {
     /// changed release tarball has 150,000 of them; one entry per block took 7 MB).
     /// `found` holds every slice's whole-slice source (nil when not found whole).
     /// A resolved slice comes with the bytes it still needs from the server.
-    func resolve(missing: [Int], found: [LocalSource?]) throws(FileSystemError) -> (resolved: [(slice: Int, missingBytes: Int)], sources: [Run]) {
+    func resolve(missing: [Int], found: [LocalSource?]) throws(FileSystemError)
+        -> (resolved: [(slice: Int, missingBytes: Int)], sources: [Run]) {
         guard header.sketchUnit != nil, !missing.isEmpty else { return ([], []) }
         let wanted = Set(missing)
         var runs: [ClosedRange<Int>] = []
@@ -79,7 +80,9 @@ struct SketchMatcher: Sendable {
         return (collected.resolved.sorted { $0.slice < $1.slice }, collected.sources)
     }
 
-    private func resolve(run: ClosedRange<Int>, wanted: Set<Int>, found: [LocalSource?], probesLeft: borrowing Atomic<Int>) throws(FileSystemError) -> (resolved: [(slice: Int, missingBytes: Int)], sources: [Run]) {
+    private func resolve(run: ClosedRange<Int>, wanted: Set<Int>, found: [LocalSource?],
+        probesLeft: borrowing Atomic<Int>) throws(FileSystemError)
+        -> (resolved: [(slice: Int, missingBytes: Int)], sources: [Run]) {
         let units = header.sketchUnits(ofSlice: run.lowerBound).lowerBound..<header.sketchUnits(ofSlice: run.upperBound).upperBound
         guard units.upperBound <= sketch.count else { return ([], []) }
         var anchors = anchors(before: run.lowerBound > 0 ? run.lowerBound - 1 : nil, after: run.upperBound + 1 < found.count ? run.upperBound + 1 : nil, found: found)
@@ -108,9 +111,12 @@ struct SketchMatcher: Sendable {
                 let target = header.sketchUnitRange(index)
                 let blocks = (target.lowerBound / header.blockSize)..<((target.upperBound - 1) / header.blockSize + 1)
                 // Units taken at one anchor follow each other in the local file too: one run.
-                if let last = sources.last, last.blocks.upperBound == blocks.lowerBound,
-                   last.source.file == source.file,
-                   last.source.offset + (blocks.lowerBound - last.blocks.lowerBound) * header.blockSize == source.offset {
+                let follows = sources.last.map { last in
+                    last.blocks.upperBound == blocks.lowerBound && last.source.file == source.file
+                        && last.source.offset + (blocks.lowerBound - last.blocks.lowerBound) * header.blockSize
+                            == source.offset
+                } ?? false
+                if follows, let last = sources.last {
                     sources[sources.count - 1].blocks = last.blocks.lowerBound..<blocks.upperBound
                 } else {
                     sources.append((blocks, source))

@@ -116,9 +116,7 @@ final class Publisher: Sendable, LocatingContext {
         try await onBlockingPool(body)
     }
 
-    func fetchSignatureRanges(_ ranges: [Range<Int>], remote: RemoteFile) async throws -> [Int: [UInt8]] {
-        try await LoadedSignature.fetchRanges(ranges, remote: remote, jobs: options.jobs, logger: logger)
-    }
+    var signatureFetchJobs: Int { options.jobs }
 
     // MARK: - One file
 

@@ -19,7 +19,9 @@ struct FineRecordsTests {
         for block in 0..<44 {
             let held = (8..<12).contains(block) || (20..<24).contains(block) || (36..<38).contains(block)
             #expect(records[block] == (held ? record(block) : nil))
-            if let position = records.position(of: block) { #expect(records.strong(at: position) == record(block).strong) }
+            if let position = records.position(of: block) {
+                #expect(records.strong(at: position) == record(block).strong)
+            }
         }
         #expect(records[-1] == nil)
         #expect(records.map(\.block) == [8, 9, 10, 11, 20, 21, 22, 23, 36, 37])
@@ -33,9 +35,19 @@ struct FineRecordsTests {
             bytes += withUnsafeBytes(of: value.weak.bigEndian) { Array($0) }
             bytes += withUnsafeBytes(of: value.strong.bigEndian) { Array($0) }
         }
+        // Slices 3 and 4 (the file's last, of two blocks) laid end to end, as a fetch delivers them.
+        for block in 16..<18 {
+            let value = record(block)
+            bytes += withUnsafeBytes(of: value.weak.bigEndian) { Array($0) }
+            bytes += withUnsafeBytes(of: value.strong.bigEndian) { Array($0) }
+        }
         var records = FineRecords(blocksPerSlice: 4)
-        records.reserve(4)
-        bytes.withUnsafeBytes { records.add(slice: 3, records: $0.baseAddress!, blocks: 4) }
-        #expect((12..<16).allSatisfy { records[$0] == record($0) })
+        records.add([(3, 4), (4, 2)], tables: bytes)
+        #expect((12..<18).allSatisfy { records[$0] == record($0) })
+        #expect(records[18] == nil && records.count == 6)
+        // Tables whose size does not add up, or that are held already, are refused.
+        records.add([(5, 4)], tables: Array(bytes.prefix(47)))
+        records.add([(3, 4)], tables: Array(bytes.prefix(48)))
+        #expect(!records.holds(slice: 5) && records.count == 6)
     }
 }
