@@ -450,8 +450,8 @@ final class LoadedSignature: Sendable {
                 let place = places[table] + at - tables[table].lowerBound
                 buffer.withLock { target in
                     target.withUnsafeMutableBytes { raw in
-                        raw.baseAddress!.advanced(by: place).copyMemory(from: bytes.baseAddress! + (at - piece.lowerBound),
-                            byteCount: end - at)
+                        raw.baseAddress!.advanced(by: place)
+                            .copyMemory(from: bytes.baseAddress! + (at - piece.lowerBound), byteCount: end - at)
                     }
                 }
                 at = end
