@@ -142,7 +142,7 @@ public final class BlockingPool: @unchecked Sendable {
 /// Runs blocking work on the blocking pool and waits for it without holding a thread of the
 /// cooperative pool; cancelling the waiting task runs `onCancel` (the work checks its own flag).
 func onBlockingPool<T: Sendable>(onCancel: @escaping @Sendable () -> Void = {},
-                              _ body: @escaping @Sendable () throws -> T) async throws -> T {
+                                 _ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withTaskCancellationHandler {
         try await withCheckedThrowingContinuation { continuation in
             BlockingPool.shared.run { continuation.resume(with: Result { try body() }) }
