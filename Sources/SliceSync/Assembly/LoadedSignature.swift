@@ -437,46 +437,23 @@ final class LoadedSignature: Sendable {
         let wanted = Set(slices).filter { !map.fineRecords.holds(slice: $0) }.sorted()
         guard !wanted.isEmpty else { return }
         let tables = wanted.map { header.fineTableRange(ofSlice: $0) }
-        // Where each table goes among the tables laid end to end.
-        let places = tables.reduce(into: [0]) { $0.append($0[$0.count - 1] + $1.count) }
-        let total = places[places.count - 1]
-        let index = SortedRanges(tables)
-        let buffer = Mutex([UInt8](repeating: 0, count: total))
-        let store = { @Sendable (piece: Range<Int>, bytes: UnsafeRawBufferPointer) in
-            // A piece may span adjacent tables (they are fetched as one range).
-            var at = piece.lowerBound
-            while at < piece.upperBound, let table = index.index(containing: at..<(at + 1)) {
-                let end = Swift.min(piece.upperBound, tables[table].upperBound)
-                let place = places[table] + at - tables[table].lowerBound
-                buffer.withLock { target in
-                    target.withUnsafeMutableBytes { raw in
-                        raw.baseAddress!.advanced(by: place)
-                            .copyMemory(from: bytes.baseAddress! + (at - piece.lowerBound), byteCount: end - at)
-                    }
-                }
-                at = end
-            }
-        }
-        // Tables inside the prefix already fetched (small signatures arrive whole) are not fetched again.
+        let layout = LaidOutRanges(tables)
         var delivered = ByteRangeSet()
-        for table in tables where table.upperBound <= prefix.count {
-            prefix[table].withUnsafeBytes { store(table, $0) }
-            delivered.insert(table)
-        }
         let remaining = RequestPlanner.merge(tables.filter { $0.upperBound > prefix.count }, gap: 0)
         if !remaining.isEmpty {
-            let fetched = try await Self.fetchRanges(remaining, remote: remote, jobs: context.signatureFetchJobs,
-                logger: context.logger, deliver: store)
-            for table in tables where fetched.gaps(in: table).isEmpty { delivered.insert(table) }
+            delivered = try await Self.fetchRanges(remaining, remote: remote, jobs: context.signatureFetchJobs,
+                logger: context.logger, deliver: layout.store)
+        }
+        // Tables inside the prefix already fetched (small signatures arrive whole) are not fetched again.
+        for table in tables where table.upperBound <= prefix.count {
+            prefix[table].withUnsafeBytes { layout.store(table, $0) }
+            delivered.insert(table)
         }
         for (slice, table) in zip(wanted, tables) where !delivered.gaps(in: table).isEmpty {
             throw SignatureError(.truncated, "the fine table of slice \(slice) could not be fetched whole from \(remote.url)")
         }
         let blocks = wanted.map { (slice: $0, blocks: header.blockRange(ofSlice: $0).count) }
-        map.fineRecords.add(blocks, tables: buffer.withLock { tables in
-            defer { tables = [] }
-            return tables
-        })
+        map.fineRecords.add(blocks, tables: layout.take())
     }
 
     // MARK: Verification
@@ -568,23 +545,13 @@ extension LoadedSignature {
     /// Downloads `ranges` of a signature (sorted or not, disjoint), returning the bytes by range start.
     static func fetchRanges(_ ranges: [Range<Int>], remote: RemoteFile, jobs: Int, logger: Logger) async throws
         -> [Int: [UInt8]] {
-        let wanted = ranges.sorted { $0.lowerBound < $1.lowerBound }
-        let collected = Mutex<[[UInt8]]>(wanted.map { [UInt8](repeating: 0, count: $0.count) })
-        let index = SortedRanges(wanted)
-        let delivered = try await fetchRanges(wanted, remote: remote, jobs: jobs, logger: logger) { piece, bytes in
-            // Each piece arrives inside one wanted range and is copied to its place there.
-            guard let table = index.index(containing: piece) else { return }
-            let at = piece.lowerBound - wanted[table].lowerBound
-            collected.withLock { tables in
-                tables[table].withUnsafeMutableBytes { target in
-                    target.baseAddress!.advanced(by: at).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
-                }
-            }
-        }
-        let tables = collected.withLock { $0 }
+        let layout = LaidOutRanges(ranges.sorted { $0.lowerBound < $1.lowerBound })
+        let delivered = try await fetchRanges(layout.ranges, remote: remote, jobs: jobs, logger: logger,
+            deliver: layout.store)
+        let bytes = layout.take()
         var result: [Int: [UInt8]] = [:]
-        for (range, bytes) in zip(wanted, tables) where delivered.gaps(in: range).isEmpty {
-            result[range.lowerBound] = bytes
+        for (index, range) in layout.ranges.enumerated() where delivered.gaps(in: range).isEmpty {
+            result[range.lowerBound] = Array(bytes[layout.places[index]..<layout.places[index + 1]])
         }
         return result
     }
@@ -612,5 +579,47 @@ extension LoadedSignature {
             }
         }
         return delivered.withLock { $0 }
+    }
+}
+
+/// Sorted, disjoint ranges of a signature laid end to end in one buffer, filled by the pieces of a
+/// fetch as they arrive, from several connections at once. A piece may span adjacent ranges (they
+/// are fetched as one).
+final class LaidOutRanges: Sendable {
+    let ranges: [Range<Int>]
+    /// Where each range starts in the buffer; one more at the end, the buffer's length.
+    let places: [Int]
+    private let index: SortedRanges
+    private let buffer: Mutex<[UInt8]>
+
+    init(_ ranges: [Range<Int>]) {
+        self.ranges = ranges
+        places = ranges.reduce(into: [0]) { $0.append($0[$0.count - 1] + $1.count) }
+        index = SortedRanges(ranges)
+        buffer = Mutex([UInt8](repeating: 0, count: places[places.count - 1]))
+    }
+
+    /// Copies the bytes of `piece` (signature positions) to their places; bytes of no range are dropped.
+    @Sendable func store(_ piece: Range<Int>, _ bytes: UnsafeRawBufferPointer) {
+        var at = piece.lowerBound
+        while at < piece.upperBound, let range = index.index(containing: at..<(at + 1)) {
+            let end = Swift.min(piece.upperBound, ranges[range].upperBound)
+            let place = places[range] + at - ranges[range].lowerBound
+            buffer.withLock { target in
+                target.withUnsafeMutableBytes { raw in
+                    raw.baseAddress!.advanced(by: place)
+                        .copyMemory(from: bytes.baseAddress! + (at - piece.lowerBound), byteCount: end - at)
+                }
+            }
+            at = end
+        }
+    }
+
+    /// The buffer, handed over (the layout keeps nothing).
+    func take() -> [UInt8] {
+        buffer.withLock { bytes in
+            defer { bytes = [] }
+            return bytes
+        }
     }
 }

@@ -4,7 +4,7 @@ import Logging
 /// pool, a logger, and ranges of the signature (fine tables).
 protocol LocatingContext: Sendable {
     var logger: Logger { get }
-    /// Runs blocking, CPU-bound work on a thread of its own.
+    /// Runs blocking, CPU-bound work on the blocking pool.
     func runBlocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T
     /// Connections that fetch ranges of the signature (fine tables) at once.
     var signatureFetchJobs: Int { get }

@@ -496,7 +496,7 @@ public final class SyncSession: Sendable, LocatingContext {
         return destination
     }
 
-    /// Downloads ranges of the signature itself (fine tables), returning the bytes by range start.
+    /// Connections that fetch the signature's fine tables at once: those of the downloads.
     var signatureFetchJobs: Int { options.jobs }
 
     // MARK: - Downloading

@@ -45,16 +45,6 @@ struct FineRecords: Sendable, Sequence {
         if raw.isEmpty { raw = tables } else { raw += tables }
     }
 
-    /// Adds one slice's records given as values (tests).
-    mutating func add(_ records: [HashRecord], slice: Int) {
-        var bytes: [UInt8] = []
-        for record in records.prefix(blocksPerSlice) {
-            withUnsafeBytes(of: record.weak.bigEndian) { bytes += $0 }
-            withUnsafeBytes(of: record.strong.bigEndian) { bytes += $0 }
-        }
-        add([(slice, Swift.min(records.count, blocksPerSlice))], tables: bytes)
-    }
-
     /// Where the record of `block` is among those held, when it is held.
     func position(of block: Int) -> Int? {
         guard block >= 0 else { return nil }

@@ -51,3 +51,15 @@ struct FineRecordsTests {
         #expect(!records.holds(slice: 5) && records.count == 6)
     }
 }
+
+extension FineRecords {
+    /// Adds one slice's records given as values, encoded as a signature stores them.
+    mutating func add(_ records: [HashRecord], slice: Int) {
+        var bytes: [UInt8] = []
+        for record in records.prefix(blocksPerSlice) {
+            withUnsafeBytes(of: record.weak.bigEndian) { bytes += $0 }
+            withUnsafeBytes(of: record.strong.bigEndian) { bytes += $0 }
+        }
+        add([(slice, Swift.min(records.count, blocksPerSlice))], tables: bytes)
+    }
+}

@@ -7,7 +7,9 @@ import Glibc
 
 @Suite("The blocking pool")
 struct BlockingPoolTests {
-    /// Waits for `count` jobs of a batch, on the calling thread.
+    /// Waits for `count` jobs of a batch, on the calling thread. A condition variable, because the test
+    /// itself is a plain thread blocked on the pool's jobs, as the pool's own callers are; the count
+    /// is in a `Mutex` so the type needs no unchecked conformance.
     private final class Countdown: Sendable {
         private let condition = ThreadCondition()
         private let remaining: Mutex<Int>
