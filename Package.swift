@@ -45,6 +45,8 @@ let package = Package(
             providers: [.apt(["zlib1g-dev"])]
         ),
         .target(name: "CSliceSyncSystem"),
+        // Vector kernels (MD4 of many blocks side by side, the rolling hash in 32 lanes), chosen at run time.
+        .target(name: "CSliceSyncKernels"),
         // AWS Signature Version 4, credentials and S3 addressing: small, pure, tested on its own.
         .target(
             name: "AWSSigning",
@@ -56,6 +58,7 @@ let package = Package(
                 "CCrypto",
                 "CZlib",
                 "CSliceSyncSystem",
+                "CSliceSyncKernels",
                 "AWSSigning",
                 .product(name: "Logging", package: "swift-log"),
             ]

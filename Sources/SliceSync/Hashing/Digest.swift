@@ -1,4 +1,5 @@
 import CCrypto
+import Synchronization
 
 /// A streaming cryptographic digest backed by the system's OpenSSL libcrypto.
 ///
@@ -81,6 +82,48 @@ public final class StreamingDigest {
         let digest = StreamingDigest(algorithm)
         digest.update(bytes)
         return digest.finalize()
+    }
+}
+
+/// The whole-file digests one signing pass needs, computed in one walk over its bytes: SHA-1 (format 1,
+/// zsync control files), SHA-256 (format 2's plain digest), or both side by side.
+///
+/// `@unchecked Sendable`: updated by one job at a time (checked by `busy`), finalized after they all ended.
+final class WholeFileDigests: @unchecked Sendable {
+    private let state = UnsafeMutablePointer<slicesync_whole_digests>.allocate(capacity: 1)
+    private let busy = Atomic<Bool>(false)
+    let hasSHA1: Bool
+    let hasSHA256: Bool
+
+    /// Nil when neither digest is wanted.
+    init?(sha1: Bool, sha256: Bool) {
+        guard sha1 || sha256 else {
+            state.deallocate()
+            return nil
+        }
+        hasSHA1 = sha1
+        hasSHA256 = sha256
+        slicesync_whole_init(state, sha1 ? 1 : 0, sha256 ? 1 : 0)
+    }
+
+    deinit { state.deallocate() }
+
+    func update(_ pointer: UnsafeRawPointer, count: Int) {
+        precondition(!busy.exchange(true, ordering: .acquiring), "two threads updated one digest at once")
+        slicesync_whole_update(state, pointer, count)
+        busy.store(false, ordering: .releasing)
+    }
+
+    /// The digests asked for; once.
+    func finalize() -> (sha1: [UInt8]?, sha256: [UInt8]?) {
+        var sha1 = [UInt8](repeating: 0, count: 20)
+        var sha256 = [UInt8](repeating: 0, count: 32)
+        sha1.withUnsafeMutableBufferPointer { one in
+            sha256.withUnsafeMutableBufferPointer { two in
+                slicesync_whole_final(state, one.baseAddress, two.baseAddress)
+            }
+        }
+        return (hasSHA1 ? sha1 : nil, hasSHA256 ? sha256 : nil)
     }
 }
 

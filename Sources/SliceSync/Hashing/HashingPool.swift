@@ -6,6 +6,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 
 /// A fixed number of workers, on the blocking pool, that run CPU-bound hashing jobs.
 ///
@@ -84,26 +85,63 @@ private final class JobQueue: @unchecked Sendable {
     }
 }
 
-/// A one-shot countdown that a thread can wait on, for jobs submitted to a `HashingPool`.
+/// Per-slot counts of jobs still running, which a thread can wait on, for jobs submitted to a
+/// `HashingPool` or a `SerialLane`.
 ///
-/// `@unchecked Sendable`: `done` is read and written only with `condition` held.
+/// `@unchecked Sendable`: `running` is read and written only with `condition` held.
 final class CompletionFlags: @unchecked Sendable {
     private let condition = ThreadCondition()
-    private var done: [Bool]
+    private var running: [Int]
 
-    init(count: Int) { done = Array(repeating: false, count: count) }
+    init(count: Int) { running = Array(repeating: 0, count: count) }
 
-    func markDone(_ index: Int) {
+    /// Counts a job on `index` that is about to start.
+    func add(_ index: Int) {
         condition.lock()
-        done[index] = true
-        condition.broadcast()
+        running[index] += 1
         condition.unlock()
     }
 
-    func waitAndReset(_ index: Int) {
+    func markDone(_ index: Int) {
         condition.lock()
-        while !done[index] { condition.wait() }
-        done[index] = false
+        precondition(running[index] > 0, "a job finished that was never counted")
+        running[index] -= 1
+        if running[index] == 0 { condition.broadcast() }
         condition.unlock()
+    }
+
+    /// Waits until every job counted on `index` has finished.
+    func wait(_ index: Int) {
+        condition.lock()
+        while running[index] > 0 { condition.wait() }
+        condition.unlock()
+    }
+}
+
+/// Jobs that run one after another, in the order submitted, on the blocking pool: a sequential pass
+/// (one of two whole-file digests) beside the caller's own, without holding a thread while idle.
+final class SerialLane: Sendable {
+    private let state = Mutex<(jobs: [@Sendable () -> Void], draining: Bool)>(([], false))
+
+    /// Queues a job; it runs after every job submitted before it.
+    func submit(_ job: @escaping @Sendable () -> Void) {
+        let start = state.withLock { state in
+            state.jobs.append(job)
+            defer { state.draining = true }
+            return !state.draining
+        }
+        if start { BlockingPool.shared.run { self.drain() } }
+    }
+
+    private func drain() {
+        while true {
+            let next = state.withLock { state in
+                defer { state.jobs.removeAll() }
+                if state.jobs.isEmpty { state.draining = false }
+                return state.jobs
+            }
+            if next.isEmpty { return }
+            for job in next { job() }
+        }
     }
 }

@@ -3,7 +3,8 @@
 /// caller has that digest anyway).
 ///
 /// Block records are pure functions of the blocks, so pieces may be hashed on other threads with
-/// `records(of:count:)` and handed back in order with `append(records:)`; the SHA-1 runs in order.
+/// `records(of:count:)` and handed back in order with `append(records:)`; the SHA-1 runs in order, here
+/// (`add`) or in a pass that computes it with other digests (`adopt(sha1:)`).
 public final class ZsyncMaker {
     /// Block size, rsum bytes and strong bytes for the file.
     public let blockSize: Int
@@ -29,19 +30,24 @@ public final class ZsyncMaker {
         ZsyncRecordGeometry(blockSize: blockSize, rsumBytes: rsumBytes, strongBytes: strongBytes)
     }
 
-    /// Adds the next bytes of the file to the whole-file SHA-1.
-    public func hashWhole(_ pointer: UnsafeRawPointer, count: Int) {
-        sha1.update(pointer, count: count)
-        fed += count
-    }
-
     /// Adds the records of the next blocks, in order.
     public func append(records more: [UInt8]) { records += more }
 
-    /// Hashes the next bytes completely (whole-file hash and records), in pieces of any size: a block
-    /// cut by a piece's end waits in `carry` for the rest.
+    /// Hashes the next bytes completely (whole-file hash and records), in pieces of any size.
     public func add(_ pointer: UnsafeRawPointer, count: Int) {
-        hashWhole(pointer, count: count)
+        sha1.update(pointer, count: count)
+        addRecords(pointer, count: count)
+    }
+
+    /// Takes the whole-file SHA-1 from a pass that computed it with other digests, in place of feeding
+    /// the bytes to `add`.
+    public func adopt(sha1 digest: [UInt8]) { adopted = digest }
+    private var adopted: [UInt8]?
+
+    /// Makes the records of the next bytes, in pieces of any size: a block cut by a piece's end waits in
+    /// `carry` for the rest.
+    public func addRecords(_ pointer: UnsafeRawPointer, count: Int) {
+        fed += count
         var done = 0
         if !carry.isEmpty {
             let take = min(blockSize - carry.count, count)
@@ -67,10 +73,11 @@ public final class ZsyncMaker {
 
     /// The finished control file; `sha256` adds a `File-Hash` header.
     public func finish(filename: String, mtime: Int?, url: String, sha256: [UInt8]?) -> ZsyncControl {
-        precondition(fed == length, "the control file is finished before the whole file was fed")
+        precondition(fed == length || adopted != nil,
+                     "the control file is finished before the whole file was fed")
         return ZsyncControl(filename: filename, mtime: mtime, blockSize: blockSize, length: length,
                             sequenceMatches: sequenceMatches, rsumBytes: rsumBytes, strongBytes: strongBytes,
-                            urls: [url], sha1: sha1.finalize(), sha256: sha256, records: records)
+                            urls: [url], sha1: adopted ?? sha1.finalize(), sha256: sha256, records: records)
     }
 }
 
@@ -86,9 +93,18 @@ public struct ZsyncRecordGeometry: Sendable {
         let blocks = (count + blockSize - 1) / blockSize
         let size = rsumBytes + strongBytes
         var out = [UInt8](repeating: 0, count: blocks * size)
-        var digest = [UInt8](repeating: 0, count: 32)
+        // MD4, zsync's own hash, of all whole blocks at once, side by side in vector lanes: 8.9 GB/s here
+        // against 1.2 GB/s one block at a time, which was more than all other work of a control file.
+        let whole = count / blockSize
+        let batched = strongHash == .md4 && VectorKernels.handles(blockSize: blockSize) && whole > 0
+        var digests = [UInt8](repeating: 0, count: batched ? whole * 16 : 32)
+        if batched {
+            digests.withUnsafeMutableBufferPointer {
+                VectorKernels.md4(blocks: pointer, blockSize: blockSize, count: whole, into: $0.baseAddress!)
+            }
+        }
         out.withUnsafeMutableBufferPointer { records in
-            digest.withUnsafeMutableBufferPointer { digest in
+            digests.withUnsafeMutableBufferPointer { digests in
                 for index in 0..<blocks {
                     let start = index * blockSize
                     let take = min(blockSize, count - start)
@@ -96,17 +112,22 @@ public struct ZsyncRecordGeometry: Sendable {
                     let sum: UInt32
                     if take == blockSize {
                         sum = ZsyncRollingSum.sum(pointer + start, count: take)
-                        strongHash.hash(pointer + start, count: take, into: digest.baseAddress!)
+                        var digest = digests.baseAddress!
+                        if batched {
+                            digest += index * 16
+                        } else {
+                            strongHash.hash(pointer + start, count: take, into: digest)
+                        }
+                        for k in 0..<strongBytes { record[rsumBytes + k] = digest[k] }
                     } else {
                         sum = ZsyncRollingSum.paddedSum(pointer + start, count: take, window: blockSize)
                         let padded = strongHash.blockHash(pointer + start, count: take, window: blockSize,
                                                           prefix: strongBytes)
-                        for k in 0..<strongBytes { digest[k] = padded[k] }
+                        for k in 0..<strongBytes { record[rsumBytes + k] = padded[k] }
                     }
                     for k in 0..<rsumBytes {
                         record[k] = UInt8(truncatingIfNeeded: sum >> UInt32(8 * (rsumBytes - 1 - k)))
                     }
-                    for k in 0..<strongBytes { record[rsumBytes + k] = digest[k] }
                 }
             }
         }

@@ -1,0 +1,33 @@
+#ifndef SLICESYNC_CKERNELS_H
+#define SLICESYNC_CKERNELS_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* Hashing kernels that Swift cannot express: they use the CPU's vector units, chosen at run time.
+ *
+ * A level names an instruction set; each kernel has a version per level, and a caller may ask for a
+ * lower level than the machine's (the tests check every level the machine runs against the plain C
+ * one). */
+enum {
+    SLICESYNC_LEVEL_PLAIN = 0,  /* portable C */
+    SLICESYNC_LEVEL_AVX2 = 1,   /* x86-64 AVX2 */
+    SLICESYNC_LEVEL_AVX512 = 2, /* x86-64 AVX-512 F, DQ and BW */
+};
+
+/* The highest level this machine and its operating system run. */
+int slicesync_kernel_level(void);
+
+/* MD4 digests (16 bytes each, in order, to `digests`) of `count` consecutive blocks of `block_size`
+ * bytes at `data`. `block_size` must be a positive multiple of 64 and less than 2^27 bytes. Blocks
+ * are hashed side by side, one per vector lane. */
+void slicesync_md4_blocks(int level, const uint8_t *data, size_t block_size, size_t count, uint8_t *digests);
+
+/* SHA-256 digests (32 bytes each, in order, to `digests`) of the leading blocks among `count` consecutive
+ * blocks of `block_size` bytes at `data`, with the same limits as above. Returns how many it hashed: a
+ * multiple of 16 at the AVX-512 level, none below it; the caller hashes the rest. */
+size_t slicesync_sha256_blocks(int level, const uint8_t *data, size_t block_size, size_t count, uint8_t *digests);
+
+/* The polynomial hash h = h * multiplier + (byte + 1), from h = 0, over `count` bytes, modulo 2^64. */
+uint64_t slicesync_rk64(int level, const uint8_t *data, size_t count, uint64_t multiplier);
+
+#endif

@@ -1,0 +1,30 @@
+import CSliceSyncKernels
+
+/// The C vector kernels (`CSliceSyncKernels`) at the best instruction set this machine runs, found once.
+enum VectorKernels {
+    /// The instruction set the kernels use: 0 portable C, 1 AVX2, 2 AVX-512.
+    static let level = slicesync_kernel_level()
+
+    /// MD4 digests, 16 bytes each, of `count` consecutive blocks of `blockSize` bytes (a multiple of 64).
+    static func md4(blocks pointer: UnsafeRawPointer, blockSize: Int, count: Int,
+                    into digests: UnsafeMutablePointer<UInt8>, level: Int32 = level) {
+        slicesync_md4_blocks(level, pointer.assumingMemoryBound(to: UInt8.self), blockSize, count, digests)
+    }
+
+    /// SHA-256 digests, 32 bytes each, of the leading blocks among `count` consecutive blocks of
+    /// `blockSize` bytes (a multiple of 64); returns how many it hashed (none without AVX-512).
+    static func sha256(blocks pointer: UnsafeRawPointer, blockSize: Int, count: Int,
+                       into digests: UnsafeMutablePointer<UInt8>, level: Int32 = level) -> Int {
+        slicesync_sha256_blocks(level, pointer.assumingMemoryBound(to: UInt8.self), blockSize, count, digests)
+    }
+
+    /// Whether the block kernels take blocks of this size.
+    static func handles(blockSize: Int) -> Bool {
+        blockSize > 0 && blockSize % 64 == 0 && blockSize < 1 << 27
+    }
+
+    /// `RollingHash.hash` of `count` bytes, with `multiplier`.
+    static func rk64(_ pointer: UnsafeRawPointer, count: Int, multiplier: UInt64, level: Int32 = level) -> UInt64 {
+        slicesync_rk64(level, pointer.assumingMemoryBound(to: UInt8.self), count, multiplier)
+    }
+}
