@@ -42,6 +42,13 @@
         }                                                                                                 \
     } while (0)
 
+static void store_be32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
 static uint32_t load_le32(const uint8_t *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
@@ -317,6 +324,233 @@ uint64_t slicesync_rk64(int level, const uint8_t *data, size_t count, uint64_t m
     (void)level;
 #endif
     return rk64_tail(0, data, count, multiplier);
+}
+
+/* ---- zsync's rolling sum of whole blocks ----------------------------------------------------------
+ *
+ * For a block x[0..n): a = sum of x[i], b = sum of (n - i) x[i], both kept modulo 2^16 by the format, so
+ * 32-bit lanes that wrap lose nothing. A chunk of W bytes adds its byte sum to a and, to b, W times the
+ * a before it plus its own bytes weighted W..1. The vector versions sum bytes with SAD, weight them
+ * with a multiply-add of bytes by signed 8-bit weights (W <= 64 keeps every pair below 2^15), and
+ * defer the "W times the a before" to one multiplication at the end. */
+
+static uint32_t rsum_plain(const uint8_t *data, size_t count) {
+    uint32_t a = 0, b = 0;
+    for (size_t i = 0; i < count; i++) {
+        a += data[i];
+        b += a;
+    }
+    return (a & 0xFFFF) << 16 | (b & 0xFFFF);
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) static uint32_t rsum_avx2(const uint8_t *data, size_t count) {
+    const __m256i weights = _mm256_setr_epi8(32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17,
+                                             16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1);
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i sums = _mm256_setzero_si256(), earlier = _mm256_setzero_si256(), weighted = _mm256_setzero_si256();
+    for (size_t i = 0; i < count; i += 32) {
+        __m256i chunk = _mm256_loadu_si256((const __m256i *)(data + i));
+        earlier = _mm256_add_epi32(earlier, sums);
+        sums = _mm256_add_epi32(sums, _mm256_sad_epu8(chunk, _mm256_setzero_si256()));
+        weighted = _mm256_add_epi32(weighted, _mm256_madd_epi16(_mm256_maddubs_epi16(chunk, weights), ones));
+    }
+    uint32_t lanes[8], before[8], own[8];
+    _mm256_storeu_si256((__m256i *)lanes, sums);
+    _mm256_storeu_si256((__m256i *)before, earlier);
+    _mm256_storeu_si256((__m256i *)own, weighted);
+    uint32_t a = 0, b = 0;
+    for (int k = 0; k < 8; k++) {
+        a += lanes[k];
+        b += 32 * before[k] + own[k];
+    }
+    return (a & 0xFFFF) << 16 | (b & 0xFFFF);
+}
+
+__attribute__((target("avx512f,avx512bw"))) static uint32_t rsum_avx512(const uint8_t *data, size_t count) {
+    const __m512i weights = _mm512_set_epi8(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19,
+        20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45,
+        46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64);
+    const __m512i ones = _mm512_set1_epi16(1);
+    __m512i sums = _mm512_setzero_si512(), earlier = _mm512_setzero_si512(), weighted = _mm512_setzero_si512();
+    for (size_t i = 0; i < count; i += 64) {
+        __m512i chunk = _mm512_loadu_si512((const void *)(data + i));
+        earlier = _mm512_add_epi32(earlier, sums);
+        sums = _mm512_add_epi32(sums, _mm512_sad_epu8(chunk, _mm512_setzero_si512()));
+        weighted = _mm512_add_epi32(weighted, _mm512_madd_epi16(_mm512_maddubs_epi16(chunk, weights), ones));
+    }
+    uint32_t a = (uint32_t)_mm512_reduce_add_epi32(sums);
+    uint32_t b = 64 * (uint32_t)_mm512_reduce_add_epi32(earlier) + (uint32_t)_mm512_reduce_add_epi32(weighted);
+    return (a & 0xFFFF) << 16 | (b & 0xFFFF);
+}
+#endif
+
+void slicesync_rsum_blocks(int level, const uint8_t *data, size_t block_size, size_t count, uint32_t *sums) {
+    for (size_t k = 0; k < count; k++, data += block_size) {
+#if defined(__x86_64__)
+        if (level >= SLICESYNC_LEVEL_AVX512) {
+            sums[k] = rsum_avx512(data, block_size);
+            continue;
+        }
+        if (level >= SLICESYNC_LEVEL_AVX2) {
+            sums[k] = rsum_avx2(data, block_size);
+            continue;
+        }
+#endif
+        sums[k] = rsum_plain(data, block_size);
+    }
+}
+
+/* ---- SHA-1 and SHA-256 of one stream, side by side (FIPS 180-4) -------------------------------------
+ *
+ * A zsync control file names the whole file by SHA-1 and newer clients by SHA-256, so `shash --zsync`
+ * needs both of every byte. Each is one chain of dependent rounds that no thread can split, and together
+ * they were the longest sequential part of signing. With the SHA extensions, one loop runs a block of
+ * each: the two chains are independent, so the core overlaps them, and the states stay in registers
+ * instead of going through two library contexts per 64 bytes. */
+
+#if defined(__x86_64__)
+#define SHA_TARGET __attribute__((target("sha,sse4.1,ssse3")))
+
+static const uint32_t sha256_round_constants[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+};
+
+/* SHA-1: four rounds per instruction on the message group W (four words, the first in the high lane). `e`
+ * carries E into the group: the first group adds it, later ones derive it from the state four rounds back. */
+#define SHA1_GROUP(g, function)                                                                           \
+    do {                                                                                                  \
+        if ((g) >= 4) {                                                                                   \
+            w1[(g) % 4] = _mm_sha1msg2_epu32(                                                             \
+                _mm_xor_si128(_mm_sha1msg1_epu32(w1[(g) % 4], w1[((g) + 1) % 4]), w1[((g) + 2) % 4]),     \
+                w1[((g) + 3) % 4]);                                                                       \
+        }                                                                                                 \
+        __m128i e = (g) == 0 ? _mm_add_epi32(e0, w1[0]) : _mm_sha1nexte_epu32(before, w1[(g) % 4]);       \
+        before = abcd;                                                                                    \
+        abcd = _mm_sha1rnds4_epu32(abcd, e, function);                                                    \
+    } while (0)
+
+/* SHA-256: two instructions of two rounds each per message group (four words, the first in lane 0). */
+#define SHA256_GROUP(g)                                                                                   \
+    do {                                                                                                  \
+        if ((g) >= 4) {                                                                                   \
+            w2[(g) % 4] = _mm_sha256msg2_epu32(                                                           \
+                _mm_add_epi32(_mm_sha256msg1_epu32(w2[(g) % 4], w2[((g) + 1) % 4]),                       \
+                              _mm_alignr_epi8(w2[((g) + 3) % 4], w2[((g) + 2) % 4], 4)),                  \
+                w2[((g) + 3) % 4]);                                                                       \
+        }                                                                                                 \
+        __m128i k = _mm_add_epi32(w2[(g) % 4], _mm_loadu_si128((const __m128i *)&sha256_round_constants[4 * (g)])); \
+        cdgh = _mm_sha256rnds2_epu32(cdgh, abef, k);                                                      \
+        abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(k, 0x0E));                             \
+    } while (0)
+
+SHA_TARGET static void sha1_sha256_blocks_shani(uint32_t h1[5], uint32_t h2[8], const uint8_t *data, size_t blocks) {
+    const __m128i reverse_all = _mm_set_epi64x(0x0001020304050607LL, 0x08090a0b0c0d0e0fLL);
+    const __m128i reverse_words = _mm_set_epi64x(0x0c0d0e0f08090a0bLL, 0x0405060700010203LL);
+    /* SHA-1 keeps A in the high lane; SHA-256 keeps its state as (A, B, E, F) and (C, D, G, H). */
+    __m128i abcd = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)h1), 0x1B);
+    __m128i e0 = _mm_set_epi32((int)h1[4], 0, 0, 0);
+    __m128i low = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)h2), 0xB1);
+    __m128i high = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)(h2 + 4)), 0x1B);
+    __m128i abef = _mm_alignr_epi8(low, high, 8);
+    __m128i cdgh = _mm_blend_epi16(high, low, 0xF0);
+    for (size_t block = 0; block < blocks; block++, data += 64) {
+        __m128i w1[4], w2[4];
+        for (int i = 0; i < 4; i++) {
+            __m128i chunk = _mm_loadu_si128((const __m128i *)(data + 16 * i));
+            w1[i] = _mm_shuffle_epi8(chunk, reverse_all);
+            w2[i] = _mm_shuffle_epi8(chunk, reverse_words);
+        }
+        const __m128i abcd_start = abcd, e_start = e0, abef_start = abef, cdgh_start = cdgh;
+        __m128i before = abcd;
+        /* The two chains interleaved group by group, so that each has work while the other waits. */
+        SHA1_GROUP(0, 0); SHA256_GROUP(0);   SHA1_GROUP(1, 0); SHA256_GROUP(1);
+        SHA1_GROUP(2, 0); SHA256_GROUP(2);   SHA1_GROUP(3, 0); SHA256_GROUP(3);
+        SHA1_GROUP(4, 0); SHA256_GROUP(4);   SHA1_GROUP(5, 1); SHA256_GROUP(5);
+        SHA1_GROUP(6, 1); SHA256_GROUP(6);   SHA1_GROUP(7, 1); SHA256_GROUP(7);
+        SHA1_GROUP(8, 1); SHA256_GROUP(8);   SHA1_GROUP(9, 1); SHA256_GROUP(9);
+        SHA1_GROUP(10, 2); SHA256_GROUP(10); SHA1_GROUP(11, 2); SHA256_GROUP(11);
+        SHA1_GROUP(12, 2); SHA256_GROUP(12); SHA1_GROUP(13, 2); SHA256_GROUP(13);
+        SHA1_GROUP(14, 2); SHA256_GROUP(14); SHA1_GROUP(15, 3); SHA256_GROUP(15);
+        SHA1_GROUP(16, 3); SHA1_GROUP(17, 3); SHA1_GROUP(18, 3); SHA1_GROUP(19, 3);
+        e0 = _mm_sha1nexte_epu32(before, e_start);
+        abcd = _mm_add_epi32(abcd, abcd_start);
+        abef = _mm_add_epi32(abef, abef_start);
+        cdgh = _mm_add_epi32(cdgh, cdgh_start);
+    }
+    _mm_storeu_si128((__m128i *)h1, _mm_shuffle_epi32(abcd, 0x1B));
+    h1[4] = (uint32_t)_mm_extract_epi32(e0, 3);
+    __m128i feba = _mm_shuffle_epi32(abef, 0x1B);
+    __m128i dchg = _mm_shuffle_epi32(cdgh, 0xB1);
+    _mm_storeu_si128((__m128i *)h2, _mm_blend_epi16(feba, dchg, 0xF0));
+    _mm_storeu_si128((__m128i *)(h2 + 4), _mm_alignr_epi8(dchg, feba, 8));
+}
+#endif
+
+int slicesync_has_sha_extensions(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1") && __builtin_cpu_supports("ssse3");
+#else
+    return 0;
+#endif
+}
+
+void slicesync_sha_pair_init(slicesync_sha_pair *pair) {
+    static const uint32_t sha1_start[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
+    static const uint32_t sha256_start[8] = {
+        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+    };
+    memcpy(pair->sha1, sha1_start, sizeof sha1_start);
+    memcpy(pair->sha256, sha256_start, sizeof sha256_start);
+    pair->buffered = 0;
+    pair->total = 0;
+}
+
+static void sha_pair_blocks(slicesync_sha_pair *pair, const uint8_t *data, size_t blocks) {
+#if defined(__x86_64__)
+    sha1_sha256_blocks_shani(pair->sha1, pair->sha256, data, blocks);
+#else
+    (void)pair; (void)data; (void)blocks;
+#endif
+}
+
+void slicesync_sha_pair_update(slicesync_sha_pair *pair, const void *bytes, size_t length) {
+    const uint8_t *data = (const uint8_t *)bytes;
+    pair->total += length;
+    if (pair->buffered > 0) {
+        size_t take = 64 - pair->buffered < length ? 64 - pair->buffered : length;
+        memcpy(pair->buffer + pair->buffered, data, take);
+        pair->buffered += take;
+        data += take;
+        length -= take;
+        if (pair->buffered < 64) return;
+        sha_pair_blocks(pair, pair->buffer, 1);
+        pair->buffered = 0;
+    }
+    sha_pair_blocks(pair, data, length / 64);
+    memcpy(pair->buffer, data + length / 64 * 64, length % 64);
+    pair->buffered = length % 64;
+}
+
+void slicesync_sha_pair_final(slicesync_sha_pair *pair, uint8_t sha1[20], uint8_t sha256[32]) {
+    /* FIPS 180-4 padding, the same for both: 0x80, zeros, and the length in bits, big-endian. */
+    uint64_t bits = pair->total * 8;
+    uint8_t tail[128] = {0};
+    memcpy(tail, pair->buffer, pair->buffered);
+    tail[pair->buffered] = 0x80;
+    size_t blocks = pair->buffered < 56 ? 1 : 2;
+    for (int i = 0; i < 8; i++) tail[64 * blocks - 1 - i] = (uint8_t)(bits >> (8 * i));
+    sha_pair_blocks(pair, tail, blocks);
+    for (int i = 0; i < 5; i++) store_be32(sha1 + 4 * i, pair->sha1[i]);
+    for (int i = 0; i < 8; i++) store_be32(sha256 + 4 * i, pair->sha256[i]);
 }
 
 int slicesync_kernel_level(void) {

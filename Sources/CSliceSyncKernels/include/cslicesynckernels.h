@@ -27,7 +27,28 @@ void slicesync_md4_blocks(int level, const uint8_t *data, size_t block_size, siz
  * multiple of 16 at the AVX-512 level, none below it; the caller hashes the rest. */
 size_t slicesync_sha256_blocks(int level, const uint8_t *data, size_t block_size, size_t count, uint8_t *digests);
 
+/* zsync's rolling sums, packed as a << 16 | b, of `count` consecutive blocks of `block_size` bytes (the
+ * same limits as above). */
+void slicesync_rsum_blocks(int level, const uint8_t *data, size_t block_size, size_t count, uint32_t *sums);
+
 /* The polynomial hash h = h * multiplier + (byte + 1), from h = 0, over `count` bytes, modulo 2^64. */
 uint64_t slicesync_rk64(int level, const uint8_t *data, size_t count, uint64_t multiplier);
+
+/* Whether this machine has the SHA extensions that the paired digests below need. */
+int slicesync_has_sha_extensions(void);
+
+/* SHA-1 and SHA-256 of one stream at once, for machines with the SHA extensions (only there). */
+typedef struct {
+    uint32_t sha1[5];
+    uint32_t sha256[8];
+    uint8_t buffer[64];
+    size_t buffered;
+    uint64_t total;
+} slicesync_sha_pair;
+
+void slicesync_sha_pair_init(slicesync_sha_pair *pair);
+void slicesync_sha_pair_update(slicesync_sha_pair *pair, const void *data, size_t length);
+/* Writes the 20-byte SHA-1 and the 32-byte SHA-256 of everything added. */
+void slicesync_sha_pair_final(slicesync_sha_pair *pair, uint8_t sha1[20], uint8_t sha256[32]);
 
 #endif

@@ -1,4 +1,5 @@
 import CCrypto
+import CSliceSyncKernels
 import Synchronization
 
 /// A streaming cryptographic digest backed by the system's OpenSSL libcrypto.
@@ -90,27 +91,50 @@ public final class StreamingDigest {
 ///
 /// `@unchecked Sendable`: updated by one job at a time (checked by `busy`), finalized after they all ended.
 final class WholeFileDigests: @unchecked Sendable {
-    private let state = UnsafeMutablePointer<slicesync_whole_digests>.allocate(capacity: 1)
+    /// Both digests in one loop with the SHA extensions (256 MiB: 0.18 s here), else libcrypto's
+    /// (0.21 s for both, alternating 64-byte steps; 0.14-0.15 s for one).
+    private enum Engine {
+        case paired(UnsafeMutablePointer<slicesync_sha_pair>)
+        case library(UnsafeMutablePointer<slicesync_whole_digests>)
+    }
+
+    private let engine: Engine
     private let busy = Atomic<Bool>(false)
     let hasSHA1: Bool
     let hasSHA256: Bool
 
-    /// Nil when neither digest is wanted.
-    init?(sha1: Bool, sha256: Bool) {
-        guard sha1 || sha256 else {
-            state.deallocate()
-            return nil
-        }
+    /// Nil when neither digest is wanted. `paired: false` keeps to libcrypto (for tests of both paths).
+    init?(sha1: Bool, sha256: Bool, paired: Bool = WholeFileDigests.pairedAvailable) {
+        guard sha1 || sha256 else { return nil }
         hasSHA1 = sha1
         hasSHA256 = sha256
-        slicesync_whole_init(state, sha1 ? 1 : 0, sha256 ? 1 : 0)
+        if sha1, sha256, paired {
+            let state = UnsafeMutablePointer<slicesync_sha_pair>.allocate(capacity: 1)
+            slicesync_sha_pair_init(state)
+            engine = .paired(state)
+        } else {
+            let state = UnsafeMutablePointer<slicesync_whole_digests>.allocate(capacity: 1)
+            slicesync_whole_init(state, sha1 ? 1 : 0, sha256 ? 1 : 0)
+            engine = .library(state)
+        }
     }
 
-    deinit { state.deallocate() }
+    /// Whether this machine runs the paired SHA-1 and SHA-256.
+    static let pairedAvailable = slicesync_has_sha_extensions() != 0
+
+    deinit {
+        switch engine {
+        case .paired(let state): state.deallocate()
+        case .library(let state): state.deallocate()
+        }
+    }
 
     func update(_ pointer: UnsafeRawPointer, count: Int) {
         precondition(!busy.exchange(true, ordering: .acquiring), "two threads updated one digest at once")
-        slicesync_whole_update(state, pointer, count)
+        switch engine {
+        case .paired(let state): slicesync_sha_pair_update(state, pointer, count)
+        case .library(let state): slicesync_whole_update(state, pointer, count)
+        }
         busy.store(false, ordering: .releasing)
     }
 
@@ -120,7 +144,10 @@ final class WholeFileDigests: @unchecked Sendable {
         var sha256 = [UInt8](repeating: 0, count: 32)
         sha1.withUnsafeMutableBufferPointer { one in
             sha256.withUnsafeMutableBufferPointer { two in
-                slicesync_whole_final(state, one.baseAddress, two.baseAddress)
+                switch engine {
+                case .paired(let state): slicesync_sha_pair_final(state, one.baseAddress, two.baseAddress)
+                case .library(let state): slicesync_whole_final(state, one.baseAddress, two.baseAddress)
+                }
             }
         }
         return (hasSHA1 ? sha1 : nil, hasSHA256 ? sha256 : nil)

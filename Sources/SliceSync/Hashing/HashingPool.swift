@@ -31,9 +31,10 @@ public final class HashingPool: @unchecked Sendable {
 
     deinit { queue.stop() }
 
-    /// Queues a job; it runs on one of the pool's threads.
-    public func submit(_ job: @escaping @Sendable () -> Void) {
-        queue.push(job)
+    /// Queues a job; it runs on one of the pool's threads. An urgent job runs before every job that is
+    /// not, as soon as a thread is free.
+    public func submit(urgent: Bool = false, _ job: @escaping @Sendable () -> Void) {
+        queue.push(job, urgent: urgent)
     }
 
     /// Lets queued jobs finish, then ends the workers.
@@ -49,11 +50,16 @@ private final class JobQueue: @unchecked Sendable {
     private let condition = ThreadCondition()
     private var jobs: [@Sendable () -> Void] = []
     private var head = 0
+    private var urgentJobs: [@Sendable () -> Void] = []
     private var stopping = false
 
-    func push(_ job: @escaping @Sendable () -> Void) {
+    func push(_ job: @escaping @Sendable () -> Void, urgent: Bool) {
         condition.lock()
-        jobs.append(job)
+        if urgent {
+            urgentJobs.append(job)
+        } else {
+            jobs.append(job)
+        }
         condition.signal()
         condition.unlock()
     }
@@ -68,7 +74,13 @@ private final class JobQueue: @unchecked Sendable {
     func work() {
         while true {
             condition.lock()
-            while head == jobs.count && !stopping { condition.wait() }
+            while head == jobs.count && urgentJobs.isEmpty && !stopping { condition.wait() }
+            if !urgentJobs.isEmpty {
+                let job = urgentJobs.removeFirst()
+                condition.unlock()
+                job()
+                continue
+            }
             if head == jobs.count {
                 condition.unlock()
                 return
@@ -118,10 +130,18 @@ final class CompletionFlags: @unchecked Sendable {
     }
 }
 
-/// Jobs that run one after another, in the order submitted, on the blocking pool: a sequential pass
-/// (one of two whole-file digests) beside the caller's own, without holding a thread while idle.
+/// Jobs that run one after another, in the order submitted, on a hashing pool's threads, ahead of its
+/// other jobs: the sequential pass of signing (the whole-file digests) beside its parallel piece jobs,
+/// without holding a thread while idle.
+///
+/// Ahead, because the sequential pass is the longest chain of a signing run: as a thread of its own it
+/// shared two cores with two pool workers and got two thirds of one, and 256 MiB with --zsync took
+/// 0.27 s where its digests take 0.18 s.
 final class SerialLane: Sendable {
+    private let pool: HashingPool
     private let state = Mutex<(jobs: [@Sendable () -> Void], draining: Bool)>(([], false))
+
+    init(pool: HashingPool) { self.pool = pool }
 
     /// Queues a job; it runs after every job submitted before it.
     func submit(_ job: @escaping @Sendable () -> Void) {
@@ -130,7 +150,7 @@ final class SerialLane: Sendable {
             defer { state.draining = true }
             return !state.draining
         }
-        if start { BlockingPool.shared.run { self.drain() } }
+        if start { pool.submit(urgent: true) { self.drain() } }
     }
 
     private func drain() {

@@ -126,10 +126,10 @@ public struct SignatureBuilder: Sendable {
         let flags = CompletionFlags(count: buffers.count)
         // The whole-file digests are the sequential part of signing: format 1's SHA-1, format 2's plain
         // SHA-256 (left out by default), a zsync control file's SHA-1. They run together, in order, on a
-        // lane of their own, so that the driver only reads (256 MiB with --zsync: 0.50 s → 0.26 s).
+        // lane of their own, so that the driver only reads (256 MiB with --zsync: 0.50 s → 0.24 s).
         let whole = WholeFileDigests(sha1: parameters.version == .v1 || zsync != nil,
                                      sha256: parameters.version == .v2 && parameters.plainDigest)
-        let lane = pool != nil && layout.parallelPieces ? SerialLane() : nil
+        let lane = layout.parallelPieces ? pool.map { SerialLane(pool: $0) } : nil
 
         try layout.writeHeaderPlaceholder(to: sink)
         var pending: [Int?] = Array(repeating: nil, count: buffers.count)

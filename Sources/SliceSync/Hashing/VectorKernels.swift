@@ -18,6 +18,12 @@ enum VectorKernels {
         slicesync_sha256_blocks(level, pointer.assumingMemoryBound(to: UInt8.self), blockSize, count, digests)
     }
 
+    /// zsync's rolling sums (`ZsyncRollingSum.sum`) of `count` consecutive blocks of `blockSize` bytes.
+    static func rsum(blocks pointer: UnsafeRawPointer, blockSize: Int, count: Int,
+                     into sums: UnsafeMutablePointer<UInt32>, level: Int32 = level) {
+        slicesync_rsum_blocks(level, pointer.assumingMemoryBound(to: UInt8.self), blockSize, count, sums)
+    }
+
     /// Whether the block kernels take blocks of this size.
     static func handles(blockSize: Int) -> Bool {
         blockSize > 0 && blockSize % 64 == 0 && blockSize < 1 << 27

@@ -94,10 +94,17 @@ public struct ZsyncRecordGeometry: Sendable {
         let size = rsumBytes + strongBytes
         var out = [UInt8](repeating: 0, count: blocks * size)
         // MD4, zsync's own hash, of all whole blocks at once, side by side in vector lanes: 8.9 GB/s here
-        // against 1.2 GB/s one block at a time, which was more than all other work of a control file.
-        let whole = count / blockSize
-        let batched = strongHash == .md4 && VectorKernels.handles(blockSize: blockSize) && whole > 0
+        // against 1.2 GB/s one block at a time, which was more than all other work of a control file. Their
+        // rolling sums likewise, in wide vectors: 22 GB/s against 8.4 GB/s in 16-byte SIMD.
+        let whole = VectorKernels.handles(blockSize: blockSize) ? count / blockSize : 0
+        let batched = strongHash == .md4 && whole > 0
         var digests = [UInt8](repeating: 0, count: batched ? whole * 16 : 32)
+        var sums = [UInt32](repeating: 0, count: whole)
+        if whole > 0 {
+            sums.withUnsafeMutableBufferPointer {
+                VectorKernels.rsum(blocks: pointer, blockSize: blockSize, count: whole, into: $0.baseAddress!)
+            }
+        }
         if batched {
             digests.withUnsafeMutableBufferPointer {
                 VectorKernels.md4(blocks: pointer, blockSize: blockSize, count: whole, into: $0.baseAddress!)
@@ -111,7 +118,7 @@ public struct ZsyncRecordGeometry: Sendable {
                     let record = records.baseAddress! + index * size
                     let sum: UInt32
                     if take == blockSize {
-                        sum = ZsyncRollingSum.sum(pointer + start, count: take)
+                        sum = index < whole ? sums[index] : ZsyncRollingSum.sum(pointer + start, count: take)
                         var digest = digests.baseAddress!
                         if batched {
                             digest += index * 16

@@ -9,8 +9,11 @@ import Testing
 struct HashingPoolTests {
     /// The whole-file digests depend on it: jobs submitted from one thread, some while earlier ones
     /// still run, run one at a time in the order submitted.
-    @Test func aSerialLaneRunsJobsOneAtATimeInOrder() {
-        let lane = SerialLane()
+    @Test(arguments: [1, 2, 3])
+    func aSerialLaneRunsJobsOneAtATimeInOrder(threads: Int) {
+        let pool = HashingPool(threads: threads)
+        defer { pool.shutdown() }
+        let lane = SerialLane(pool: pool)
         let log = Mutex<(order: [Int], running: Int, overlapped: Bool)>(([], 0, false))
         let flags = CompletionFlags(count: 1)
         for index in 0..<500 {

@@ -56,6 +56,27 @@ struct VectorKernelsTests {
         }
     }
 
+    @Test(arguments: [64, 128, 2048, 65_536])
+    func zsyncRollingSumsEqualTheScalarSum(blockSize: Int) {
+        let count = 9
+        var data = randomBytes(blockSize * count, seed: UInt64(blockSize))
+        // A block of 0xFF bytes: the largest products and sums the lanes hold.
+        for index in (blockSize * 2)..<(blockSize * 3) { data[index] = 0xFF }
+        let expected = (0..<count).map { index in
+            data.withUnsafeBytes { ZsyncRollingSum.sum($0.baseAddress! + index * blockSize, count: blockSize) }
+        }
+        for level in levels {
+            var sums = [UInt32](repeating: 0, count: count)
+            data.withUnsafeBytes { raw in
+                sums.withUnsafeMutableBufferPointer {
+                    VectorKernels.rsum(blocks: raw.baseAddress!, blockSize: blockSize, count: count,
+                                       into: $0.baseAddress!, level: level)
+                }
+            }
+            #expect(sums == expected, "level \(level)")
+        }
+    }
+
     @Test func rollingHashEqualsTheDefinitionAtEveryLevel() {
         let data = randomBytes(5000, seed: 7)
         for length in Array(0..<300) + [511, 512, 513, 4096, 4999] {
@@ -83,10 +104,13 @@ struct VectorKernelsTests {
 
 @Suite("Whole-file digests")
 struct WholeFileDigestsTests {
-    @Test(arguments: [(true, false), (false, true), (true, true)])
-    func bothAtOnceEqualEachAlone(sha1: Bool, sha256: Bool) throws {
+    /// Both engines: the paired one where the machine has the SHA extensions, libcrypto's everywhere.
+    @Test(arguments: [(true, false), (false, true), (true, true)], [false, true])
+    func bothAtOnceEqualEachAlone(wanted: (sha1: Bool, sha256: Bool), paired: Bool) throws {
+        let (sha1, sha256) = wanted
         let data = randomBytes(300_001, seed: 3)
-        let whole = try #require(WholeFileDigests(sha1: sha1, sha256: sha256))
+        let whole = try #require(WholeFileDigests(sha1: sha1, sha256: sha256,
+                                                  paired: paired && WholeFileDigests.pairedAvailable))
         // Pieces of odd lengths, so the alternating 64-byte steps meet every partial-block case.
         let lengths = [0, 1, 63, 64, 65, 127, 4096, 100_003]
         var offset = 0
@@ -105,8 +129,31 @@ struct WholeFileDigestsTests {
 
     @Test func emptyInputAndNothingWanted() throws {
         #expect(WholeFileDigests(sha1: false, sha256: false) == nil)
-        let (one, two) = try #require(WholeFileDigests(sha1: true, sha256: true)).finalize()
-        #expect(one == StreamingDigest.hash(.sha1, []))
-        #expect(two == StreamingDigest.hash(.sha256, []))
+        for paired in [false, WholeFileDigests.pairedAvailable] {
+            let (one, two) = try #require(WholeFileDigests(sha1: true, sha256: true, paired: paired)).finalize()
+            #expect(one == StreamingDigest.hash(.sha1, []))
+            #expect(two == StreamingDigest.hash(.sha256, []))
+        }
+    }
+
+    /// Every length around the padding's two cases (one final block or two), fed in uneven pieces.
+    @Test(.enabled(if: WholeFileDigests.pairedAvailable, "the paired engine runs only with the SHA extensions"))
+    func thePairedEngineEqualsLibcryptoAtEveryTailLength() throws {
+        let data = randomBytes(400, seed: 11)
+        for length in 0...data.count {
+            let whole = try #require(WholeFileDigests(sha1: true, sha256: true, paired: true))
+            var offset = 0
+            var step = length % 7 + 1
+            while offset < length {
+                let take = min(step, length - offset)
+                data.withUnsafeBytes { whole.update($0.baseAddress! + offset, count: take) }
+                offset += take
+                step = step * 3 % 67 + 1
+            }
+            let (one, two) = whole.finalize()
+            let bytes = Array(data[..<length])
+            #expect(one == StreamingDigest.hash(.sha1, bytes), "length \(length)")
+            #expect(two == StreamingDigest.hash(.sha256, bytes), "length \(length)")
+        }
     }
 }
