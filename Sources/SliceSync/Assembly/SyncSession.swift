@@ -290,15 +290,13 @@ public final class SyncSession: Sendable, LocatingContext {
         let output = try OutputFile(destination: destination, length: length)
         var assembled = false
         do {
-            // Download first, then copy local pieces and hash everything in one pass in file order.
             observer?.phase("downloading")
-            try await downloadMissing(&plan, remote: remote, output: output, signature: signature)
+            let assembledDigest = try await downloadAndAssemble(&plan, remote: remote, output: output,
+                signature: signature, sources: matcher.alikes.map(\.file))
             // Downloads were checked against the fine records; assembly and repairs use the slice records.
             plan.map.fineRecords = FineRecords()
-            var streamed: (digest: [UInt8], badSlices: [Int], sliceDigests: [UInt8]?)?
-            if plan.fullDownload {
-                streamed = try await downloadWhole(remote: remote, output: output, signature: signature)
-            }
+            let streamed = assembledDigest == nil
+                ? try await downloadWhole(remote: remote, output: output, signature: signature) : nil
             phases.done("downloaded \(formatBytes(plan.bytesFromServer(length: length)))")
             if let known = remote.length, known != length {
                 throw VerificationError("the server's file is \(known) bytes but its signature describes \(length) bytes: the signature is out of date (re-run shash on the server)")
@@ -306,23 +304,20 @@ public final class SyncSession: Sendable, LocatingContext {
 
             observer?.phase("verifying")
             let digest: [UInt8]
-            var knownBad: [Int]?
-            var sliceDigests: [UInt8]?
-            if let streamed {
+            let knownBad: [Int]?
+            let sliceDigests: [UInt8]?
+            if let assembledDigest {
+                digest = assembledDigest.digest
+                sliceDigests = assembledDigest.sliceDigests
+                knownBad = assembledDigest.sliceDigests.map(signature.badSlices(fromDigests:))
+                phases.done("assembled the file and computed its hash")
+            } else if let streamed {
                 // Checked as it arrived: nothing to copy, nothing to read back.
                 digest = streamed.digest
                 knownBad = streamed.badSlices
                 sliceDigests = streamed.sliceDigests
             } else {
-                let segments = plan.map.segments
-                let sources = matcher.alikes.map(\.file)
-                let check = signature.wholeFileCheck
-                let assembledDigest = try await runBlocking { try output.assemble(segments, sources: sources,
-                    check: check) }
-                digest = assembledDigest.digest
-                sliceDigests = assembledDigest.sliceDigests
-                knownBad = assembledDigest.sliceDigests.map(signature.badSlices(fromDigests:))
-                phases.done("assembled the file and computed its hash")
+                preconditionFailure("a file is either assembled or downloaded whole")
             }
             assembled = true
             var repaired = 0
@@ -514,8 +509,42 @@ public final class SyncSession: Sendable, LocatingContext {
         }
     }
 
+    /// Downloads the missing ranges into the output while another thread copies the local pieces and
+    /// hashes the whole output in file order, reading each downloaded range once it has arrived (see
+    /// `Arrivals`). Returns nil, having assembled nothing, when the file is to be fetched whole: the
+    /// plan said so, or the server turned out to ignore ranges (the plan then says so).
+    func downloadAndAssemble(_ plan: inout SyncPlan, remote: RemoteFile, output: OutputFile,
+        signature: LoadedSignature, sources: [SystemFile]) async throws -> AssembledDigest? {
+        guard !plan.fullDownload else { return nil }
+        let segments = plan.map.segments
+        let check = signature.wholeFileCheck
+        guard plan.missingBytes > 0 else {
+            return try await runBlocking { try output.assemble(segments, sources: sources, check: check) }
+        }
+        let arrivals = Arrivals()
+        async let assembling = runBlocking {
+            try output.assemble(segments, sources: sources, check: check, arrivals: arrivals)
+        }
+        do {
+            try await downloadRanges(plan.missingRanges, remote: remote, output: output, map: plan.map,
+                signature: signature, arrivals: arrivals)
+        } catch is RangeDownloader.RangesUnsupported {
+            plan.fullDownload = true
+        } catch {
+            arrivals.abandon()
+            _ = try? await assembling
+            throw error
+        }
+        if plan.fullDownload {
+            arrivals.abandon()
+            _ = try? await assembling
+            return nil
+        }
+        return try await assembling
+    }
+
     func downloadRanges(_ ranges: [Range<Int>], remote: RemoteFile, output: OutputFile, map: PieceMap,
-        signature: LoadedSignature) async throws {
+        signature: LoadedSignature, arrivals: Arrivals? = nil) async throws {
         let total = ranges.reduce(0) { $0 + $1.count }
         let done = Atomic<Int>(0)
         let observer = observer
@@ -538,6 +567,7 @@ public final class SyncSession: Sendable, LocatingContext {
             }
             let start = accepted.lowerBound - range.lowerBound
             try output.file.write(from: bytes.baseAddress! + start, count: accepted.count, at: accepted.lowerBound)
+            arrivals?.add(accepted)
             let now = done.add(accepted.count, ordering: .relaxed).newValue
             observer?.downloaded(now, of: total)
             return accepted
