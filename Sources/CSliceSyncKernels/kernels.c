@@ -326,6 +326,102 @@ uint64_t slicesync_rk64(int level, const uint8_t *data, size_t count, uint64_t m
     return rk64_tail(0, data, count, multiplier);
 }
 
+/* ---- Rolling RK64 to the next window that may be wanted ---------------------------------------------
+ *
+ * The scanner rolls a window over every byte offset of the local files and tests each window's weak hash
+ * (RK64's high half) against a bit filter of the wanted ones. One byte at a time, the multiply chain
+ * from state to state and the filter test cost about 10 cycles a byte here, and the tarball's scans
+ * spent 38 % of the run's CPU time in that loop. The AVX-512 version takes 8 offsets per turn: the byte
+ * terms d_t = (incoming + 1) - (outgoing + 1) * M^window of the 8 steps, their prefix sums weighted by
+ * powers of M in three doubling steps (lane j: sum over t <= j of d_t * M^(j - t)), and the 8 states as
+ * h * M^(j + 1) plus lane j. Only h * M^8 + lane 7 is on the chain to the next turn. Measured on 64 MiB
+ * of random bytes, 5 runs each: 2.1-2.4 ns a byte plain, 1.7-1.9 with AVX-512. With AVX2, whose 64-bit
+ * multiplies take three instructions each, it was no faster than plain, so it has no version. */
+
+#define RK_MULTIPLIER 0x9E3779B97F4A7C15ull
+
+static inline int rk_filter_passes(uint64_t state, const uint64_t *filter, uint32_t shift) {
+    uint32_t weak = (uint32_t)(state >> 32);
+    uint32_t slot = (weak * 0x9E3779B1u ^ (weak >> 15)) >> shift;
+    return (int)((filter[slot >> 6] >> (slot & 63)) & 1);
+}
+
+static size_t rk_scan_plain(const uint8_t *bytes, size_t from, size_t end, size_t window, uint64_t factor,
+                            const uint64_t *filter, uint32_t shift, uint64_t *state) {
+    uint64_t h = *state;
+    size_t i = from;
+    while (i < end && !rk_filter_passes(h, filter, shift)) {
+        h = h * RK_MULTIPLIER + ((uint64_t)bytes[i + window] + 1) - ((uint64_t)bytes[i] + 1) * factor;
+        i++;
+    }
+    *state = h;
+    return i;
+}
+
+#if defined(__x86_64__)
+typedef uint32_t u32x8 __attribute__((ext_vector_type(8)));
+
+/* Bit k set when the filter has the bit of lane k's slot. One load per lane: a gather of the 8 words
+ * measured slower here (1.9-2.2 ns a byte against 1.7-1.9). */
+__attribute__((target("avx512f,avx512dq"))) static inline uint32_t rk_hits(u32x8 slots, const uint64_t *filter) {
+    uint32_t hits = 0;
+    for (int k = 0; k < 8; k++) hits |= (uint32_t)((filter[slots[k] >> 6] >> (slots[k] & 63)) & 1) << k;
+    return hits;
+}
+
+#define RK_SCAN_LANES(NAME, HITS, TARGET)                                                                 \
+    __attribute__((target(TARGET))) static size_t NAME(const uint8_t *bytes, size_t from, size_t end,     \
+                                                       size_t window, uint64_t factor,                   \
+                                                       const uint64_t *filter, uint32_t shift,           \
+                                                       uint64_t *state) {                                \
+        uint64_t h = *state;                                                                              \
+        size_t i = from;                                                                                  \
+        if (i >= end || rk_filter_passes(h, filter, shift)) return i;                                     \
+        const uint64_t m1 = RK_MULTIPLIER, m2 = m1 * m1, m4 = m2 * m2, m8 = m4 * m4;                      \
+        u64x8 powers;                                                                                     \
+        uint64_t power = 1;                                                                               \
+        for (int j = 0; j < 8; j++) powers[j] = power *= m1;                                              \
+        const u64x8 zero = 0;                                                                             \
+        /* Position i was tested; each turn tests i + 1 ... i + 8, which need bytes up to            \
+         * i + 7 + window, as rolling to them one at a time would. */                                     \
+        while (end - i >= 8) {                                                                            \
+            u8x8 outgoing, incoming;                                                                      \
+            memcpy(&outgoing, bytes + i, 8);                                                              \
+            memcpy(&incoming, bytes + i + window, 8);                                                     \
+            u64x8 d = (__builtin_convertvector(incoming, u64x8) + 1) -                                    \
+                      (__builtin_convertvector(outgoing, u64x8) + 1) * factor;                            \
+            d += __builtin_shufflevector(zero, d, 0, 8, 9, 10, 11, 12, 13, 14) * m1;                      \
+            d += __builtin_shufflevector(zero, d, 0, 1, 8, 9, 10, 11, 12, 13) * m2;                       \
+            d += __builtin_shufflevector(zero, d, 0, 1, 2, 3, 8, 9, 10, 11) * m4;                         \
+            u64x8 states = h * powers + d;                                                                \
+            u32x8 weak = __builtin_convertvector(states >> 32, u32x8);                                    \
+            u32x8 slots = (weak * 0x9E3779B1u ^ (weak >> 15)) >> shift;                                   \
+            uint32_t hits = HITS(slots, filter);                                                          \
+            if (hits) {                                                                                   \
+                int lane = __builtin_ctz(hits);                                                           \
+                *state = states[lane];                                                                    \
+                return i + (size_t)lane + 1;                                                              \
+            }                                                                                             \
+            h = h * m8 + d[7];                                                                            \
+            i += 8;                                                                                       \
+        }                                                                                                 \
+        *state = h;                                                                                       \
+        return rk_scan_plain(bytes, i, end, window, factor, filter, shift, state);                        \
+    }
+
+RK_SCAN_LANES(rk_scan_avx512, rk_hits, "avx512f,avx512dq")
+#endif
+
+size_t slicesync_rk_scan(int level, const uint8_t *bytes, size_t from, size_t end, size_t window,
+                         uint64_t outgoing_factor, const uint64_t *filter, uint32_t shift, uint64_t *state) {
+#if defined(__x86_64__)
+    if (level >= SLICESYNC_LEVEL_AVX512) return rk_scan_avx512(bytes, from, end, window, outgoing_factor, filter, shift, state);
+#else
+    (void)level;
+#endif
+    return rk_scan_plain(bytes, from, end, window, outgoing_factor, filter, shift, state);
+}
+
 /* ---- zsync's rolling sum of whole blocks ----------------------------------------------------------
  *
  * For a block x[0..n): a = sum of x[i], b = sum of (n - i) x[i], both kept modulo 2^16 by the format, so

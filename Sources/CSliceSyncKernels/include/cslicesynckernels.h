@@ -34,6 +34,13 @@ void slicesync_rsum_blocks(int level, const uint8_t *data, size_t block_size, si
 /* The polynomial hash h = h * multiplier + (byte + 1), from h = 0, over `count` bytes, modulo 2^64. */
 uint64_t slicesync_rk64(int level, const uint8_t *data, size_t count, uint64_t multiplier);
 
+/* Rolls the RK64 state of the `window` bytes at `bytes + from` (multiplier 0x9E3779B97F4A7C15,
+ * `outgoing_factor` its window-th power) one byte at a time until a position whose weak hash (the state's
+ * high half) passes the bit filter, or `end`; the slot of weak w is (w * 0x9E3779B1 ^ w >> 15) >> shift.
+ * Returns that position and leaves its state in `*state`. Reads bytes up to end - 1 + window. */
+size_t slicesync_rk_scan(int level, const uint8_t *bytes, size_t from, size_t end, size_t window,
+                         uint64_t outgoing_factor, const uint64_t *filter, uint32_t shift, uint64_t *state);
+
 /* Whether this machine has the SHA extensions that the paired digests below need. */
 int slicesync_has_sha_extensions(void);
 

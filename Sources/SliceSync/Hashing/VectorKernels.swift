@@ -4,6 +4,8 @@ import CSliceSyncKernels
 enum VectorKernels {
     /// The instruction set the kernels use: 0 portable C, 1 AVX2, 2 AVX-512.
     static let level = slicesync_kernel_level()
+    /// The AVX-512 level.
+    static let avx512 = Int32(SLICESYNC_LEVEL_AVX512)
 
     /// MD4 digests, 16 bytes each, of `count` consecutive blocks of `blockSize` bytes (a multiple of 64).
     static func md4(blocks pointer: UnsafeRawPointer, blockSize: Int, count: Int,
@@ -16,6 +18,14 @@ enum VectorKernels {
     static func sha256(blocks pointer: UnsafeRawPointer, blockSize: Int, count: Int,
                        into digests: UnsafeMutablePointer<UInt8>, level: Int32 = level) -> Int {
         slicesync_sha256_blocks(level, pointer.assumingMemoryBound(to: UInt8.self), blockSize, count, digests)
+    }
+
+    /// Rolls RK64 from `from` to the first position whose weak hash passes `WeakTable`'s bit filter
+    /// (`filter`, `shift`), or `end`, leaving that position's state in `state`; reads up to
+    /// `end - 1 + window`.
+    static func rkScan(_ bytes: UnsafePointer<UInt8>, from: Int, to end: Int, window: Int, outgoingFactor: UInt64,
+                       filter: UnsafePointer<UInt64>, shift: UInt32, state: inout UInt64, level: Int32) -> Int {
+        Int(slicesync_rk_scan(level, bytes, from, end, window, outgoingFactor, filter, shift, &state))
     }
 
     /// zsync's rolling sums (`ZsyncRollingSum.sum`) of `count` consecutive blocks of `blockSize` bytes.

@@ -14,9 +14,14 @@ protocol WindowHasher: Sendable {
     /// Moves the window starting at `bytes + i` one and two bytes forward: the states at i + 1 and
     /// i + 2, where the second need not wait for the first.
     func roll2(_ state: UInt64, bytes: UnsafePointer<UInt8>, at i: Int) -> (UInt64, UInt64)
+    /// What `slicesync_rk_scan` needs to roll this hasher, on a machine where it is faster than rolling
+    /// here; nil otherwise.
+    var scanKernel: (level: Int32, outgoingFactor: UInt64)? { get }
 }
 
 extension WindowHasher {
+    var scanKernel: (level: Int32, outgoingFactor: UInt64)? { nil }
+
     @inline(__always) func roll(_ state: UInt64, bytes: UnsafePointer<UInt8>, at i: Int) -> UInt64 {
         roll(state, outgoing: bytes[i], incoming: bytes[i + window])
     }
@@ -32,10 +37,14 @@ struct RKWindowHasher: WindowHasher {
     let roller: RollingHash
     var window: Int { roller.window }
     private let terms: RKTerms
+    let scanKernel: (level: Int32, outgoingFactor: UInt64)?
 
-    init(window: Int) {
+    /// `kernelLevel` is the vector level the scan may use (the tests ask for each).
+    init(window: Int, kernelLevel: Int32 = VectorKernels.level) {
         roller = RollingHash(window: window)
         terms = RKTerms(outgoingFactor: roller.outgoingFactor)
+        // Only the AVX-512 version of the kernel beats the loop below (see kernels.c).
+        scanKernel = kernelLevel >= VectorKernels.avx512 ? (kernelLevel, roller.outgoingFactor) : nil
     }
 
     /// Two bytes at a time, the state at i + 2 straight from the state at i: one multiply on the chain
@@ -155,6 +164,18 @@ struct WeakTable: Sendable {
             let words = words.baseAddress!
             var hash = state
             var i = from
+            if let kernel = hasher.scanKernel {
+                while true {
+                    i = VectorKernels.rkScan(bytes, from: i, to: end, window: hasher.window,
+                        outgoingFactor: kernel.outgoingFactor, filter: words, shift: shift, state: &hash,
+                        level: kernel.level)
+                    guard i < end, exhausted.contains(hasher.weak(hash)) else { break }
+                    hash = hasher.roll(hash, bytes: bytes, at: i)
+                    i += 1
+                }
+                state = hash
+                return i
+            }
             // Two positions per turn: both states come from `hash`, so their filter checks and the
             // next turn's state overlap.
             pairs: while i + 1 < end {
