@@ -171,18 +171,27 @@ __attribute__((target("avx512f,avx512bw"))) static void md4_group_avx512(const u
 }
 #endif
 
+#if defined(__x86_64__)
+/* Hashes groups of `lanes` consecutive blocks with `group` from block `done` on, while whole groups
+ * remain; returns the blocks done. */
+static size_t hash_groups(void (*group)(const uint8_t *, size_t, uint8_t *), size_t lanes,
+                          const uint8_t *data, size_t block_size, size_t count, size_t done, uint8_t *digests,
+                          size_t digest_size) {
+    for (; done + lanes <= count; done += lanes) {
+        group(data + done * block_size, block_size, digests + digest_size * done);
+    }
+    return done;
+}
+#endif
+
 void slicesync_md4_blocks(int level, const uint8_t *data, size_t block_size, size_t count, uint8_t *digests) {
     size_t done = 0;
 #if defined(__x86_64__)
     if (level >= SLICESYNC_LEVEL_AVX512) {
-        for (; done + 16 <= count; done += 16) {
-            md4_group_avx512(data + done * block_size, block_size, digests + 16 * done);
-        }
+        done = hash_groups(md4_group_avx512, 16, data, block_size, count, done, digests, 16);
     }
     if (level >= SLICESYNC_LEVEL_AVX2) {
-        for (; done + 8 <= count; done += 8) {
-            md4_group_avx2(data + done * block_size, block_size, digests + 16 * done);
-        }
+        done = hash_groups(md4_group_avx2, 8, data, block_size, count, done, digests, 16);
     }
 #else
     (void)level;
@@ -262,9 +271,7 @@ size_t slicesync_sha256_blocks(int level, const uint8_t *data, size_t block_size
     size_t done = 0;
 #if defined(__x86_64__)
     if (level >= SLICESYNC_LEVEL_AVX512) {
-        for (; done + 16 <= count; done += 16) {
-            sha256_group16(data + done * block_size, block_size, digests + 32 * done);
-        }
+        done = hash_groups(sha256_group16, 16, data, block_size, count, done, digests, 32);
     }
 #else
     (void)level, (void)data, (void)block_size, (void)count, (void)digests;
@@ -415,7 +422,9 @@ RK_SCAN_LANES(rk_scan_avx512, rk_hits, "avx512f,avx512dq")
 size_t slicesync_rk_scan(int level, const uint8_t *bytes, size_t from, size_t end, size_t window,
                          uint64_t outgoing_factor, const uint64_t *filter, uint32_t shift, uint64_t *state) {
 #if defined(__x86_64__)
-    if (level >= SLICESYNC_LEVEL_AVX512) return rk_scan_avx512(bytes, from, end, window, outgoing_factor, filter, shift, state);
+    if (level >= SLICESYNC_LEVEL_AVX512) {
+        return rk_scan_avx512(bytes, from, end, window, outgoing_factor, filter, shift, state);
+    }
 #else
     (void)level;
 #endif
