@@ -88,7 +88,12 @@ base=$(grep -o 'http://[^ ]*' "$work/serving")
 echo "   a rename and an edit on the server, then the mirror again (--delete removes the old name):"
 mv "$work/pub/example.bin" "$work/pub/renamed.bin"
 printf 'one more line\n' >>"$work/pub/testfile.txt"
-sleep 3   # syncserver signs changed files once they settled, then rewrites the manifest
-"$slicesync" -n --delete "$base" -o "$work/mirror"
+# syncserver signs changed files once they settled, then rewrites the manifest: wait for it (a busy
+# machine may take longer than the settle time).
+for _ in $(seq 60); do
+  plan=$("$slicesync" -n --delete "$base" -o "$work/mirror")
+  case "$plan" in *" 0 changed"* | *" 0 moved"*) sleep 0.5 ;; *) break ;; esac
+done
+echo "$plan"
 "$slicesync" --delete --json "$base" -o "$work/mirror" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("   ", ", ".join(f["path"] + ": " + f["action"] for f in r["files"]), "| bytes:", r["bytes_downloaded"])'
 diff -r -x .slicesync -x '.slicesync-*' "$work/pub" "$work/mirror" && echo "   the mirror is identical to the published tree"
