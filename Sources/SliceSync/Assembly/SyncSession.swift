@@ -291,34 +291,31 @@ public final class SyncSession: Sendable, LocatingContext {
         var assembled = false
         do {
             observer?.phase("downloading")
-            let assembledDigest = try await downloadAndAssemble(&plan, remote: remote, output: output,
-                signature: signature, sources: matcher.alikes.map(\.file))
-            // Downloads were checked against the fine records; assembly and repairs use the slice records.
-            plan.map.fineRecords = FineRecords()
-            let streamed = assembledDigest == nil
-                ? try await downloadWhole(remote: remote, output: output, signature: signature) : nil
-            phases.done("downloaded \(formatBytes(plan.bytesFromServer(length: length)))")
-            if let known = remote.length, known != length {
-                throw VerificationError("the server's file is \(known) bytes but its signature describes \(length) bytes: the signature is out of date (re-run shash on the server)")
-            }
-
-            observer?.phase("verifying")
             let digest: [UInt8]
             let knownBad: [Int]?
             let sliceDigests: [UInt8]?
-            if let assembledDigest {
+            if let assembledDigest = try await downloadAndAssemble(&plan, remote: remote, output: output,
+                signature: signature, sources: matcher.alikes.map(\.file)) {
                 digest = assembledDigest.digest
                 sliceDigests = assembledDigest.sliceDigests
                 knownBad = assembledDigest.sliceDigests.map(signature.badSlices(fromDigests:))
-                phases.done("assembled the file and computed its hash")
-            } else if let streamed {
-                // Checked as it arrived: nothing to copy, nothing to read back.
+                let downloaded = formatBytes(plan.bytesFromServer(length: length))
+                phases.done("downloaded \(downloaded), assembled the file and computed its hash")
+            } else {
+                // Checked as it arrives: nothing to copy, nothing to read back.
+                let streamed = try await downloadWhole(remote: remote, output: output, signature: signature)
                 digest = streamed.digest
                 knownBad = streamed.badSlices
                 sliceDigests = streamed.sliceDigests
-            } else {
-                preconditionFailure("a file is either assembled or downloaded whole")
+                phases.done("downloaded \(formatBytes(plan.bytesFromServer(length: length)))")
             }
+            // Downloads were checked against the fine records; repairs use the slice records.
+            plan.map.fineRecords = FineRecords()
+            if let known = remote.length, known != length {
+                throw VerificationError("the server's file is \(known) bytes but its signature describes "
+                    + "\(length) bytes: the signature is out of date (re-run shash on the server)")
+            }
+            observer?.phase("verifying")
             assembled = true
             var repaired = 0
             if digest != signature.expectedDigest {
@@ -498,12 +495,14 @@ public final class SyncSession: Sendable, LocatingContext {
 
     /// Downloads the plan's missing ranges into `output`, unless it fetches the file whole; a server
     /// that ignores ranges turns it into a whole download.
+    /// Downloads the missing ranges into the output; a server that ignores ranges sets the plan's
+    /// `fullDownload` instead. `arrivals` hears of each range written.
     func downloadMissing(_ plan: inout SyncPlan, remote: RemoteFile, output: OutputFile,
-        signature: LoadedSignature) async throws {
+        signature: LoadedSignature, arrivals: Arrivals? = nil) async throws {
         guard plan.missingBytes > 0 && !plan.fullDownload else { return }
         do {
             try await downloadRanges(plan.missingRanges, remote: remote, output: output, map: plan.map,
-                signature: signature)
+                signature: signature, arrivals: arrivals)
         } catch is RangeDownloader.RangesUnsupported {
             plan.fullDownload = true
         }
@@ -526,10 +525,8 @@ public final class SyncSession: Sendable, LocatingContext {
             try output.assemble(segments, sources: sources, check: check, arrivals: arrivals)
         }
         do {
-            try await downloadRanges(plan.missingRanges, remote: remote, output: output, map: plan.map,
-                signature: signature, arrivals: arrivals)
-        } catch is RangeDownloader.RangesUnsupported {
-            plan.fullDownload = true
+            try await downloadMissing(&plan, remote: remote, output: output, signature: signature,
+                arrivals: arrivals)
         } catch {
             arrivals.abandon()
             _ = try? await assembling

@@ -37,14 +37,16 @@ struct RKWindowHasher: WindowHasher {
     let roller: RollingHash
     var window: Int { roller.window }
     private let terms: RKTerms
-    let scanKernel: (level: Int32, outgoingFactor: UInt64)?
+    /// The kernel level the scan uses; nil for the loop below.
+    private let scanLevel: Int32?
+    var scanKernel: (level: Int32, outgoingFactor: UInt64)? { scanLevel.map { ($0, roller.outgoingFactor) } }
 
     /// `kernelLevel` is the vector level the scan may use (the tests ask for each).
     init(window: Int, kernelLevel: Int32 = VectorKernels.level) {
         roller = RollingHash(window: window)
         terms = RKTerms(outgoingFactor: roller.outgoingFactor)
         // Only the AVX-512 version of the kernel beats the loop below (see kernels.c).
-        scanKernel = kernelLevel >= VectorKernels.avx512 ? (kernelLevel, roller.outgoingFactor) : nil
+        scanLevel = kernelLevel >= VectorKernels.avx512 ? kernelLevel : nil
     }
 
     /// Two bytes at a time, the state at i + 2 straight from the state at i: one multiply on the chain
