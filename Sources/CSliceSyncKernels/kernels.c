@@ -347,10 +347,14 @@ uint64_t slicesync_rk64(int level, const uint8_t *data, size_t count, uint64_t m
 
 #define RK_MULTIPLIER 0x9E3779B97F4A7C15ull
 
-static inline int rk_filter_passes(uint64_t state, const uint64_t *filter, uint32_t shift) {
-    uint32_t weak = (uint32_t)(state >> 32);
+/* Whether the weak table's bit filter has the bit of this weak hash (`WeakTable.passes`). */
+static inline int weak_passes(uint32_t weak, const uint64_t *filter, uint32_t shift) {
     uint32_t slot = (weak * 0x9E3779B1u ^ (weak >> 15)) >> shift;
     return (int)((filter[slot >> 6] >> (slot & 63)) & 1);
+}
+
+static inline int rk_filter_passes(uint64_t state, const uint64_t *filter, uint32_t shift) {
+    return weak_passes((uint32_t)(state >> 32), filter, shift);
 }
 
 static size_t rk_scan_plain(const uint8_t *bytes, size_t from, size_t end, size_t window, uint64_t factor,
@@ -368,12 +372,14 @@ static size_t rk_scan_plain(const uint8_t *bytes, size_t from, size_t end, size_
 #if defined(__x86_64__)
 typedef uint32_t u32x8 __attribute__((ext_vector_type(8)));
 
-/* Bit k set when the filter has the bit of lane k's slot. One load per lane: a gather of the 8 words
- * measured slower here (1.9-2.2 ns a byte against 1.7-1.9). */
+/* Bit k set when the filter has the bit of lane k's slot. The filter's 64-bit words read as 32-bit ones
+ * (bit k of word w is bit 32 * w + k on this little-endian machine), so that one gather of 8 words
+ * fetches them: 1.5-2.4 ns a byte against 1.9-2.8 with a load per lane (a gather of 64-bit words was
+ * slower than the loads). */
 __attribute__((target("avx512f,avx512dq"))) static inline uint32_t rk_hits(u32x8 slots, const uint64_t *filter) {
-    uint32_t hits = 0;
-    for (int k = 0; k < 8; k++) hits |= (uint32_t)((filter[slots[k] >> 6] >> (slots[k] & 63)) & 1) << k;
-    return hits;
+    __m256i words = _mm256_i32gather_epi32((const int *)filter, (__m256i)(slots >> 5), 4);
+    __m256i bits = _mm256_slli_epi32(_mm256_srlv_epi32(words, (__m256i)(slots & 31)), 31);
+    return (uint32_t)_mm256_movemask_ps(_mm256_castsi256_ps(bits));
 }
 
 #define RK_SCAN_LANES(NAME, HITS, TARGET)                                                                 \
@@ -504,6 +510,146 @@ void slicesync_rsum_blocks(int level, const uint8_t *data, size_t block_size, si
 #endif
         sums[k] = rsum_plain(data, block_size);
     }
+}
+
+/* ---- Rolling zsync's sums to the next window that may be wanted ------------------------------------
+ *
+ * The same search as above for zsync control files: the window is one block, or two consecutive blocks
+ * whose sums form one key when the control file asks for two matches in a row (zsyncmake does for every
+ * file longer than a block). Rolling one sum one byte at a time is a = a + in - out, b = b + a - n * out;
+ * over 16 steps, lane j gets a + P_j and b + (j + 1) * a + E_j, where P is the prefix sum of in - out
+ * and E that of P - n * out, each in four doubling steps. 32-bit lanes keep everything modulo 2^32, and
+ * the format keeps 16 bits of each. A 110 MB tarball's update rolls 16 million positions with pairs of
+ * 4 KiB blocks: 6.9 ns a position one at a time in Swift, 4.2 in the plain version below, 1.9-2.0 with
+ * AVX-512 (64 MiB of random bytes, a filter of 512 KiB). */
+
+/* The key `WeakTable` holds for a window (`ZsyncWindowHasher.weak`): the masked sum, or for a pair the two
+ * masked sums side by side when each fits 16 bits, else the high half of a 64-bit mix of both. */
+static inline uint32_t zsync_key(uint64_t state, int pairs, uint32_t mask) {
+    if (!pairs) return (uint32_t)state & mask;
+    uint32_t first = (uint32_t)(state >> 32) & mask, second = (uint32_t)state & mask;
+    if (first <= 0xFFFF && second <= 0xFFFF) return first << 16 | second;
+    return (uint32_t)((((uint64_t)first << 32 | second) * RK_MULTIPLIER) >> 32);
+}
+
+static inline uint32_t zsync_roll(uint32_t packed, uint8_t outgoing, uint8_t incoming, uint32_t window) {
+    uint32_t a = (packed >> 16) + incoming - outgoing;
+    uint32_t b = (packed & 0xFFFF) + a - window * outgoing;
+    return (a & 0xFFFF) << 16 | (b & 0xFFFF);
+}
+
+static size_t zsync_scan_plain(const uint8_t *bytes, size_t from, size_t end, size_t block, int pairs,
+                               uint32_t mask, const uint64_t *filter, uint32_t shift, uint64_t *state) {
+    uint64_t s = *state;
+    size_t i = from;
+    uint32_t n = (uint32_t)block;
+    while (i < end && !weak_passes(zsync_key(s, pairs, mask), filter, shift)) {
+        if (pairs) {
+            uint32_t first = zsync_roll((uint32_t)(s >> 32), bytes[i], bytes[i + block], n);
+            uint32_t second = zsync_roll((uint32_t)s, bytes[i + block], bytes[i + 2 * block], n);
+            s = (uint64_t)first << 32 | second;
+        } else {
+            s = zsync_roll((uint32_t)s, bytes[i], bytes[i + block], n);
+        }
+        i++;
+    }
+    *state = s;
+    return i;
+}
+
+#if defined(__x86_64__)
+typedef uint8_t u8x16 __attribute__((ext_vector_type(16)));
+
+/* Lane j: x[0] + ... + x[j]. */
+#define PREFIX16(x)                                                                                       \
+    do {                                                                                                  \
+        const u32x16 zero = 0;                                                                            \
+        x += __builtin_shufflevector(zero, x, 0, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30); \
+        x += __builtin_shufflevector(zero, x, 0, 1, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29); \
+        x += __builtin_shufflevector(zero, x, 0, 1, 2, 3, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27);   \
+        x += __builtin_shufflevector(zero, x, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);       \
+    } while (0)
+
+/* The packed sums after 1 ... 16 steps of the window whose sum is `packed` (lane j: after j + 1). */
+__attribute__((target("avx512f,avx512bw,avx512dq"))) static inline u32x16
+zsync_steps(uint32_t packed, const uint8_t *outgoing, const uint8_t *incoming, uint32_t window) {
+    static const u32x16 steps = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+    u8x16 out8, in8;
+    memcpy(&out8, outgoing, 16);
+    memcpy(&in8, incoming, 16);
+    u32x16 out = __builtin_convertvector(out8, u32x16), in = __builtin_convertvector(in8, u32x16);
+    u32x16 p = in - out;
+    PREFIX16(p);
+    u32x16 e = p - window * out;
+    PREFIX16(e);
+    uint32_t a = packed >> 16, b = packed & 0xFFFF;
+    u32x16 as = a + p, bs = b + steps * a + e;
+    return (as & 0xFFFF) << 16 | (bs & 0xFFFF);
+}
+
+/* `zsync_key` of 16 pairs of masked sums; `wide` when a masked sum may exceed 16 bits. */
+__attribute__((target("avx512f,avx512bw,avx512dq"))) static inline u32x16 zsync_pair_keys(u32x16 f, u32x16 g,
+                                                                                         int wide) {
+    u32x16 keys = f << 16 | g;
+    if (!wide) return keys;
+    u64x8 f0 = __builtin_convertvector(__builtin_shufflevector(f, f, 0, 1, 2, 3, 4, 5, 6, 7), u64x8);
+    u64x8 f1 = __builtin_convertvector(__builtin_shufflevector(f, f, 8, 9, 10, 11, 12, 13, 14, 15), u64x8);
+    u64x8 g0 = __builtin_convertvector(__builtin_shufflevector(g, g, 0, 1, 2, 3, 4, 5, 6, 7), u64x8);
+    u64x8 g1 = __builtin_convertvector(__builtin_shufflevector(g, g, 8, 9, 10, 11, 12, 13, 14, 15), u64x8);
+    u32x8 m0 = __builtin_convertvector(((f0 << 32 | g0) * RK_MULTIPLIER) >> 32, u32x8);
+    u32x8 m1 = __builtin_convertvector(((f1 << 32 | g1) * RK_MULTIPLIER) >> 32, u32x8);
+    u32x16 mixed = __builtin_shufflevector(m0, m1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    u32x16 large = (u32x16)((f > 0xFFFF) | (g > 0xFFFF));
+    return (keys & ~large) | (mixed & large);
+}
+
+__attribute__((target("avx512f,avx512bw,avx512dq"))) static size_t
+zsync_scan_avx512(const uint8_t *bytes, size_t from, size_t end, size_t block, int pairs, uint32_t mask,
+                  const uint64_t *filter, uint32_t shift, uint64_t *state) {
+    uint64_t s = *state;
+    size_t i = from;
+    if (i >= end || weak_passes(zsync_key(s, pairs, mask), filter, shift)) return i;
+    uint32_t n = (uint32_t)block;
+    /* Position i was tested; each turn tests i + 1 ... i + 16. */
+    while (end - i >= 16) {
+        u32x16 keys, first, second = 0;
+        if (pairs) {
+            first = zsync_steps((uint32_t)(s >> 32), bytes + i, bytes + i + block, n);
+            second = zsync_steps((uint32_t)s, bytes + i + block, bytes + i + 2 * block, n);
+            keys = zsync_pair_keys(first & mask, second & mask, mask > 0xFFFF);
+        } else {
+            first = zsync_steps((uint32_t)s, bytes + i, bytes + i + block, n);
+            keys = first & mask;
+        }
+        u32x16 slots = (keys * 0x9E3779B1u ^ (keys >> 15)) >> shift;
+        /* The filter's bits as 32-bit words, bit k of word w being bit 32 * w + k on this little-endian
+         * machine: one gather of the 16 words is faster here than 16 loads (1.95 against 3.1 ns a byte). */
+        __m512i words = _mm512_i32gather_epi32((__m512i)(slots >> 5), (const void *)filter, 4);
+        __m512i bits = _mm512_srlv_epi32(words, (__m512i)(slots & 31));
+        uint32_t hits = _mm512_test_epi32_mask(bits, _mm512_set1_epi32(1));
+        if (hits) {
+            int lane = __builtin_ctz(hits);
+            *state = pairs ? (uint64_t)first[lane] << 32 | second[lane] : first[lane];
+            return i + (size_t)lane + 1;
+        }
+        s = pairs ? (uint64_t)first[15] << 32 | second[15] : first[15];
+        i += 16;
+    }
+    *state = s;
+    return zsync_scan_plain(bytes, i, end, block, pairs, mask, filter, shift, state);
+}
+#endif
+
+size_t slicesync_zsync_scan(int level, const uint8_t *bytes, size_t from, size_t end, size_t block, int pairs,
+                            uint32_t mask, const uint64_t *filter, uint32_t shift, uint64_t *state) {
+#if defined(__x86_64__)
+    if (level >= SLICESYNC_LEVEL_AVX512) {
+        return zsync_scan_avx512(bytes, from, end, block, pairs, mask, filter, shift, state);
+    }
+#else
+    (void)level;
+#endif
+    return zsync_scan_plain(bytes, from, end, block, pairs, mask, filter, shift, state);
 }
 
 /* ---- SHA-1 and SHA-256 of one stream, side by side (FIPS 180-4) -------------------------------------

@@ -41,6 +41,14 @@ uint64_t slicesync_rk64(int level, const uint8_t *data, size_t count, uint64_t m
 size_t slicesync_rk_scan(int level, const uint8_t *bytes, size_t from, size_t end, size_t window,
                          uint64_t outgoing_factor, const uint64_t *filter, uint32_t shift, uint64_t *state);
 
+/* The same for zsync's rolling sum (a << 16 | b, see slicesync_rsum_blocks) of the `block` bytes at
+ * `bytes + from`, or with `pairs` of the two consecutive blocks there (packed first << 32 | second): rolls
+ * until a position whose key passes the filter, or `end`. The key is the sum and `mask`; for pairs, the two
+ * masked sums side by side when both fit 16 bits, else the high half of their 64-bit concatenation times
+ * 0x9E3779B97F4A7C15. Reads bytes up to end - 1 + block (2 * block with pairs). */
+size_t slicesync_zsync_scan(int level, const uint8_t *bytes, size_t from, size_t end, size_t block, int pairs,
+                            uint32_t mask, const uint64_t *filter, uint32_t shift, uint64_t *state);
+
 /* Whether this machine has the SHA extensions that the paired digests below need. */
 int slicesync_has_sha_extensions(void);
 

@@ -20,12 +20,18 @@ enum VectorKernels {
         slicesync_sha256_blocks(level, pointer.assumingMemoryBound(to: UInt8.self), blockSize, count, digests)
     }
 
-    /// Rolls RK64 from `from` to the first position whose weak hash passes `WeakTable`'s bit filter
-    /// (`filter`, `shift`), or `end`, leaving that position's state in `state`; reads up to
-    /// `end - 1 + window`.
-    static func rkScan(_ bytes: UnsafePointer<UInt8>, from: Int, to end: Int, window: Int, outgoingFactor: UInt64,
-                       filter: UnsafePointer<UInt64>, shift: UInt32, state: inout UInt64, level: Int32) -> Int {
-        Int(slicesync_rk_scan(level, bytes, from, end, window, outgoingFactor, filter, shift, &state))
+    /// Rolls a window hasher with `kernel` from `from` to the first position whose weak hash passes
+    /// `WeakTable`'s bit filter (`filter`, `shift`), or `end`, leaving that position's state in `state`;
+    /// reads up to `end - 1 + window`.
+    static func scan(_ kernel: ScanKernel, _ bytes: UnsafePointer<UInt8>, from: Int, to end: Int, window: Int,
+                     filter: UnsafePointer<UInt64>, shift: UInt32, state: inout UInt64) -> Int {
+        switch kernel {
+        case .rk(let level, let outgoingFactor):
+            Int(slicesync_rk_scan(level, bytes, from, end, window, outgoingFactor, filter, shift, &state))
+        case .zsync(let level, let blockSize, let pairs, let mask):
+            Int(slicesync_zsync_scan(level, bytes, from, end, blockSize, pairs ? 1 : 0, mask, filter, shift,
+                                     &state))
+        }
     }
 
     /// zsync's rolling sums (`ZsyncRollingSum.sum`) of `count` consecutive blocks of `blockSize` bytes.

@@ -14,13 +14,25 @@ protocol WindowHasher: Sendable {
     /// Moves the window starting at `bytes + i` one and two bytes forward: the states at i + 1 and
     /// i + 2, where the second need not wait for the first.
     func roll2(_ state: UInt64, bytes: UnsafePointer<UInt8>, at i: Int) -> (UInt64, UInt64)
-    /// What `slicesync_rk_scan` needs to roll this hasher, on a machine where it is faster than rolling
-    /// here; nil otherwise.
-    var scanKernel: (level: Int32, outgoingFactor: UInt64)? { get }
+    /// The vector kernel that rolls this hasher to the next position that may be wanted, on a machine
+    /// where it is faster than rolling here; nil otherwise.
+    var scanKernel: ScanKernel? { get }
+}
+
+/// A C kernel of `VectorKernels` that rolls a window hasher through the positions whose weak hash fails
+/// the weak table's filter, and what it needs to know about the hasher.
+enum ScanKernel {
+    /// `slicesync_rk_scan`: RK64 over a window.
+    case rk(level: Int32, outgoingFactor: UInt64)
+    /// `slicesync_zsync_scan`: zsync's sum over one block, or two consecutive blocks (`pairs`).
+    case zsync(level: Int32, blockSize: Int, pairs: Bool, mask: UInt32)
+
+    /// The kernel level (the tests ask for each): only the AVX-512 versions beat the loops in Swift.
+    static func level(_ level: Int32) -> Int32? { level >= VectorKernels.avx512 ? level : nil }
 }
 
 extension WindowHasher {
-    var scanKernel: (level: Int32, outgoingFactor: UInt64)? { nil }
+    var scanKernel: ScanKernel? { nil }
 
     @inline(__always) func roll(_ state: UInt64, bytes: UnsafePointer<UInt8>, at i: Int) -> UInt64 {
         roll(state, outgoing: bytes[i], incoming: bytes[i + window])
@@ -37,16 +49,14 @@ struct RKWindowHasher: WindowHasher {
     let roller: RollingHash
     var window: Int { roller.window }
     private let terms: RKTerms
-    /// The kernel level the scan uses; nil for the loop below.
-    private let scanLevel: Int32?
-    var scanKernel: (level: Int32, outgoingFactor: UInt64)? { scanLevel.map { ($0, roller.outgoingFactor) } }
+    let scanKernel: ScanKernel?
 
     /// `kernelLevel` is the vector level the scan may use (the tests ask for each).
     init(window: Int, kernelLevel: Int32 = VectorKernels.level) {
         roller = RollingHash(window: window)
         terms = RKTerms(outgoingFactor: roller.outgoingFactor)
-        // Only the AVX-512 version of the kernel beats the loop below (see kernels.c).
-        scanLevel = kernelLevel >= VectorKernels.avx512 ? kernelLevel : nil
+        let factor = roller.outgoingFactor
+        scanKernel = ScanKernel.level(kernelLevel).map { .rk(level: $0, outgoingFactor: factor) }
     }
 
     /// Two bytes at a time, the state at i + 2 straight from the state at i: one multiply on the chain
@@ -127,10 +137,12 @@ struct WeakTable: Sendable {
         self.entries = entries
         entries = []
         let count = self.entries.count
-        // 32 to 64 bits per entry keep the false pass rate within 1.5–3 %, within 2^20...2^27 bits; small
-        // tables get the 128 KiB minimum (it stays in the L2 cache) and so a far lower rate. (64 to 128
+        // 32 to 64 bits per entry keep the false pass rate within 1.5–3 %, within 2^22...2^27 bits; small
+        // tables get the 512 KiB minimum (it stays in the L2 cache) and so a far lower rate. (64 to 128
         // bits per entry made the bits of a tarball's 170,000 block records 2 MiB, a third of the peak.)
-        var logBits = 20
+        // With 128 KiB, the 28,000 block pairs of the tarball's zsync file let 2.7 % of 16 million
+        // positions through to a lookup, and the scan took 0.11 s; 0.7 % with 512 KiB, 0.08 s.
+        var logBits = 22
         while logBits < 27 && (1 << logBits) < count * 32 { logBits += 1 }
         shift = UInt32(32 - logBits)
         var bits = [UInt64](repeating: 0, count: (1 << logBits) / 64)
@@ -168,9 +180,8 @@ struct WeakTable: Sendable {
             var i = from
             if let kernel = hasher.scanKernel {
                 while true {
-                    i = VectorKernels.rkScan(bytes, from: i, to: end, window: hasher.window,
-                        outgoingFactor: kernel.outgoingFactor, filter: words, shift: shift, state: &hash,
-                        level: kernel.level)
+                    i = VectorKernels.scan(kernel, bytes, from: i, to: end, window: hasher.window, filter: words,
+                        shift: shift, state: &hash)
                     guard i < end, exhausted.contains(hasher.weak(hash)) else { break }
                     hash = hasher.roll(hash, bytes: bytes, at: i)
                     i += 1

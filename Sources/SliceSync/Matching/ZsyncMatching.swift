@@ -9,11 +9,16 @@ struct ZsyncWindowHasher: WindowHasher {
     let pairs: Bool
     /// The bits of each packed sum the records keep.
     let mask: UInt32
+    let scanKernel: ScanKernel?
 
-    init(blockSize: Int, sequenceMatches: Int, rsumBytes: Int) {
+    /// `kernelLevel` is the vector level the scan may use (the tests ask for each).
+    init(blockSize: Int, sequenceMatches: Int, rsumBytes: Int, kernelLevel: Int32 = VectorKernels.level) {
         self.blockSize = blockSize
         pairs = sequenceMatches == 2
         mask = ZsyncRollingSum.mask(bytes: rsumBytes)
+        scanKernel = ScanKernel.level(kernelLevel).map { [pairs, mask] in
+            .zsync(level: $0, blockSize: blockSize, pairs: pairs, mask: mask)
+        }
     }
 
     var window: Int { pairs ? 2 * blockSize : blockSize }
@@ -49,11 +54,11 @@ struct ZsyncWindowHasher: WindowHasher {
     }
 
     /// One 32-bit key for the stored sums of two consecutive blocks: exact when each keeps 16 bits
-    /// (the usual 2-byte records), a 64-bit mix otherwise, which only adds candidates the strong hashes
-    /// then reject.
+    /// (the usual 2-byte records), else the high half of a 64-bit mix of both (the low half would
+    /// depend on the second sum alone), which only adds candidates the strong hashes then reject.
     @inline(__always) static func pairKey(_ first: UInt32, _ second: UInt32) -> UInt32 {
         if first <= 0xFFFF && second <= 0xFFFF { return first << 16 | second }
-        return UInt32(truncatingIfNeeded: (UInt64(first) << 32 | UInt64(second)) &* 0x9E37_79B9_7F4A_7C15 >> 32)
+        return UInt32(truncatingIfNeeded: ((UInt64(first) << 32 | UInt64(second)) &* 0x9E37_79B9_7F4A_7C15) >> 32)
     }
 }
 

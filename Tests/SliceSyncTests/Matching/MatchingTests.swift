@@ -41,13 +41,28 @@ struct WindowHasherTests {
     /// At every kernel level this machine runs (the AVX-512 scan takes 8 positions per turn).
     @Test(arguments: [0, 1, 2, 3], Array(Set([0, VectorKernels.level])))
     func theFilterLoopStopsWhereOneStepAtATimeWould(seed: UInt64, level: Int32) {
-        // Windows over random data (with a run of one value); the table holds the weak hashes of a few
-        // positions, so the loop must stop exactly at the first of them at or after its start, odd or
-        // even, except where the weak hash is exhausted (all its pieces found).
         let window = [16, 1, 9, 300][Int(seed)]
+        expectFilterLoopStops(RKWindowHasher(window: window, kernelLevel: level), seed: seed)
+    }
+
+    /// zsync's sums over one block or a pair, with records of 1 to 4 bytes (the AVX-512 scan takes 16
+    /// positions per turn, and keys pairs whose sums exceed 16 bits by a 64-bit mix).
+    @Test(arguments: [(64, 1, 2), (64, 2, 2), (512, 2, 3), (16, 2, 4), (32, 1, 1), (48, 2, 1), (8, 1, 4)],
+          Array(Set([0, VectorKernels.level])))
+    func theZsyncFilterLoopStopsWhereOneStepAtATimeWould(shape: (block: Int, sequence: Int, rsum: Int),
+                                                         level: Int32) {
+        let hasher = ZsyncWindowHasher(blockSize: shape.block, sequenceMatches: shape.sequence,
+                                       rsumBytes: shape.rsum, kernelLevel: level)
+        expectFilterLoopStops(hasher, seed: UInt64(shape.block + shape.rsum))
+    }
+
+    /// Windows over random data (with a run of one value); the table holds the weak hashes of a few
+    /// positions, so the loop must stop exactly at the first of them at or after its start, odd or even,
+    /// except where the weak hash is exhausted (all its pieces found).
+    func expectFilterLoopStops<H: WindowHasher>(_ hasher: H, seed: UInt64) {
+        let window = hasher.window
         var data = randomBytes(4096, seed: seed + 50)
         for index in 1000..<1200 { data[index] = 0xFF }
-        let hasher = RKWindowHasher(window: window, kernelLevel: level)
         var generator = SeededGenerator(seed: seed)
         let marked = (0..<12).map { _ in Int(generator.next() % UInt64(data.count - window)) } + [1100, 1150]
         data.withUnsafeBytes { raw in
@@ -68,6 +83,13 @@ struct WindowHasherTests {
                 #expect(state == hasher.hash(raw.baseAddress! + stop))
             }
         }
+    }
+
+    /// Two sums that keep more than 16 bits each are keyed by both, not by the second alone.
+    @Test func pairKeysDependOnBothSums() {
+        let keys = Set((0..<64).map { ZsyncWindowHasher.pairKey(0x12_0000 + UInt32($0) << 16, 0x34_5678) })
+        #expect(keys.count == 64)
+        #expect(ZsyncWindowHasher.pairKey(0x1234, 0x5678) == 0x1234_5678)
     }
 
     @Test func theTableFindsEveryEntryAndItsDuplicates() {
