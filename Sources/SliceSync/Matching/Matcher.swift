@@ -161,7 +161,9 @@ public final class Matcher: Sendable {
                 let positions = min(alike.length, range.upperBound) - hasher.window + 1 - first
                 guard positions > 0 else { continue }
                 // Big ranges are split so both cores work on one file; a region must be worth a thread.
-                let parts = max(1, min(threads * 4, positions / (4 << 20)))
+                // Regions cost what does not match in them, so they are many and small enough to even
+                // out: with 4 per thread of at least 4 MiB, one core often scanned alone at the end.
+                let parts = max(1, min(threads * 16, positions / (1 << 20)))
                 let step = (positions + parts - 1) / parts
                 var start = first
                 while start < first + positions {

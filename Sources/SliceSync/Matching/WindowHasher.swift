@@ -111,13 +111,19 @@ struct AdlerWindowHasher: WindowHasher {
 }
 
 /// Weak hashes of the pieces being looked for, with a bit-set pre-filter so that most byte offsets cost
-/// one bit test; hits are then looked up by binary search in the sorted entries (8 bytes per piece,
-/// weak hash and index in one word, so millions of blocks fit in tens of MiB).
+/// one bit test; hits are then looked up in the sorted entries (8 bytes per piece, weak hash and index in
+/// one word, so millions of blocks fit in tens of MiB), starting from an index of where each range of
+/// weak hashes begins.
 struct WeakTable: Sendable {
     private let bits: [UInt64]
     private let shift: UInt32
     /// `pack(weak:index:)` of every piece, sorted.
     private let entries: [UInt64]
+    /// `starts[k]`: the first entry whose weak hash's top `bucketBits` bits are k or more. A binary search
+    /// of the 28,000 entries of a tarball's zsync file missed the cache at most of its 15 steps (265 ns a
+    /// lookup, 5 % of the run's CPU time); a bucket holds two to four entries, 1 to 2 bytes per entry.
+    private let starts: [UInt32]
+    private let bucketShift: UInt32
 
     /// Builds the table from (weak hash, piece index) pairs.
     init(_ entries: [(weak: UInt32, index: Int)]) {
@@ -151,6 +157,13 @@ struct WeakTable: Sendable {
             bits[slot >> 6] |= 1 << UInt64(slot & 63)
         }
         self.bits = bits
+        var bucketBits = 4
+        while bucketBits < 24 && (4 << bucketBits) <= count { bucketBits += 1 }
+        bucketShift = UInt32(32 - bucketBits)
+        var starts = [UInt32](repeating: 0, count: (1 << bucketBits) + 1)
+        for entry in self.entries { starts[Int(entry >> UInt64(32 + bucketShift)) + 1] += 1 }
+        for k in 1..<starts.count { starts[k] += starts[k - 1] }
+        self.starts = starts
     }
 
     var isEmpty: Bool { entries.isEmpty }
@@ -217,8 +230,9 @@ struct WeakTable: Sendable {
 
     /// The pieces with this weak hash, or nil.
     func lookup(_ weak: UInt32) -> [Int32]? {
-        var low = 0
-        var high = entries.count
+        let bucket = Int(weak >> bucketShift)
+        var low = Int(starts[bucket])
+        var high = Int(starts[bucket + 1])
         while low < high {
             let middle = (low + high) / 2
             if UInt32(truncatingIfNeeded: entries[middle] >> 32) < weak { low = middle + 1 } else { high = middle }
