@@ -380,7 +380,8 @@ public final class SyncSession: Sendable, LocatingContext {
                 fileURL = try zsyncFileURL(control, controlURL: remote.url, asked: fileURL,
                     named: candidate == options.url)
             }
-            let format = "\(signature.formatName) \(signature.formatVersion)"
+            // A control file names the zsync version that wrote it; format 0 would say nothing.
+            let format = signature.zsync.map { "zsync \($0.writerVersion)" } ?? "slicesync \(signature.formatVersion)"
             let size = "\(signature.length) bytes, units of \(signature.sliceSize)"
             logger.info("signature: \(remote.url) (\(format), \(size))")
             return (fileURL, signature)
