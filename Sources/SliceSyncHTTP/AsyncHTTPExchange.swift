@@ -54,7 +54,8 @@ public final class AsyncHTTPExchange: HTTPExchange, HTTPRequester, Sendable {
             tlsConfiguration: tls,
             redirectConfiguration: .disallow,
             timeout: .init(connect: .seconds(5), read: .seconds(60)),
-            connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(1, connections)),
+            connectionPool: .init(idleTimeout: .seconds(60),
+                concurrentHTTP1ConnectionsPerHostSoftLimit: max(1, connections)),
             decompression: .disabled
         )
         configuration.httpVersion = .automatic
@@ -68,7 +69,9 @@ public final class AsyncHTTPExchange: HTTPExchange, HTTPRequester, Sendable {
             if let existing = clients[server] { return existing }
             var configuration = self.configuration
             if let server {
-                let authorization = server.user.map { HTTPClient.Authorization.basic(username: $0, password: server.password ?? "") }
+                let authorization = server.user.map {
+                    HTTPClient.Authorization.basic(username: $0, password: server.password ?? "")
+                }
                 configuration.proxy = .server(host: server.host, port: server.port, authorization: authorization)
             }
             let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
@@ -102,7 +105,8 @@ public final class AsyncHTTPExchange: HTTPExchange, HTTPRequester, Sendable {
         do {
             let response = try await client(for: url).execute(request, timeout: .hours(24))
             do {
-                try head(SliceSync.HTTPResponseHead(status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) }))
+                try head(SliceSync.HTTPResponseHead(status: Int(response.status.code),
+                    headers: response.headers.map { ($0.name, $0.value) }))
             } catch {
                 callbackError = error
                 throw error

@@ -101,7 +101,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         admitted = decision.admitted
         if !decision.admitted {
             if decision.logRefusal {
-                logger.warning("connection limit of \(limits.maxConnections) reached; refusing new connections until some close")
+                logger.warning("""
+                    connection limit of \(limits.maxConnections) reached; refusing new connections until some \
+                    close
+                    """)
             }
             rejected = true
             context.close(promise: nil)
@@ -240,7 +243,9 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         let framing = Self.bodyFraming(of: head)
         if let length = framing.contentLength {
             var value = 0
-            for byte in length where byte >= 0x30 && byte <= 0x39 { value = min(value &* 10 &+ Int(byte - 0x30), Int.max / 16) }
+            for byte in length where byte >= 0x30 && byte <= 0x39 {
+                value = min(value &* 10 &+ Int(byte - 0x30), Int.max / 16)
+            }
             bodyRemaining = value
         }
         if framing.chunked {

@@ -53,7 +53,8 @@ struct FileReplies: Sendable {
         case .directory(let directory):
             guard path.hasTrailingSlash || path.segments.isEmpty else {
                 var reply = Self.plain(.movedPermanently, "moved\n", isHead: isHead, allocator: allocator)
-                reply.headers.add(name: "Location", value: RequestPath.encode("/" + path.relativePath + "/") + (path.query.map { "?" + $0 } ?? ""))
+                reply.headers.add(name: "Location",
+                    value: RequestPath.encode("/" + path.relativePath + "/") + (path.query.map { "?" + $0 } ?? ""))
                 return reply
             }
             return listing(directory: directory, path: path, head: head, isHead: isHead, allocator: allocator)
@@ -62,8 +63,10 @@ struct FileReplies: Sendable {
         }
     }
 
-    private func listing(directory: String, path: RequestPath, head: HTTPRequestHead, isHead: Bool, allocator: ByteBufferAllocator) -> PlannedReply {
-        guard let listing = try? DirectoryListing.read(tree: tree, directory: directory, relativePath: path.relativePath) else {
+    private func listing(directory: String, path: RequestPath, head: HTTPRequestHead, isHead: Bool,
+        allocator: ByteBufferAllocator) -> PlannedReply {
+        guard let listing = try? DirectoryListing.read(tree: tree, directory: directory,
+            relativePath: path.relativePath) else {
             return Self.plain(.notFound, "not found\n", isHead: isHead, allocator: allocator)
         }
         let wantsJSON = path.query?.split(separator: "&").contains("format=json") == true
@@ -75,10 +78,12 @@ struct FileReplies: Sendable {
             "Cache-Control": "no-cache",
             "Content-Length": String(body.count),
         ]
-        return PlannedReply(status: .ok, headers: headers, body: isHead ? .none : .buffer(allocator.buffer(bytes: body)))
+        return PlannedReply(status: .ok, headers: headers,
+            body: isHead ? .none : .buffer(allocator.buffer(bytes: body)))
     }
 
-    private func serve(_ opened: SystemFile, stamp openedStamp: FileStamp, path: RequestPath, head: HTTPRequestHead, isHead: Bool, allocator: ByteBufferAllocator) -> PlannedReply {
+    private func serve(_ opened: SystemFile, stamp openedStamp: FileStamp, path: RequestPath, head: HTTPRequestHead,
+        isHead: Bool, allocator: ByteBufferAllocator) -> PlannedReply {
         let preconditions = RequestPreconditions(
             ifMatch: Self.joined(head.headers, "If-Match"),
             ifNoneMatch: Self.joined(head.headers, "If-None-Match"),
@@ -98,8 +103,10 @@ struct FileReplies: Sendable {
                 file = again
                 stamp = againStamp
             }
-            let representation = FileRepresentation(stamp: stamp, contentType: MediaTypes.forName(path.segments.last ?? ""))
-            let plan = FileResponsePlan.plan(file: representation, preconditions: preconditions, isHead: isHead, maxRanges: maxRanges)
+            let representation = FileRepresentation(stamp: stamp,
+                contentType: MediaTypes.forName(path.segments.last ?? ""))
+            let plan = FileResponsePlan.plan(file: representation, preconditions: preconditions, isHead: isHead,
+                maxRanges: maxRanges)
             var headers = HTTPHeaders()
             headers.reserveCapacity(plan.headers.count + 3)
             for (name, value) in plan.headers { headers.add(name: name, value: value) }
@@ -109,16 +116,19 @@ struct FileReplies: Sendable {
                 return PlannedReply(status: status, headers: headers, body: .none)
             }
             if length <= Self.smallBodyLimit {
-                guard let buffer = Self.read(plan.body, from: file, total: length, allocator: allocator) else { continue }
+                guard let buffer = Self.read(plan.body, from: file, total: length,
+                    allocator: allocator) else { continue }
                 return PlannedReply(status: status, headers: headers, body: .buffer(buffer))
             }
             return PlannedReply(status: status, headers: headers, body: .file(file, plan.body))
         }
-        return Self.plain(.serviceUnavailable, "the file is changing; try again\n", isHead: isHead, allocator: allocator)
+        return Self.plain(.serviceUnavailable, "the file is changing; try again\n", isHead: isHead,
+            allocator: allocator)
     }
 
     /// Reads a small body in one go; nil when the file turned out shorter than planned.
-    private static func read(_ segments: [BodySegment], from file: SystemFile, total: Int, allocator: ByteBufferAllocator) -> ByteBuffer? {
+    private static func read(_ segments: [BodySegment], from file: SystemFile, total: Int,
+        allocator: ByteBufferAllocator) -> ByteBuffer? {
         var buffer = allocator.buffer(capacity: total)
         for segment in segments {
             switch segment {
@@ -140,9 +150,12 @@ struct FileReplies: Sendable {
     }
 
     /// A short text reply.
-    static func plain(_ status: HTTPResponseStatus, _ text: String, isHead: Bool = false, allocator: ByteBufferAllocator) -> PlannedReply {
-        let headers: HTTPHeaders = ["Content-Type": "text/plain; charset=utf-8", "Content-Length": String(text.utf8.count)]
-        return PlannedReply(status: status, headers: headers, body: isHead ? .none : .buffer(allocator.buffer(string: text)))
+    static func plain(_ status: HTTPResponseStatus, _ text: String, isHead: Bool = false,
+        allocator: ByteBufferAllocator) -> PlannedReply {
+        let headers: HTTPHeaders = ["Content-Type": "text/plain; charset=utf-8",
+            "Content-Length": String(text.utf8.count)]
+        return PlannedReply(status: status, headers: headers,
+            body: isHead ? .none : .buffer(allocator.buffer(string: text)))
     }
 
     /// All values of a repeated field joined with commas, as RFC 9110 §5.3 allows; nil when absent.

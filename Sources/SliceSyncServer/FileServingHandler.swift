@@ -160,10 +160,12 @@ final class FileServingHandler: ChannelInboundHandler, RemovableChannelHandler {
         if accessLog {
             let peer = context.channel.remoteAddress?.ipAddress ?? "-"
             let length = reply.headers.first(name: "Content-Length") ?? "-"
-            AccessLog.write("\(peer) - - [\(date.now())] \"\(head.method.rawValue) \(head.uri) HTTP/\(head.version.major).\(head.version.minor)\" \(reply.status.code) \(length)\n")
+            AccessLog.write("\(peer) - - [\(date.now())] \"\(head.method.rawValue) \(head.uri) " +
+                "HTTP/\(head.version.major).\(head.version.minor)\" \(reply.status.code) \(length)\n")
         }
         responding = true
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: reply.status, headers: reply.headers))), promise: nil)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: reply.status,
+            headers: reply.headers))), promise: nil)
         switch reply.body {
         case .none:
             finish(context: context, keepAlive: keepAlive)
@@ -190,7 +192,8 @@ final class FileServingHandler: ChannelInboundHandler, RemovableChannelHandler {
             guard context.channel.isWritable else { break }
             switch current.segments[current.index] {
             case .bytes(let bytes):
-                context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: nil)
+                context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))),
+                    promise: nil)
                 current.index += 1
             case .file(let range):
                 let start = current.offset ?? range.lowerBound

@@ -69,7 +69,8 @@ public struct SyncServer: Sendable {
         let host = configuration.host
         let server = Server(
             childChannelSetup: channel,
-            configuration: ServerConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "syncserver", backlog: 1024),
+            configuration: ServerConfiguration(address: .hostname(configuration.host, port: configuration.port),
+                serverName: "syncserver", backlog: 1024),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
                 let shownHost = host.contains(":") ? "[\(host)]" : host
@@ -92,7 +93,8 @@ public struct SyncServer: Sendable {
             let service = try SignatureService(root: tree.root, options: options, logger: logger)
             services.append(.init(service: BackgroundSigner(service: service)))
         }
-        var groupConfiguration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        var groupConfiguration = ServiceGroupConfiguration(services: services,
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownGrace
         try await ServiceGroup(configuration: groupConfiguration).run()
     }

@@ -37,18 +37,20 @@ struct Shash: ParsableCommand {
               shash --verify /srv/mirror/a.iso   check a file against its signature
               shash --zsync /srv/mirror          also write zsync control files (.slicesync/REL.zsync)
 
-            Exit status: 0 success (for --service: stopped by a signal), 2 bad usage, 3 malformed signature, 5 a file differs from its signature,
-            6 a file could not be read or written.
+            Exit status: 0 success (for --service: stopped by a signal), 2 bad usage, 3 malformed signature,
+            5 a file differs from its signature, 6 a file could not be read or written.
             """
     )
 
     @Option(help: "Signature format: 1 (the original slicesync format) or 2 (hierarchical).")
     var format: Int = 2
 
-    @Option(help: ArgumentHelp("Slice size, with an optional K, M or G suffix (default: 1M for format 1, 256K for format 2).", valueName: "size"))
+    @Option(help: ArgumentHelp("Slice size, with an optional K, M or G suffix (default: 1M for format 1, 256K for " +
+        "format 2).", valueName: "size"))
     var slice: ByteSize?
 
-    @Option(help: ArgumentHelp("Block size of format 2, with an optional K or M suffix (default: 2K; 512 for tar archives).", valueName: "size"))
+    @Option(help: ArgumentHelp("Block size of format 2, with an optional K or M suffix (default: 2K; 512 for tar " +
+        "archives).", valueName: "size"))
     var block: ByteSize?
 
     @Flag(inversion: .prefixedNo, help: "Descend into subdirectories.")
@@ -74,7 +76,8 @@ struct Shash: ParsableCommand {
     @Flag(help: "Check each FILE against its signature instead of writing signatures.")
     var verify = false
 
-    @Option(help: ArgumentHelp("With --verify: the signature to check against (default: found in .slicesync/ of the file's directory or an ancestor).", valueName: "path"))
+    @Option(help: ArgumentHelp("With --verify: the signature to check against (default: found in .slicesync/ of the " +
+        "file's directory or an ancestor).", valueName: "path"))
     var signature: String?
 
     @Option(name: [.short, .long], help: "Threads for hashing and files hashed at once (default: the number of cores).")
@@ -89,10 +92,12 @@ struct Shash: ParsableCommand {
     @Flag(help: "Print one JSON object with the results on stdout.")
     var json = false
 
-    @Flag(name: [.customLong("service"), .customLong("service", withSingleDash: true)], help: "Keep watching DIR and its signatures current until SIGINT or SIGTERM.")
+    @Flag(name: [.customLong("service"), .customLong("service", withSingleDash: true)],
+        help: "Keep watching DIR and its signatures current until SIGINT or SIGTERM.")
     var service = false
 
-    @Option(help: ArgumentHelp("With --service: seconds a changed file must stay closed and unchanged before it is signed.", valueName: "seconds"))
+    @Option(help: ArgumentHelp("With --service: seconds a changed file must stay closed and unchanged before it is " +
+        "signed.", valueName: "seconds"))
     var settle: Double = 2
 
     @Option(help: ArgumentHelp("With --service: minutes between full rescans of the tree.", valueName: "minutes"))
@@ -113,7 +118,8 @@ struct Shash: ParsableCommand {
         if quiet && verbose { throw ValidationError("--quiet and --verbose exclude each other") }
         if service {
             guard paths.count == 1 else { throw ValidationError("--service watches exactly one directory") }
-            guard !verify && !json && !force else { throw ValidationError("--service does not go with --verify, --json or --force") }
+            guard !verify && !json
+                && !force else { throw ValidationError("--service does not go with --verify, --json or --force") }
             _ = try serviceTiming(settleSeconds: settle, rescanMinutes: rescan)
         }
     }
@@ -189,7 +195,9 @@ struct Shash: ParsableCommand {
         var worst = ExitStatus.success
         for path in paths {
             guard let signaturePath = signature ?? SignatureVerifier.locateSignature(of: path) else {
-                printError("shash", "no signature found for \(path) (looked in .slicesync/ of its directory and of each parent); sign it with 'shash' or pass --signature")
+                printError("shash",
+                    "no signature found for \(path) (looked in .slicesync/ of its directory and of each parent); " +
+                        "sign it with 'shash' or pass --signature")
                 worst = .signature
                 continue
             }

@@ -62,14 +62,17 @@ struct SliceSyncCommand: AsyncParsableCommand {
         + "signature's, or a zsync control file's (a URL or a path)."))
     var url: String
 
-    @Option(name: [.short, .customLong("output")], help: ArgumentHelp("Destination (default: the last path component of the URL, in the current directory).", valueName: "path"))
+    @Option(name: [.short, .customLong("output")],
+        help: ArgumentHelp("Destination (default: the last path component of the URL, in the current directory).",
+            valueName: "path"))
     var output: String?
 
     @Option(name: .customLong("alike"), help: ArgumentHelp("A local file that probably shares content with the new "
         + "version; with URL/, a directory laid out like the tree (an older copy); repeatable.", valueName: "path"))
     var alikes: [String] = []
 
-    @Option(help: ArgumentHelp("Accepted as in the original slicesync; matching uses the signature's own slice size, and a different value is reported.", valueName: "size"))
+    @Option(help: ArgumentHelp("Accepted as in the original slicesync; matching uses the signature's own slice size, " +
+        "and a different value is reported.", valueName: "size"))
     var slice: ByteSize?
 
     @Option(help: ArgumentHelp("Where the signature is, when not in the usual place.", valueName: "url"))
@@ -80,7 +83,8 @@ struct SliceSyncCommand: AsyncParsableCommand {
                 + "control file's own URL (needed for a control file read from a local path).", valueName: "url"))
     var baseURL: String?
 
-    @Flag(name: [.customShort("n"), .long], help: "Fetch the signature, scan the alike files and say what would be downloaded; change nothing.")
+    @Flag(name: [.customShort("n"), .long],
+        help: "Fetch the signature, scan the alike files and say what would be downloaded; change nothing.")
     var dryRun = false
 
     @Flag(name: .customLong("inplace"), help: ArgumentHelp("Update the destination in place, writing only what "
@@ -128,7 +132,9 @@ struct SliceSyncCommand: AsyncParsableCommand {
 
     @OptionGroup var reporting: OutputOptions
 
-    @Option(name: [.customShort("H"), .long], help: ArgumentHelp("Extra request header, \"Name: value\" (for example an authorization); repeatable.", valueName: "header"))
+    @Option(name: [.customShort("H"), .long],
+        help: ArgumentHelp("Extra request header, \"Name: value\" (for example an authorization); repeatable.",
+            valueName: "header"))
     var header: [String] = []
 
     @OptionGroup var tls: TLSOptions
@@ -350,7 +356,8 @@ struct SliceSyncCommand: AsyncParsableCommand {
     }
 
     private func dryRunLine(_ report: SyncReport) -> String {
-        let saved = report.length == 0 ? 100 : 100 * Double(report.length - report.bytesFromServer) / Double(report.length)
+        let saved = report.length == 0 ? 100 : 100
+            * Double(report.length - report.bytesFromServer) / Double(report.length)
         let requests = report.dataRequestsPlanned
         return "would download \(formatBytes(report.bytesFromServer)) of \(formatBytes(report.length)), "
             + formatFixed(saved, places: saved > 99 && saved < 100 ? 2 : 1) + " % saved"
@@ -443,7 +450,8 @@ final class ProgressBar: SyncProgressObserver, MirrorProgressObserver, Sendable 
         let percent = total > 0 ? 100 * Double(bytes) / Double(total) : 100
         let width = 30
         let filled = min(width, Int(Double(width) * percent / 100))
-        draw("downloading [" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] "
+        draw("downloading [" + String(repeating: "#", count: filled)
+            + String(repeating: ".", count: width - filled) + "] "
              + String(repeating: " ", count: max(0, 5 - formatFixed(percent, places: 1).count))
                  + formatFixed(percent, places: 1)
              + " % \(formatBytes(bytes)) of \(formatBytes(total))")

@@ -50,19 +50,23 @@ struct SyncServerCommand: AsyncParsableCommand {
     @Option(help: "Signature format to write: 1 or 2.")
     var format: Int = 2
 
-    @Option(help: ArgumentHelp("Slice size of the signatures written, with an optional K, M or G suffix.", valueName: "size"))
+    @Option(help: ArgumentHelp("Slice size of the signatures written, with an optional K, M or G suffix.",
+        valueName: "size"))
     var slice: ByteSize?
 
     @Flag(inversion: .prefixedNo, help: "Sign files in subdirectories too.")
     var recursive = true
 
-    @Option(help: ArgumentHelp("Seconds a changed file must stay closed and unchanged before it is signed.", valueName: "seconds"))
+    @Option(help: ArgumentHelp("Seconds a changed file must stay closed and unchanged before it is signed.",
+        valueName: "seconds"))
     var settle: Double = 2
 
-    @Option(help: ArgumentHelp("Minutes between full rescans of the tree (they catch changes no event reported).", valueName: "minutes"))
+    @Option(help: ArgumentHelp("Minutes between full rescans of the tree (they catch changes no event reported).",
+        valueName: "minutes"))
     var rescan: Double = 10
 
-    @Flag(name: .customLong("no-signatures"), help: "Serve files only; do not write signatures (current ones are still served).")
+    @Flag(name: .customLong("no-signatures"),
+        help: "Serve files only; do not write signatures (current ones are still served).")
     var noSignatures = false
 
     @Option(name: .customLong("tls-cert"), help: ArgumentHelp("Serve HTTPS with this PEM certificate chain, leaf first "
@@ -122,7 +126,8 @@ struct SyncServerCommand: AsyncParsableCommand {
             configuration.tls = TLSFiles(certificateChain: tlsCertificate, privateKey: tlsKey)
         }
         configuration.signatures = !noSignatures
-        (configuration.settle, configuration.rescanInterval) = try serviceTiming(settleSeconds: settle, rescanMinutes: rescan)
+        (configuration.settle, configuration.rescanInterval) = try serviceTiming(settleSeconds: settle,
+            rescanMinutes: rescan)
         configuration.accessLog = accessLog
         configuration.limits.maxConnections = maxConnections
         let level: Logger.Level = quiet ? .error : (verbose ? .debug : .info)

@@ -37,9 +37,12 @@ struct EditPatternTree {
             Case(name: "deleted.img", old: base, new: edited(base) { bytes in
                 bytes.removeSubrange((bytes.count * 2 / 3)..<(bytes.count * 2 / 3 + 5000))
             }, novelBytes: 0),
-            Case(name: "appended.tar", old: small, new: small + pseudoRandomData(300_000, seed: 14), novelBytes: 300_000),
-            Case(name: "unrelated.bin", old: pseudoRandomData(1 << 20, seed: 15), new: pseudoRandomData(1 << 20, seed: 16), novelBytes: nil),
-            Case(name: "tiny.txt", old: Data("version 1\n".utf8), new: Data("version 2, a little longer\n".utf8), novelBytes: nil),
+            Case(name: "appended.tar", old: small, new: small + pseudoRandomData(300_000, seed: 14),
+                novelBytes: 300_000),
+            Case(name: "unrelated.bin", old: pseudoRandomData(1 << 20, seed: 15),
+                new: pseudoRandomData(1 << 20, seed: 16), novelBytes: nil),
+            Case(name: "tiny.txt", old: Data("version 1\n".utf8), new: Data("version 2, a little longer\n".utf8),
+                novelBytes: nil),
         ]
         for item in cases {
             try scratch.write("pub/releases/" + item.name, item.new)
@@ -66,7 +69,8 @@ struct EditPatternTree {
             #expect(report.length == item.new.count)
             check(item, report)
         }
-        let leftovers = try FileManager.default.contentsOfDirectory(atPath: scratch.file(output)).filter { $0.contains(".slicesync.") }
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: scratch.file(output))
+            .filter { $0.contains(".slicesync.") }
         #expect(leftovers.isEmpty, "\(label): \(leftovers)")
     }
 }
@@ -77,7 +81,8 @@ struct InteropEndToEndTests {
     static func fetchesLittle(_ item: EditPatternTree.Case, _ report: SyncReport) {
         if let novel = item.novelBytes {
             #expect(!report.fullDownload, "\(item.name)")
-            #expect(report.bytesFromServer <= novel + 48 * 1024, "\(item.name): \(report.bytesFromServer) bytes of \(item.new.count)")
+            #expect(report.bytesFromServer <= novel + 48 * 1024,
+                "\(item.name): \(report.bytesFromServer) bytes of \(item.new.count)")
         }
     }
 
@@ -91,7 +96,8 @@ struct InteropEndToEndTests {
 
     @Test func nginxWithOneRangePerRequestAsOnS3() throws {
         let tree = try EditPatternTree()
-        let nginx = try TestServer.nginx(root: tree.publishRoot, scratch: tree.scratch.file("nginx"), extra: "max_ranges 1;")
+        let nginx = try TestServer.nginx(root: tree.publishRoot, scratch: tree.scratch.file("nginx"),
+            extra: "max_ranges 1;")
         try tree.syncAll(from: nginx.base, label: "max_ranges 1") { item, report in
             Self.fetchesLittle(item, report)
         }
@@ -115,7 +121,8 @@ struct InteropEndToEndTests {
         try tree.syncAll(from: "\(s3.base)/releases-bucket/pub", label: "s3") { item, report in
             Self.fetchesLittle(item, report)
             #expect(report.signatureURL.hasSuffix("/releases-bucket/pub/releases/.slicesync/\(item.name).slicesync")
-                || report.signatureURL.hasSuffix("/releases-bucket/pub/.slicesync/releases/\(item.name).slicesync"), "\(report.signatureURL)")
+                || report.signatureURL.hasSuffix("/releases-bucket/pub/.slicesync/releases/\(item.name).slicesync"),
+                "\(report.signatureURL)")
         }
     }
 }

@@ -9,7 +9,8 @@ enum ProgramRunner {
     }
 
     static var buildDirectory: URL {
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? CommandLine.arguments[0]
         var url = URL(fileURLWithPath: executable).deletingLastPathComponent()
         // On some layouts the test binary sits inside a bundle directory.
         if url.lastPathComponent.hasSuffix(".xctest") { url = url.deletingLastPathComponent() }
@@ -41,11 +42,13 @@ enum ProgramRunner {
         try process.run()
         let deadline = Date().addingTimeInterval(timeout)
         guard let exitStatus = reap(process, timeout: timeout) else {
-            throw NSError(domain: "ProgramRunner", code: 1, userInfo: [NSLocalizedDescriptionKey: "\(program) did not finish within \(timeout) s"])
+            throw NSError(domain: "ProgramRunner", code: 1,
+                userInfo: [NSLocalizedDescriptionKey: "\(program) did not finish within \(timeout) s"])
         }
         let outData = (try? Data(contentsOf: outURL)) ?? Data()
         let errData = (try? Data(contentsOf: errURL)) ?? Data()
-        return Result(status: exitStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+        return Result(status: exitStatus, stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errData, as: UTF8.self))
     }
 }
 
@@ -88,9 +91,11 @@ final class Scratch {
     @discardableResult
     func write(_ relative: String, _ data: Data, old: Bool = true) throws -> String {
         let full = file(relative)
-        try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent,
+            withIntermediateDirectories: true)
         try data.write(to: URL(fileURLWithPath: full))
-        if old { try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSince1970: 1_600_000_000)], ofItemAtPath: full) }
+        if old { try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSince1970: 1_600_000_000)],
+            ofItemAtPath: full) }
         return full
     }
 

@@ -33,7 +33,8 @@ struct ShashEndToEndTests {
 
     @Test func writesTheOriginalFormatByteForByte() throws {
         let tree = try Scratch()
-        let file = try tree.write("testfile.txt", Data("AAAAAAAAA\nBBBBBBBBB\nCCCCCCCCC\nDDDDDDDDD\nEEEEEEEEE\nAAAAAAAAA\n".utf8))
+        let file = try tree.write("testfile.txt",
+            Data("AAAAAAAAA\nBBBBBBBBB\nCCCCCCCCC\nDDDDDDDDD\nEEEEEEEEE\nAAAAAAAAA\n".utf8))
         let result = try ProgramRunner.run("shash", ["--format", "1", "--slice", "10", "-q", file])
         #expect(result.status == 0)
         #expect(result.stdout.isEmpty)
@@ -89,7 +90,8 @@ struct ShashEndToEndTests {
         let report = try JSONDecoder().decode(TreeSigningReport.self, from: Data(result.stdout.utf8))
         #expect(report.filesHashed == 200)
         for index in 0..<200 {
-            let signature = try SignatureV2Header.parse(Array(try tree.read(".slicesync/d\(index % 7)/f\(index).slicesync")))
+            let signature = try SignatureV2Header.parse(
+                Array(try tree.read(".slicesync/d\(index % 7)/f\(index).slicesync")))
             #expect(signature.length == 1000 + index * 37)
             #expect(signature.filename == "f\(index)")
         }

@@ -60,7 +60,8 @@ final class RunningService {
 
     /// Files left in the signature directory that are temporary files of the tools.
     func temporaryFiles() -> [String] {
-        ((try? FileManager.default.subpathsOfDirectory(atPath: tree.file("pub"))) ?? []).filter { $0.contains(".slicesync.tmp-") }
+        ((try? FileManager.default.subpathsOfDirectory(atPath: tree.file("pub"))) ?? [])
+            .filter { $0.contains(".slicesync.tmp-") }
     }
 }
 
@@ -104,7 +105,8 @@ struct ShashServiceEndToEndTests {
         let pub = tree.file("pub")
         let fm = FileManager.default
 
-        #expect(eventually { service.isSigned("a.bin") && service.isSigned("dir1/b.bin") && service.isSigned("dir1/sub/c.bin") }, "start-up: \(service.output)")
+        #expect(eventually { service.isSigned("a.bin") && service.isSigned("dir1/b.bin")
+            && service.isSigned("dir1/sub/c.bin") }, "start-up: \(service.output)")
 
         try tree.write("pub/new.bin", pseudoRandomData(80_000, seed: 5), old: false)
         #expect(eventually { service.isSigned("new.bin") }, "created: \(service.output)")
@@ -119,11 +121,13 @@ struct ShashServiceEndToEndTests {
         #expect(eventually { service.isSigned("dir1/b.bin") }, "overwritten: \(service.output)")
 
         try fm.moveItem(atPath: pub + "/a.bin", toPath: pub + "/renamed.bin")
-        #expect(eventually { service.isSigned("renamed.bin") && !service.hasSignature("a.bin") }, "renamed: \(service.output)")
+        #expect(eventually { service.isSigned("renamed.bin") && !service.hasSignature("a.bin") },
+            "renamed: \(service.output)")
 
         try fm.createDirectory(atPath: pub + "/dir2", withIntermediateDirectories: true)
         try fm.moveItem(atPath: pub + "/dir1/b.bin", toPath: pub + "/dir2/b.bin")
-        #expect(eventually { service.isSigned("dir2/b.bin") && !service.hasSignature("dir1/b.bin") }, "moved across directories: \(service.output)")
+        #expect(eventually { service.isSigned("dir2/b.bin") && !service.hasSignature("dir1/b.bin") },
+            "moved across directories: \(service.output)")
 
         try fm.removeItem(atPath: pub + "/new.bin")
         #expect(eventually { !service.hasSignature("new.bin") }, "deleted: \(service.output)")
@@ -131,12 +135,14 @@ struct ShashServiceEndToEndTests {
         try fm.createDirectory(atPath: pub + "/n1/n2/n3", withIntermediateDirectories: true)
         try tree.write("pub/n1/n2/n3/deep.bin", pseudoRandomData(10_000, seed: 8), old: false)
         try tree.write("pub/n1/top.bin", pseudoRandomData(10_000, seed: 9), old: false)
-        #expect(eventually { service.isSigned("n1/n2/n3/deep.bin") && service.isSigned("n1/top.bin") }, "nested directories: \(service.output)")
+        #expect(eventually { service.isSigned("n1/n2/n3/deep.bin") && service.isSigned("n1/top.bin") },
+            "nested directories: \(service.output)")
         try fm.removeItem(atPath: pub + "/n1")
         #expect(eventually { !tree.exists("pub/.slicesync/n1") }, "nested directories removed: \(service.output)")
 
         try fm.moveItem(atPath: pub + "/dir1", toPath: pub + "/dirX")
-        #expect(eventually { service.isSigned("dirX/sub/c.bin") && !tree.exists("pub/.slicesync/dir1/sub/c.bin.slicesync") }, "directory renamed: \(service.output)")
+        #expect(eventually { service.isSigned("dirX/sub/c.bin")
+            && !tree.exists("pub/.slicesync/dir1/sub/c.bin.slicesync") }, "directory renamed: \(service.output)")
 
         try fm.moveItem(atPath: pub + "/renamed.bin", toPath: tree.file("outside/renamed.bin"))
         #expect(eventually { !service.hasSignature("renamed.bin") }, "moved out: \(service.output)")
@@ -177,7 +183,8 @@ struct ShashServiceEndToEndTests {
         for index in 0..<2_000 {
             try tree.write("pub/d\(index % 20)/f\(index).txt", Data("file \(index)\n".utf8), old: false)
         }
-        let signatures = { ((try? FileManager.default.subpathsOfDirectory(atPath: tree.file("pub/.slicesync"))) ?? []).filter { $0.hasSuffix(".slicesync") }.count }
+        let signatures = { ((try? FileManager.default.subpathsOfDirectory(atPath: tree.file("pub/.slicesync"))) ?? [])
+            .filter { $0.hasSuffix(".slicesync") }.count }
         #expect(eventually(within: 120) { signatures() == 2_000 }, "\(signatures()) of 2000 signed: \(service.output)")
         #expect(service.isSigned("d7/f1987.txt"))
         // Settled: no CPU time is spent while nothing changes.

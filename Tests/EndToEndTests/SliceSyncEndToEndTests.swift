@@ -23,8 +23,11 @@ struct ClientScenario {
         precondition(signed.status == 0, signed.stderr)
     }
 
-    func sync(_ server: TestServer, _ extra: [String] = [], output: String = "client/file.bin") throws -> ProgramRunner.Result {
-        try ProgramRunner.run("slicesync", ["\(server.base)/dir/file.bin", "--alike", scratch.file("client/old.bin"), "-o", scratch.file(output), "--json"] + extra)
+    func sync(_ server: TestServer, _ extra: [String] = [],
+        output: String = "client/file.bin") throws -> ProgramRunner.Result {
+        try ProgramRunner.run("slicesync",
+            ["\(server.base)/dir/file.bin", "--alike", scratch.file("client/old.bin"), "-o", scratch.file(output),
+                "--json"] + extra)
     }
 
     func report(_ result: ProgramRunner.Result) throws -> SyncReport {
@@ -68,22 +71,28 @@ struct SliceSyncEndToEndTests {
     @Test func againstNginxUpdatesInPlaceThenFindsNothingToDo() throws {
         let scenario = try ClientScenario()
         let server = try TestServer.nginx(root: scenario.publishRoot, scratch: scenario.scratch.file("nginx"))
-        try FileManager.default.copyItem(atPath: scenario.scratch.file("client/old.bin"), toPath: scenario.scratch.file("client/file.bin"))
-        let first = try ProgramRunner.run("slicesync", ["\(server.base)/dir/file.bin", "-o", scenario.scratch.file("client/file.bin"), "--json"])
+        try FileManager.default.copyItem(atPath: scenario.scratch.file("client/old.bin"),
+            toPath: scenario.scratch.file("client/file.bin"))
+        let first = try ProgramRunner.run("slicesync",
+            ["\(server.base)/dir/file.bin", "-o", scenario.scratch.file("client/file.bin"), "--json"])
         #expect(first.status == 0, "\(first.stderr)")
         #expect(try scenario.scratch.read("client/file.bin") == scenario.new)
         let report = try scenario.report(first)
         #expect(report.bytesFromServer <= 8 * 4096)
         #expect(report.requests <= 4)
-        let second = try ProgramRunner.run("slicesync", ["\(server.base)/dir/file.bin", "-o", scenario.scratch.file("client/file.bin"), "--json"])
+        let second = try ProgramRunner.run("slicesync",
+            ["\(server.base)/dir/file.bin", "-o", scenario.scratch.file("client/file.bin"), "--json"])
         #expect(try scenario.report(second).outcome == "unchanged")
-        #expect(FileManager.default.fileExists(atPath: scenario.scratch.file("client/file.bin.slicesync.part")) == false)
+        #expect(FileManager.default.fileExists(atPath: scenario.scratch.file("client/file.bin.slicesync.part"))
+            == false)
     }
 
     @Test func dryRunSaysWhatWouldBeDownloaded() throws {
         let scenario = try ClientScenario()
         let server = try TestServer.nginx(root: scenario.publishRoot, scratch: scenario.scratch.file("nginx"))
-        let result = try ProgramRunner.run("slicesync", ["-n", "\(server.base)/dir/file.bin", "--alike", scenario.scratch.file("client/old.bin"), "-o", scenario.scratch.file("client/file.bin")])
+        let result = try ProgramRunner.run("slicesync",
+            ["-n", "\(server.base)/dir/file.bin", "--alike", scenario.scratch.file("client/old.bin"), "-o",
+                scenario.scratch.file("client/file.bin")])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.hasPrefix("would download "))
         #expect(result.stdout.contains("% saved"))
@@ -96,13 +105,15 @@ struct SliceSyncEndToEndTests {
         let server = try TestServer.fault(root: scenario.publishRoot, mode: "stall")
         let process = Process()
         process.executableURL = ProgramRunner.buildDirectory.appendingPathComponent("slicesync")
-        process.arguments = ["\(server.base)/dir/file.bin", "--alike", scenario.scratch.file("client/old.bin"), "-o", scenario.scratch.file("client/file.bin"), "-q"]
+        process.arguments = ["\(server.base)/dir/file.bin", "--alike", scenario.scratch.file("client/old.bin"), "-o",
+            scenario.scratch.file("client/file.bin"), "-q"]
         process.standardError = FileHandle.nullDevice
         try process.run()
         // Wait until the local pieces are copied and the download hangs, then press Ctrl-C.
         let deadline = Date().addingTimeInterval(30)
         func started() -> Bool {
-            ((try? FileManager.default.contentsOfDirectory(atPath: scenario.scratch.file("client"))) ?? []).contains { $0.contains(".slicesync.tmp-") }
+            ((try? FileManager.default.contentsOfDirectory(atPath: scenario.scratch.file("client"))) ?? [])
+                .contains { $0.contains(".slicesync.tmp-") }
         }
         while Date() < deadline && !started() {
             usleep(50_000)
@@ -171,14 +182,17 @@ struct SliceSyncEndToEndTests {
         let server = try TestServer.fault(root: scenario.publishRoot, mode: "normal")
         #expect(try ProgramRunner.run("slicesync", []).status == 2)
         #expect(try ProgramRunner.run("slicesync", ["ftp://x/y"]).status == 2)
-        let missing = try ProgramRunner.run("slicesync", ["\(server.base)/dir/nothing.bin", "-o", scenario.scratch.file("x")])
+        let missing = try ProgramRunner.run("slicesync",
+            ["\(server.base)/dir/nothing.bin", "-o", scenario.scratch.file("x")])
         #expect(missing.status == 3)
         #expect(missing.stderr.contains("no signature found"))
         // The library says what is wrong; the command adds how to say it with its own options.
         #expect(missing.stderr.contains("hint: pass the signature's URL with --signature URL"))
-        let refused = try ProgramRunner.run("slicesync", ["http://127.0.0.1:1/dir/file.bin", "-o", scenario.scratch.file("x")])
+        let refused = try ProgramRunner.run("slicesync",
+            ["http://127.0.0.1:1/dir/file.bin", "-o", scenario.scratch.file("x")])
         #expect(refused.status == 4)
-        let noDirectory = try ProgramRunner.run("slicesync", ["\(server.base)/dir/file.bin", "-o", scenario.scratch.file("no/such/dir/x")])
+        let noDirectory = try ProgramRunner.run("slicesync",
+            ["\(server.base)/dir/file.bin", "-o", scenario.scratch.file("no/such/dir/x")])
         #expect(noDirectory.status == 6)
     }
 }

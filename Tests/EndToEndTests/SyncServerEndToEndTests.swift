@@ -32,7 +32,9 @@ struct SyncServerEndToEndTests {
         let server = try TestServer.syncserver(root: scratch.file("pub"))
         // The server signs in the background; the signature appears within a few seconds.
         #expect(eventually(within: 10) { scratch.exists("pub/.slicesync/a/new.bin.slicesync") })
-        let result = try ProgramRunner.run("slicesync", ["\(server.base)/a/new.bin", "--alike", scratch.file("client/old.bin"), "-o", scratch.file("client/new.bin"), "--json"])
+        let result = try ProgramRunner.run("slicesync",
+            ["\(server.base)/a/new.bin", "--alike", scratch.file("client/old.bin"), "-o",
+                scratch.file("client/new.bin"), "--json"])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(try scratch.read("client/new.bin") == Data(new))
     }
@@ -87,7 +89,8 @@ struct SyncServerEndToEndTests {
             _ = connection.readToEnd()
             let status = reap(server.process, timeout: 20)
             #expect(status == 0, "exit status \(String(describing: status)) after signal \(signal)")
-            let leftovers = (try FileManager.default.subpathsOfDirectory(atPath: scratch.file("pub"))).filter { $0.contains(".slicesync.tmp-") }
+            let leftovers = (try FileManager.default.subpathsOfDirectory(atPath: scratch.file("pub")))
+                .filter { $0.contains(".slicesync.tmp-") }
             #expect(leftovers.isEmpty, "\(leftovers)")
         }
     }
@@ -117,7 +120,8 @@ struct SyncServerEndToEndTests {
         // (200, nginx says 416), and an empty list element is allowed (nginx says 416).
         for (header, ourStatus) in [("bytes=5-4", 200), ("bytes=abc", 200), ("bytes=1-2,", 206)] {
             #expect(try exchange(nginx.port, "/f.bin", headers: ["Range: \(header)"]).status == 416, "\(header)")
-            #expect(try exchange(syncserver.port, "/f.bin", headers: ["Range: \(header)"]).status == ourStatus, "\(header)")
+            #expect(try exchange(syncserver.port, "/f.bin", headers: ["Range: \(header)"]).status == ourStatus,
+                "\(header)")
         }
         for method in ["HEAD", "GET"] {
             let ours = try exchange(syncserver.port, "/f.bin", method: method)
@@ -131,7 +135,8 @@ struct SyncServerEndToEndTests {
         for target in ["/missing", "/../f.bin", "/%2e%2e/f.bin"] {
             let ours = try exchange(syncserver.port, target)
             let theirs = try exchange(nginx.port, target)
-            #expect(ours.status == theirs.status || (ours.status == 400 && theirs.status == 404) || (ours.status == 404 && theirs.status == 400), "\(target)")
+            #expect(ours.status == theirs.status || (ours.status == 400 && theirs.status == 404) || (ours.status == 404
+                && theirs.status == 400), "\(target)")
         }
     }
 

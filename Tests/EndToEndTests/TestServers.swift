@@ -53,21 +53,25 @@ final class TestServer {
         _ = waitpid(pid, &status, 0)
     }
 
-    static var serversDirectory: URL { URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Servers") }
+    static var serversDirectory: URL { URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().appendingPathComponent("Servers") }
 
     /// Starts the fault-injection server serving `root` in `mode`.
     static func fault(root: String, mode: String) throws -> TestServer {
-        try reportingPort(["python3", serversDirectory.appendingPathComponent("faultserver.py").path, root, mode], name: "the fault server", pattern: #"^(\d+)"#)
+        try reportingPort(["python3", serversDirectory.appendingPathComponent("faultserver.py").path, root, mode],
+            name: "the fault server", pattern: #"^(\d+)"#)
     }
 
     /// Starts Python's `http.server`, which ignores Range headers and always sends the whole file.
     static func pythonHTTPServer(root: String) throws -> TestServer {
-        try reportingPort(["python3", "-u", "-m", "http.server", "--bind", "127.0.0.1", "--directory", root, "0"], name: "python3 -m http.server", pattern: #"port (\d+)"#)
+        try reportingPort(["python3", "-u", "-m", "http.server", "--bind", "127.0.0.1", "--directory", root, "0"],
+            name: "python3 -m http.server", pattern: #"port (\d+)"#)
     }
 
     /// Starts an S3-compatible endpoint (moto) holding `root` uploaded to s3://`bucket`/`prefix`/.
     static func s3(root: String, bucket: String, prefix: String) throws -> TestServer {
-        try reportingPort(["python3", serversDirectory.appendingPathComponent("s3server.py").path, root, bucket, prefix], name: "the S3 endpoint (pip install 'moto[server]')", pattern: #"^(\d+)"#)
+        try reportingPort(["python3", serversDirectory.appendingPathComponent("s3server.py").path, root, bucket,
+            prefix], name: "the S3 endpoint (pip install 'moto[server]')", pattern: #"^(\d+)"#)
     }
 
     /// Starts an empty S3-compatible endpoint, moto or localbucket (which stores in `data`), with `bucket`.
@@ -99,7 +103,8 @@ final class TestServer {
             }
         }
         stop(process)
-        throw NSError(domain: "TestServer", code: 4, userInfo: [NSLocalizedDescriptionKey: "\(name) did not start: \(text)"])
+        throw NSError(domain: "TestServer", code: 4,
+            userInfo: [NSLocalizedDescriptionKey: "\(name) did not start: \(text)"])
     }
 
     /// Starts the built syncserver on `root` and a free port; waits until it prints its URL.
@@ -126,7 +131,8 @@ final class TestServer {
                 events { worker_connections 256; }
                 http {
                   access_log \(scratch)/access.log;
-                  client_body_temp_path \(scratch)/tmp; proxy_temp_path \(scratch)/tmp; fastcgi_temp_path \(scratch)/tmp;
+                  client_body_temp_path \(scratch)/tmp; proxy_temp_path \(scratch)/tmp;
+                  fastcgi_temp_path \(scratch)/tmp;
                   uwsgi_temp_path \(scratch)/tmp; scgi_temp_path \(scratch)/tmp;
                   \(extra)
                   server { listen 127.0.0.1:\(port); root \(root); }
@@ -146,7 +152,8 @@ final class TestServer {
             }
             stop(process)
         }
-        throw NSError(domain: "TestServer", code: 2, userInfo: [NSLocalizedDescriptionKey: "nginx did not start (apt-get install nginx-light)"])
+        throw NSError(domain: "TestServer", code: 2,
+            userInfo: [NSLocalizedDescriptionKey: "nginx did not start (apt-get install nginx-light)"])
     }
 
     private static func canConnect(_ port: Int) -> Bool {

@@ -8,7 +8,8 @@ import Testing
 struct FileServingTests {
     static let content = patterned(300_000)
 
-    private func withServer(_ body: (Int, TemporaryDirectory) async throws -> Void, configure: (inout SyncServerConfiguration) -> Void = { _ in }) async throws {
+    private func withServer(_ body: (Int, TemporaryDirectory) async throws -> Void,
+        configure: (inout SyncServerConfiguration) -> Void = { _ in }) async throws {
         let tree = try TemporaryDirectory()
         try tree.write("data/file.bin", Self.content)
         try tree.write("data/small.txt", Array("hello\n".utf8))
@@ -45,7 +46,8 @@ struct FileServingTests {
             for range in [nil, "bytes=0-9", "bytes=0-9,100-109", "bytes=999999-"] {
                 let connection = try RawConnection(port: port)
                 let extra = range.map { "Range: \($0)\r\n" } ?? ""
-                connection.send("HEAD /data/file.bin HTTP/1.1\r\nHost: x\r\n\(extra)\r\nGET /data/file.bin HTTP/1.1\r\nHost: x\r\n\(extra)\r\n")
+                connection.send("HEAD /data/file.bin HTTP/1.1\r\nHost: x\r\n\(extra)\r\nGET /data/file.bin " +
+                    "HTTP/1.1\r\nHost: x\r\n\(extra)\r\n")
                 let head = try #require(connection.readResponse(head: true))
                 let get = try #require(connection.readResponse())
                 #expect(head.status == get.status)
@@ -65,7 +67,8 @@ struct FileServingTests {
             for (header, range) in cases {
                 let reply = try exchange(port, "/data/file.bin", headers: ["Range: \(header)"])
                 #expect(reply.status == 206, "\(header)")
-                #expect(reply.header("Content-Range") == "bytes \(range.lowerBound)-\(range.upperBound - 1)/300000", "\(header)")
+                #expect(reply.header("Content-Range") == "bytes \(range.lowerBound)-\(range.upperBound - 1)/300000",
+                    "\(header)")
                 #expect(reply.body == Array(Self.content[range]), "\(header)")
             }
         }
@@ -143,16 +146,21 @@ struct FileServingTests {
         let outside = try TemporaryDirectory()
         try outside.write("secret.txt", Array("top secret".utf8))
         try await withServer { port, tree in
-            try FileManager.default.createSymbolicLink(atPath: tree.file("data/out"), withDestinationPath: outside.file("secret.txt"))
-            try FileManager.default.createSymbolicLink(atPath: tree.file("data/outdir"), withDestinationPath: outside.path)
+            try FileManager.default.createSymbolicLink(atPath: tree.file("data/out"),
+                withDestinationPath: outside.file("secret.txt"))
+            try FileManager.default.createSymbolicLink(atPath: tree.file("data/outdir"),
+                withDestinationPath: outside.path)
             try FileManager.default.createSymbolicLink(atPath: tree.file("data/in"), withDestinationPath: "small.txt")
-            let refused = ["/../etc/passwd", "/data/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/data/%2E%2E/%2E%2E/etc/passwd",
-                           "/..%2f..%2fetc%2fpasswd", "/data%5c..%5c..%5cetc%5cpasswd", "/data/small.txt%00.bin", "/%c0%ae%c0%ae/etc/passwd"]
+            let refused = ["/../etc/passwd", "/data/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd",
+                "/data/%2E%2E/%2E%2E/etc/passwd",
+                           "/..%2f..%2fetc%2fpasswd", "/data%5c..%5c..%5cetc%5cpasswd", "/data/small.txt%00.bin",
+                           "/%c0%ae%c0%ae/etc/passwd"]
             for target in refused {
                 let reply = try exchange(port, target)
                 #expect(reply.status == 400, "\(target)")
             }
-            let missing = ["/%252e%252e/%252e%252e/etc/passwd", "/data/out", "/data/outdir/secret.txt", "/data/outdir/", "/etc/passwd", "/data/nothing"]
+            let missing = ["/%252e%252e/%252e%252e/etc/passwd", "/data/out", "/data/outdir/secret.txt", "/data/outdir/",
+                "/etc/passwd", "/data/nothing"]
             for target in missing {
                 let reply = try exchange(port, target)
                 #expect(reply.status == 404, "\(target)")
@@ -195,11 +203,13 @@ struct FileServingTests {
         try await withServer({ port, _ in
             let longLine = try exchange(port, "/" + String(repeating: "a", count: 9000))
             #expect(longLine.status == 414)
-            let bigHeaders = try exchange(port, "/data/small.txt", headers: (0..<40).map { "X-Filler-\($0): " + String(repeating: "b", count: 1000) })
+            let bigHeaders = try exchange(port, "/data/small.txt",
+                headers: (0..<40).map { "X-Filler-\($0): " + String(repeating: "b", count: 1000) })
             #expect(bigHeaders.status == 431)
             // A normal request on a keep-alive connection after a request with a body still works.
             let connection = try RawConnection(port: port)
-            connection.send("GET /data/small.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /data/small.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+            connection.send("GET /data/small.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /data/small.txt HTTP/1.1\r\nHost: " +
+                "x\r\n\r\n")
             #expect(connection.readResponse()?.status == 200)
             #expect(connection.readResponse()?.body == Array("hello\n".utf8))
         })
@@ -286,7 +296,8 @@ struct FileServingTests {
         let signature = try Signature.parse(reply.body)
         #expect(signature.summary.length == 300_000)
         #expect(signature.summary.filename == "file.bin")
-        let leftovers = try FileManager.default.subpathsOfDirectory(atPath: tree.path).filter { $0.contains(".slicesync.tmp-") }
+        let leftovers = try FileManager.default.subpathsOfDirectory(atPath: tree.path)
+            .filter { $0.contains(".slicesync.tmp-") }
         #expect(leftovers.isEmpty)
     }
 }

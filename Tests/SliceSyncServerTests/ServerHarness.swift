@@ -18,7 +18,8 @@ final class RunningServer: @unchecked Sendable {
     }
 
     /// Starts a server on `root`; signing is off unless asked for, so tests control the tree.
-    static func start(root: String, signatures: Bool = false, configure: (inout SyncServerConfiguration) -> Void = { _ in }) async throws -> RunningServer {
+    static func start(root: String, signatures: Bool = false,
+        configure: (inout SyncServerConfiguration) -> Void = { _ in }) async throws -> RunningServer {
         var configuration = SyncServerConfiguration()
         configuration.port = 0
         configuration.root = root

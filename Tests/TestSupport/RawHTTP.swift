@@ -28,7 +28,8 @@ public final class RawConnection {
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self,
+                capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard connected == 0 else {
             close(fd)
@@ -106,11 +107,14 @@ public final class RawConnection {
 }
 
 /// One request on a fresh connection.
-public func exchange(_ port: Int, _ target: String, method: String = "GET", headers: [String] = []) throws -> RawResponse {
+public func exchange(_ port: Int, _ target: String, method: String = "GET",
+    headers: [String] = []) throws -> RawResponse {
     let connection = try RawConnection(port: port)
-    connection.send("\(method) \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\n" + headers.map { $0 + "\r\n" }.joined() + "\r\n")
+    connection.send("\(method) \(target) HTTP/1.1\r\nHost: " +
+        "127.0.0.1\r\n" + headers.map { $0 + "\r\n" }.joined() + "\r\n")
     guard let response = connection.readResponse(head: method == "HEAD") else {
-        throw NSError(domain: "exchange", code: 1, userInfo: [NSLocalizedDescriptionKey: "no response to \(method) \(target)"])
+        throw NSError(domain: "exchange", code: 1,
+            userInfo: [NSLocalizedDescriptionKey: "no response to \(method) \(target)"])
     }
     return response
 }

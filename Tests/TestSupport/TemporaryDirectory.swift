@@ -9,7 +9,8 @@ public final class TemporaryDirectory {
     public init() throws {
         var template = Array((NSTemporaryDirectory() + "/slicesync-test-XXXXXX").utf8CString)
         guard let created = mkdtemp(&template) else {
-            throw NSError(domain: NSPOSIXErrorDomain, code: Int(errno), userInfo: [NSLocalizedDescriptionKey: "cannot create a temporary directory"])
+            throw NSError(domain: NSPOSIXErrorDomain, code: Int(errno),
+                userInfo: [NSLocalizedDescriptionKey: "cannot create a temporary directory"])
         }
         path = String(cString: created)
     }
@@ -22,9 +23,11 @@ public final class TemporaryDirectory {
     /// Writes a file (creating directories); an old modification time by default keeps the
     /// racy-timestamp rule out of tests that are not about it.
     @discardableResult
-    public func write(_ relative: String, _ bytes: [UInt8], modified: Date? = Date(timeIntervalSince1970: 1_600_000_000)) throws -> String {
+    public func write(_ relative: String, _ bytes: [UInt8],
+        modified: Date? = Date(timeIntervalSince1970: 1_600_000_000)) throws -> String {
         let full = file(relative)
-        try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent,
+            withIntermediateDirectories: true)
         try Data(bytes).write(to: URL(fileURLWithPath: full))
         if let modified { try FileManager.default.setAttributes([.modificationDate: modified], ofItemAtPath: full) }
         return full
@@ -39,7 +42,8 @@ public final class TemporaryDirectory {
         var result: [String] = []
         while let next = enumerator?.nextObject() as? String {
             var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: file(next), isDirectory: &isDirectory), !isDirectory.boolValue { result.append(next) }
+            if FileManager.default.fileExists(atPath: file(next),
+                isDirectory: &isDirectory), !isDirectory.boolValue { result.append(next) }
         }
         return result.sorted()
     }

@@ -155,7 +155,8 @@ final class LoadedSignature: Sendable {
         guard let defaults = try? SigningParameters().forFile(startingWith: localStart),
               let unit = defaults.sketchUnit else { return prefixBytes }
         let expected = localLength + localLength / 64 + defaults.sliceSize
-        let tables = (expected / defaults.sliceSize + 1) * HashRecord.size + (expected / unit + 1) * SketchTable.entrySize
+        let tables = (expected / defaults.sliceSize + 1) * HashRecord.size + (expected / unit + 1)
+            * SketchTable.entrySize
             + 2 * (defaults.sliceSize / defaults.blockSize) * HashRecord.size
         return min(max(prefixBytes, 1024 + tables), 64 << 20)
     }
@@ -189,7 +190,8 @@ final class LoadedSignature: Sendable {
     /// Fetches and parses the signature at `remote`; nil when the server says it is not there.
     /// `firstBytes` is what the first request asks for; with `wantsSketch`, a second request for the
     /// rest of the coarse table brings the sketch table too.
-    static func fetch(_ remote: RemoteFile, firstBytes: Int = prefixBytes, wantsSketch: Bool = false, logger: Logger) async throws -> LoadedSignature? {
+    static func fetch(_ remote: RemoteFile, firstBytes: Int = prefixBytes, wantsSketch: Bool = false,
+        logger: Logger) async throws -> LoadedSignature? {
         // A control file is read whole (records for every block, 0.2 % of the file): in one request
         // when its name says what it is.
         let whole = ZsyncControl.namesControlFile(remote.url)
@@ -207,7 +209,8 @@ final class LoadedSignature: Sendable {
             }
             return LoadedSignature(remote: remote, held: .zsync(try ZsyncControl.parse(bytes)))
         }
-        let version = try first.bytes.withUnsafeBytes { (raw) throws(SignatureError) in try SignatureVersion.detect(raw) }
+        let version = try first.bytes.withUnsafeBytes { (raw) throws(SignatureError) in
+            try SignatureVersion.detect(raw) }
         switch version {
         case .v1:
             var bytes = first.bytes
@@ -231,7 +234,8 @@ final class LoadedSignature: Sendable {
                     try await remote.fetchExisting(range: start..<needed, limit: needed - start).bytes
                 }
             }
-            let coarse = try bytes.withUnsafeBytes { (raw) throws(SignatureError) in try SignatureV2.parseCoarseTable(raw, header: header) }
+            let coarse = try bytes.withUnsafeBytes { (raw) throws(SignatureError) in
+                try SignatureV2.parseCoarseTable(raw, header: header) }
             return LoadedSignature(remote: remote, v2: header, coarse: coarse, prefix: bytes)
         }
     }
@@ -334,8 +338,9 @@ final class LoadedSignature: Sendable {
                 for (index, alike) in matcher.alikes.enumerated()
                     where alike.scanned { regions[index] = [0..<min(alike.length, reach)] }
                 let near = regions
-                let found = try await context.runBlocking { try matcher.matchBlocks(header, blocks: records,
-                    within: near) }
+                let found = try await context.runBlocking {
+                    try matcher.matchBlocks(header, blocks: records, within: near)
+                }
                 let sampleBytes = sample.reduce(0) { $0 + header.sliceRange($1).count }
                 // A few blocks in common (a gzip header, a trailer) would not pay for the round trip
                 // that fetches the other fine tables: compressed or unrelated content comes whole.
@@ -366,8 +371,9 @@ final class LoadedSignature: Sendable {
         if !sketch.isEmpty {
             let sketchMatcher = SketchMatcher(header: header, sketch: sketch, alikes: matcher.alikes)
             let candidates = missing
-            let (resolved, sources) = try await context.runBlocking { try sketchMatcher.resolve(missing: candidates,
-                found: slices) }
+            let (resolved, sources) = try await context.runBlocking {
+                try sketchMatcher.resolve(missing: candidates, found: slices)
+            }
             for run in sources { map.sources.setRun(run.blocks, from: run.source) }
             if !resolved.isEmpty {
                 context.logger.info("\(resolved.count) changed slices resolved from the sketch table")
@@ -450,7 +456,8 @@ final class LoadedSignature: Sendable {
             delivered.insert(table)
         }
         for (slice, table) in zip(wanted, tables) where !delivered.gaps(in: table).isEmpty {
-            throw SignatureError(.truncated, "the fine table of slice \(slice) could not be fetched whole from \(remote.url)")
+            throw SignatureError(.truncated,
+                "the fine table of slice \(slice) could not be fetched whole from \(remote.url)")
         }
         let blocks = wanted.map { (slice: $0, blocks: header.blockRange(ofSlice: $0).count) }
         map.fineRecords.add(blocks, tables: layout.take())

@@ -118,7 +118,9 @@ final class OutputFile: @unchecked Sendable {
         var unwritten = 0
         var unwrittenAt = 0
         func writePending() throws(FileSystemError) {
-            if filled > unwritten { try file.write(from: ring[slot] + unwritten, count: filled - unwritten, at: unwrittenAt) }
+            if filled > unwritten {
+                try file.write(from: ring[slot] + unwritten, count: filled - unwritten, at: unwrittenAt)
+            }
             unwritten = filled
         }
         handoff.acquire(slot)
@@ -142,7 +144,8 @@ final class OutputFile: @unchecked Sendable {
                         default:
                             let file = sources[source.file]
                             guard try file.read(into: buffer, count: count, at: at) == count else {
-                                throw FileSystemError(.changedWhileReading, path: file.path, message: "\(file.path) became shorter while it was being read; run again")
+                                throw FileSystemError(.changedWhileReading, path: file.path,
+                                    message: "\(file.path) became shorter while it was being read; run again")
                             }
                         }
                     case .output:
@@ -208,7 +211,8 @@ final class OutputFile: @unchecked Sendable {
     /// Reads `count` bytes at `offset` of the output.
     func read(_ count: Int, at offset: Int) throws(FileSystemError) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
-        let got = try withMutableRawBytes(&bytes) { (raw) throws(FileSystemError) in try file.read(into: raw.baseAddress!, count: count, at: offset) }
+        let got = try withMutableRawBytes(&bytes) { (raw) throws(FileSystemError) in
+            try file.read(into: raw.baseAddress!, count: count, at: offset) }
         return Array(bytes.prefix(got))
     }
 
@@ -218,7 +222,8 @@ final class OutputFile: @unchecked Sendable {
         if let modified { try file.setModificationTime(seconds: modified, nanoseconds: 0) }
         try file.sync()
         if inPlace { return }
-        if fchmod(file.descriptor, mode) != 0 { throw FileSystemError(errno: errno, operation: "set the permissions of", path: temporaryPath) }
+        if fchmod(file.descriptor,
+            mode) != 0 { throw FileSystemError(errno: errno, operation: "set the permissions of", path: temporaryPath) }
         try FileSystem.rename(temporaryPath, to: destination)
         try FileSystem.syncDirectory(Paths.parent(of: destination))
     }

@@ -83,7 +83,9 @@ struct PieceMap: Sendable {
     /// Whether every unit comes from `fileIndex` at its own offset: that file already is the target.
     func isIdentity(fileIndex: Int?, length: Int) -> Bool {
         guard let fileIndex else { return false }
-        return sources.indices.allSatisfy { sources[$0] == LocalSource(file: fileIndex, offset: unitRange($0).lowerBound) }
+        return sources.indices.allSatisfy {
+            sources[$0] == LocalSource(file: fileIndex, offset: unitRange($0).lowerBound)
+        }
     }
 }
 

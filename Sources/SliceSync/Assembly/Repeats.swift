@@ -57,7 +57,9 @@ extension LoadedSignature {
         var result = Set<Int>()
         for index in missing {
             let length = sliceRange(index).count
-            let zero = zeroRecords[length] ?? Self.withZeros(length) { HashRecord.slice($0, length: length, blockSize: header.blockSize) }
+            let zero = zeroRecords[length] ?? Self.withZeros(length) {
+                HashRecord.slice($0, length: length, blockSize: header.blockSize)
+            }
             zeroRecords[length] = zero
             if coarse[index] == zero { result.insert(index) }
         }

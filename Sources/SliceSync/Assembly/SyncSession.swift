@@ -334,7 +334,8 @@ public final class SyncSession: Sendable, LocatingContext {
             // is waiting for Ctrl-C to take effect; the local files are still there).
             if !assembled && !(error is CancellationError) && !scanProgress.isCancelled {
                 for run in plan.map.localRuns where run.source.file < LocalSource.maxFiles {
-                    try? output.copy(from: matcher.alikes[run.source.file].file, at: run.source.offset, to: run.target.lowerBound, count: run.target.count)
+                    try? output.copy(from: matcher.alikes[run.source.file].file, at: run.source.offset,
+                        to: run.target.lowerBound, count: run.target.count)
                 }
                 assembled = !plan.map.localRuns.isEmpty
             }
@@ -460,7 +461,8 @@ public final class SyncSession: Sendable, LocatingContext {
         var best: (length: Int, start: [UInt8]) = (0, [])
         for path in paths {
             guard let stamp = try? FileSystem.stamp(path), stamp.isRegularFile, stamp.size > best.length,
-                  let start = try? SystemFile.openForReading(path).readPrefix(limit: SigningParameters.sniffedBytes) else { continue }
+                  let start = try? SystemFile.openForReading(path).readPrefix(limit: SigningParameters.sniffedBytes)
+            else { continue }
             best = (stamp.size, start)
         }
         return best
@@ -480,7 +482,8 @@ public final class SyncSession: Sendable, LocatingContext {
         }
         let directory = Paths.parent(of: destination)
         guard let stamp = try FileSystem.stamp(directory), stamp.isDirectory else {
-            throw FileSystemError(.notFound, path: directory, message: "the destination directory \(directory) does not exist")
+            throw FileSystemError(.notFound, path: directory,
+                message: "the destination directory \(directory) does not exist")
         }
         if let existing = try FileSystem.stamp(destination), !existing.isRegularFile {
             throw FileSystemError(.notRegularFile, path: destination,
@@ -552,7 +555,8 @@ public final class SyncSession: Sendable, LocatingContext {
         try await downloader.download(ranges) { range, bytes in
             // Whole units only: a unit cut by the reply's boundaries is asked for again.
             let first = (range.lowerBound + unit - 1) / unit
-            let endUnit = range.upperBound == output.length ? (output.length + unit - 1) / unit : range.upperBound / unit
+            let endUnit = range.upperBound == output.length ? (output.length
+                + unit - 1) / unit : range.upperBound / unit
             guard first < endUnit else { return range.lowerBound..<range.lowerBound }
             let accepted = (first * unit)..<min(endUnit * unit, output.length)
             for index in first..<endUnit {
@@ -560,7 +564,9 @@ public final class SyncSession: Sendable, LocatingContext {
                 let start = piece.lowerBound - range.lowerBound
                 let slice = UnsafeRawBufferPointer(rebasing: bytes[start..<(start + piece.count)])
                 guard signature.verifyUnit(index, slice, map: map) else {
-                    throw TransportError(.protocolViolation, "downloaded bytes \(piece.lowerBound)-\(piece.upperBound - 1) do not match the signature: the file on the server may have changed since it was signed (re-run shash on the server)")
+                    throw TransportError(.protocolViolation,
+                        "downloaded bytes \(piece.lowerBound)-\(piece.upperBound - 1) do not match the signature: " +
+                            "the file on the server may have changed since it was signed (re-run shash on the server)")
                 }
             }
             let start = accepted.lowerBound - range.lowerBound
@@ -588,7 +594,8 @@ public final class SyncSession: Sendable, LocatingContext {
             }, body: { chunk in
                 let offset = check.position
                 guard offset + chunk.count <= length else {
-                    throw TransportError(.changed, "the server's file is longer than its signature says: the signature is out of date")
+                    throw TransportError(.changed,
+                        "the server's file is longer than its signature says: the signature is out of date")
                 }
                 try output.file.write(from: chunk.baseAddress!, count: chunk.count, at: offset)
                 check.add(chunk)
@@ -622,7 +629,8 @@ public final class SyncSession: Sendable, LocatingContext {
         }
         logger.warning("the rebuilt file failed its whole-file check; fetching \(bad.count) slice(s) again")
         guard !bad.isEmpty else {
-            throw VerificationError("the rebuilt file does not match the signature's whole-file hash although every slice does: the signature is inconsistent; re-run shash on the server")
+            throw VerificationError("the rebuilt file does not match the signature's whole-file hash although every " +
+                "slice does: the signature is inconsistent; re-run shash on the server")
         }
         // Whole slices, each checked against its coarse record (format 1: its slice line).
         map.verifyBySlice = true
@@ -630,7 +638,8 @@ public final class SyncSession: Sendable, LocatingContext {
         try await downloadRanges(ranges, remote: remote, output: output, map: map, signature: signature)
         if try await runBlocking({ try signature.wholeFileDigest(of: output.file,
             length: output.length) }) != signature.expectedDigest {
-            throw VerificationError("the rebuilt file still does not match the signature after fetching \(bad.count) slice(s) again: the file on the server does not match its signature (re-run shash on the server)")
+            throw VerificationError("the rebuilt file still does not match the signature after fetching \(bad.count) " +
+                "slice(s) again: the file on the server does not match its signature (re-run shash on the server)")
         }
         return bad.count
     }

@@ -1,7 +1,8 @@
 /// Hex and base64 encodings used by the text parts of signatures.
 enum Encoding {
     private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
-    private static let base64Alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+    private static let base64Alphabet: [UInt8] =
+        Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
     private static let base64Values: [Int8] = {
         var table = [Int8](repeating: -1, count: 256)
         for (index, char) in base64Alphabet.enumerated() { table[Int(char)] = Int8(index) }

@@ -55,7 +55,8 @@ struct SignatureHeader {
     }
 
     /// Parses a decimal number: ASCII digits only, no sign, no spaces, no leading zeros, no overflow.
-    static func parseDecimal(_ digits: [UInt8], field: String, in range: ClosedRange<Int>) throws(SignatureError) -> Int {
+    static func parseDecimal(_ digits: [UInt8], field: String,
+        in range: ClosedRange<Int>) throws(SignatureError) -> Int {
         guard !digits.isEmpty else { throw SignatureError(.invalidNumber, "the \"\(field)\" field is empty") }
         guard digits.count == 1 || digits[0] != UInt8(ascii: "0") else {
             throw SignatureError(.invalidNumber, "the \"\(field)\" field has leading zeros")
@@ -71,7 +72,8 @@ struct SignatureHeader {
             value = next
         }
         guard range.contains(value) else {
-            throw SignatureError(.valueOutOfRange, "the \"\(field)\" field is \(value), outside \(range.lowerBound)...\(range.upperBound)")
+            throw SignatureError(.valueOutOfRange,
+                "the \"\(field)\" field is \(value), outside \(range.lowerBound)...\(range.upperBound)")
         }
         return value
     }
@@ -80,9 +82,12 @@ struct SignatureHeader {
     static func validateFilename(_ raw: [UInt8]) throws(SignatureError) -> String {
         guard !raw.isEmpty else { throw SignatureError(.invalidFilename, "the file name is empty") }
         guard raw.count <= SignatureLimits.maxFilenameBytes else {
-            throw SignatureError(.invalidFilename, "the file name is longer than \(SignatureLimits.maxFilenameBytes) bytes")
+            throw SignatureError(.invalidFilename,
+                "the file name is longer than \(SignatureLimits.maxFilenameBytes) bytes")
         }
-        guard !raw.contains(UInt8(ascii: "/")) else { throw SignatureError(.invalidFilename, "the file name contains \"/\"") }
+        guard !raw.contains(UInt8(ascii: "/")) else {
+            throw SignatureError(.invalidFilename, "the file name contains \"/\"")
+        }
         guard !raw.contains(0) else { throw SignatureError(.invalidFilename, "the file name contains a NUL byte") }
         guard !raw.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
             throw SignatureError(.invalidFilename, "the file name contains a control character")
@@ -97,7 +102,8 @@ struct SignatureHeader {
     }
 
     /// Reads one line starting at `start`; returns its bytes and the index after its newline.
-    static func line(in bytes: UnsafeRawBufferPointer, from start: Int, limit: Int) throws(SignatureError) -> (ArraySlice<UInt8>, Int) {
+    static func line(in bytes: UnsafeRawBufferPointer, from start: Int,
+        limit: Int) throws(SignatureError) -> (ArraySlice<UInt8>, Int) {
         let end = min(bytes.count, start + limit + 1)
         var index = start
         while index < end {
@@ -121,7 +127,8 @@ struct SignatureHeader {
         var offset = 0
         while true {
             if offset >= SignatureLimits.maxHeaderBytes {
-                throw SignatureError(.headerTooLong, "the header is longer than \(SignatureLimits.maxHeaderBytes) bytes")
+                throw SignatureError(.headerTooLong,
+                    "the header is longer than \(SignatureLimits.maxHeaderBytes) bytes")
             }
             if offset == bytes.count {
                 if endsWithBlankLine || header.fields.isEmpty {
@@ -137,11 +144,13 @@ struct SignatureHeader {
             }
             guard let separator = line.firstRange(of: [UInt8(ascii: ":"), UInt8(ascii: " ")]) else {
                 if endsWithBlankLine || header.fields.isEmpty {
-                    throw SignatureError(.malformedLine, "header line \(header.fields.count + 1) is not of the form \"Key: value\"")
+                    throw SignatureError(.malformedLine,
+                        "header line \(header.fields.count + 1) is not of the form \"Key: value\"")
                 }
                 break
             }
-            guard let key = String(validating: line[line.startIndex..<separator.lowerBound], as: UTF8.self), !key.isEmpty else {
+            guard let key = String(validating: line[line.startIndex..<separator.lowerBound],
+                as: UTF8.self), !key.isEmpty else {
                 throw SignatureError(.malformedLine, "header line \(header.fields.count + 1) has no readable key")
             }
             if !isHeaderKey(key) {
@@ -151,7 +160,8 @@ struct SignatureHeader {
                 throw SignatureError(.duplicateField, "the header has the field \"\(key)\" twice")
             }
             guard header.fields.count < SignatureLimits.maxHeaderFields else {
-                throw SignatureError(.headerTooLong, "the header has more than \(SignatureLimits.maxHeaderFields) fields")
+                throw SignatureError(.headerTooLong,
+                    "the header has more than \(SignatureLimits.maxHeaderFields) fields")
             }
             header.fields.append((key, Array(line[separator.upperBound...])))
             offset = next
@@ -178,11 +188,14 @@ public enum SignatureVersion: Int, Sendable, Codable, CaseIterable {
         let line = Array(bytes[0..<newline])
         let prefix = Array("Version: ".utf8)
         guard line.starts(with: prefix) else {
-            throw SignatureError(.malformedLine, "the first line is not \"Version: N\"; is this a .slicesync signature?")
+            throw SignatureError(.malformedLine,
+                "the first line is not \"Version: N\"; is this a .slicesync signature?")
         }
-        let number = try SignatureHeader.parseDecimal(Array(line[prefix.count...]), field: "Version", in: 0...Int(Int32.max))
+        let number = try SignatureHeader.parseDecimal(Array(line[prefix.count...]), field: "Version",
+            in: 0...Int(Int32.max))
         guard let version = SignatureVersion(rawValue: number) else {
-            throw SignatureError(.unsupportedVersion, "signature version \(number) is not supported (this build reads 1 and 2)")
+            throw SignatureError(.unsupportedVersion,
+                "signature version \(number) is not supported (this build reads 1 and 2)")
         }
         return version
     }

@@ -46,8 +46,10 @@ public enum Signature: Sendable, Equatable {
     /// The header facts every version carries.
     public var summary: SignatureSummary {
         switch self {
-        case .v1(let s): SignatureSummary(version: .v1, filename: s.filename, length: s.length, sliceSize: s.sliceSize, blockSize: nil)
-        case .v2(let s): SignatureSummary(version: .v2, filename: s.header.filename, length: s.header.length, sliceSize: s.header.sliceSize,
+        case .v1(let s): SignatureSummary(version: .v1, filename: s.filename, length: s.length, sliceSize: s.sliceSize,
+            blockSize: nil)
+        case .v2(let s): SignatureSummary(version: .v2, filename: s.header.filename, length: s.header.length,
+            sliceSize: s.header.sliceSize,
                                           blockSize: s.header.blockSize, sketchUnit: s.header.sketchUnit,
                                           hasTreeHash: s.header.treeHash != nil, hasPlainDigest: s.header.sha256 != nil)
         }
@@ -93,10 +95,12 @@ public struct SignatureSummary: Sendable, Equatable {
             switch try SignatureVersion.detect(raw) {
             case .v1:
                 let (filename, slice, length, _) = try SignatureV1.parseHeader(raw)
-                return SignatureSummary(version: .v1, filename: filename, length: length, sliceSize: slice, blockSize: nil)
+                return SignatureSummary(version: .v1, filename: filename, length: length, sliceSize: slice,
+                    blockSize: nil)
             case .v2:
                 let header = try SignatureV2Header.parse(raw)
-                return SignatureSummary(version: .v2, filename: header.filename, length: header.length, sliceSize: header.sliceSize,
+                return SignatureSummary(version: .v2, filename: header.filename, length: header.length,
+                    sliceSize: header.sliceSize,
                                         blockSize: header.blockSize, sketchUnit: header.sketchUnit,
                                         hasTreeHash: header.treeHash != nil, hasPlainDigest: header.sha256 != nil)
             }

@@ -20,7 +20,8 @@ public struct V1SliceHash: Sendable, Hashable {
 
     /// The 28-character base64 line (without newline) of this slice: Adler-32 big-endian then MD5.
     public var line: [UInt8] {
-        let bytes = [UInt8(adler32 >> 24), UInt8(adler32 >> 16 & 255), UInt8(adler32 >> 8 & 255), UInt8(adler32 & 255)] + md5
+        let bytes = [UInt8(adler32 >> 24), UInt8(adler32 >> 16 & 255), UInt8(adler32 >> 8 & 255),
+            UInt8(adler32 & 255)] + md5
         return Encoding.base64(bytes)
     }
 }
@@ -60,7 +61,8 @@ public struct SignatureV1: Sendable, Equatable {
 
     /// The header text, every line ending in a newline.
     public static func header(filename: String, sliceSize: Int, length: Int) -> [UInt8] {
-        Array("Version: 1\nFilename: \(filename)\nSlice: \(sliceSize)\nSlice Hashing: \(sliceHashing)\nLength: \(length)\n".utf8)
+        Array(("Version: 1\nFilename: \(filename)\nSlice: \(sliceSize)\nSlice Hashing: \(sliceHashing)\nLength: " +
+            "\(length)\n").utf8)
     }
 
     /// The closing `sha1:` line.
@@ -86,7 +88,8 @@ public struct SignatureV1: Sendable, Equatable {
     }
 
     /// Parses and checks the five header fields; returns them and the header's length in bytes.
-    static func parseHeader(_ bytes: UnsafeRawBufferPointer) throws(SignatureError) -> (filename: String, sliceSize: Int, length: Int, headerLength: Int) {
+    static func parseHeader(_ bytes: UnsafeRawBufferPointer) throws(SignatureError) -> (filename: String,
+        sliceSize: Int, length: Int, headerLength: Int) {
         guard try SignatureVersion.detect(bytes) == .v1 else {
             throw SignatureError(.unsupportedVersion, "expected a version 1 signature")
         }
@@ -95,12 +98,14 @@ public struct SignatureV1: Sendable, Equatable {
         let sliceSize = try header.number("Slice", in: 1...SignatureLimits.maxSliceSize)
         let hashing = try header.text("Slice Hashing")
         guard hashing == sliceHashing else {
-            throw SignatureError(.unsupportedHashing, "slice hashing \"\(hashing)\" is not supported (expected \(sliceHashing))")
+            throw SignatureError(.unsupportedHashing,
+                "slice hashing \"\(hashing)\" is not supported (expected \(sliceHashing))")
         }
         let length = try header.number("Length", in: 0...SignatureLimits.maxLength)
         let count = sliceCount(length: length, sliceSize: sliceSize)
         guard count <= SignatureLimits.maxSliceCount else {
-            throw SignatureError(.valueOutOfRange, "\(count) slices is more than the \(SignatureLimits.maxSliceCount) allowed; use a larger slice size")
+            throw SignatureError(.valueOutOfRange,
+                "\(count) slices is more than the \(SignatureLimits.maxSliceCount) allowed; use a larger slice size")
         }
         return (filename, sliceSize, length, header.length)
     }
@@ -117,14 +122,18 @@ public struct SignatureV1: Sendable, Equatable {
             let (line, next) = try SignatureHeader.line(in: bytes, from: offset, limit: SignatureLimits.maxHeaderLine)
             guard line.count == lineLength - 1, let decoded = Encoding.decodeBase64(line), decoded.count == 20 else {
                 if line.starts(with: Array("sha1: ".utf8)) {
-                    throw SignatureError(.truncated, "found the sha1 line after \(index) slice lines; the header announces \(count)")
+                    throw SignatureError(.truncated,
+                        "found the sha1 line after \(index) slice lines; the header announces \(count)")
                 }
                 if line.contains(UInt8(ascii: ":")) {
-                    throw SignatureError(.unknownField, "line \(index + 6) is an unexpected header field; version 1 has exactly five")
+                    throw SignatureError(.unknownField,
+                        "line \(index + 6) is an unexpected header field; version 1 has exactly five")
                 }
-                throw SignatureError(.invalidRecord, "slice line \(index + 1) is not 28 characters of canonical base64 encoding 20 bytes")
+                throw SignatureError(.invalidRecord,
+                    "slice line \(index + 1) is not 28 characters of canonical base64 encoding 20 bytes")
             }
-            let adler = UInt32(decoded[0]) << 24 | UInt32(decoded[1]) << 16 | UInt32(decoded[2]) << 8 | UInt32(decoded[3])
+            let adler = UInt32(decoded[0]) << 24 | UInt32(decoded[1]) << 16 | UInt32(decoded[2]) << 8
+                | UInt32(decoded[3])
             slices.append(V1SliceHash(adler32: adler, md5: Array(decoded[4...])))
             offset = next
         }

@@ -103,8 +103,9 @@ public struct SignatureV2Header: Sendable, Equatable {
             throw SignatureError(.missingField, "the signature has neither SHA-256 nor Tree-SHA-256: nothing would "
                 + "prove the rebuilt file")
         }
-        guard treeHash?.count ?? 32 == 32 else { throw SignatureError(.invalidHash,
-            "a tree hash has 32 bytes, not \(treeHash?.count ?? 0)") }
+        guard treeHash?.count ?? 32 == 32 else {
+            throw SignatureError(.invalidHash, "a tree hash has 32 bytes, not \(treeHash?.count ?? 0)")
+        }
         self.treeHash = treeHash
         self.filename = filename
         self.length = length
@@ -117,30 +118,37 @@ public struct SignatureV2Header: Sendable, Equatable {
     }
 
     /// Checks the numeric fields against each other and against the format's bounds.
-    public static func validate(length: Int, sliceSize: Int, blockSize: Int, sketchUnit: Int? = nil) throws(SignatureError) {
+    public static func validate(length: Int, sliceSize: Int, blockSize: Int,
+        sketchUnit: Int? = nil) throws(SignatureError) {
         guard (0...SignatureLimits.maxLength).contains(length) else {
             throw SignatureError(.valueOutOfRange, "Length \(length) is outside 0...\(SignatureLimits.maxLength)")
         }
         guard (SignatureLimits.minBlockSize...SignatureLimits.maxBlockSize).contains(blockSize) else {
-            throw SignatureError(.valueOutOfRange, "Block \(blockSize) is outside \(SignatureLimits.minBlockSize)...\(SignatureLimits.maxBlockSize)")
+            throw SignatureError(.valueOutOfRange,
+                "Block \(blockSize) is outside \(SignatureLimits.minBlockSize)...\(SignatureLimits.maxBlockSize)")
         }
         guard (blockSize...SignatureLimits.maxSliceSize).contains(sliceSize) else {
-            throw SignatureError(.valueOutOfRange, "Slice \(sliceSize) is outside \(blockSize)...\(SignatureLimits.maxSliceSize)")
+            throw SignatureError(.valueOutOfRange,
+                "Slice \(sliceSize) is outside \(blockSize)...\(SignatureLimits.maxSliceSize)")
         }
         guard sliceSize % blockSize == 0 else {
             throw SignatureError(.valueOutOfRange, "Slice \(sliceSize) is not a multiple of Block \(blockSize)")
         }
         guard sliceSize / blockSize <= SignatureLimits.maxBlocksPerSlice else {
-            throw SignatureError(.valueOutOfRange, "Slice \(sliceSize) holds more than \(SignatureLimits.maxBlocksPerSlice) blocks of \(blockSize) bytes")
+            throw SignatureError(.valueOutOfRange,
+                "Slice \(sliceSize) holds more than \(SignatureLimits.maxBlocksPerSlice) blocks of \(blockSize) bytes")
         }
         let slices = length == 0 ? 0 : (length - 1) / sliceSize + 1
         guard slices <= SignatureLimits.maxSliceCount else {
-            throw SignatureError(.valueOutOfRange, "\(slices) slices is more than the \(SignatureLimits.maxSliceCount) allowed; use a larger slice size")
+            throw SignatureError(.valueOutOfRange,
+                "\(slices) slices is more than the \(SignatureLimits.maxSliceCount) allowed; use a larger slice size")
         }
         if let sketchUnit {
             guard sketchUnit >= blockSize, sketchUnit % blockSize == 0, sliceSize % sketchUnit == 0,
                   sketchUnit / blockSize <= maxBlocksPerSketchEntry else {
-                throw SignatureError(.valueOutOfRange, "Sketch \(sketchUnit) must be a multiple of Block \(blockSize) (at most \(maxBlocksPerSketchEntry) blocks) that divides Slice \(sliceSize)")
+                throw SignatureError(.valueOutOfRange,
+                    "Sketch \(sketchUnit) must be a multiple of Block \(blockSize) (at most " +
+                        "\(maxBlocksPerSketchEntry) blocks) that divides Slice \(sliceSize)")
             }
         }
     }
@@ -214,7 +222,8 @@ public struct SignatureV2Header: Sendable, Equatable {
     /// The byte range, within the signature file, of the fine table of slice `index`.
     public func fineTableRange(ofSlice index: Int) -> Range<Int> {
         let blocks = blockRange(ofSlice: index)
-        return (fineTablesOffset + blocks.lowerBound * HashRecord.size)..<(fineTablesOffset + blocks.upperBound * HashRecord.size)
+        return (fineTablesOffset + blocks.lowerBound * HashRecord.size)..<(fineTablesOffset + blocks.upperBound
+            * HashRecord.size)
     }
 
     /// Parses the header from the first bytes of a signature; `bytes` may hold more than the header.
@@ -232,7 +241,8 @@ public struct SignatureV2Header: Sendable, Equatable {
         }
         let hashing = try fields.text("Hashing")
         guard hashing == Self.hashing else {
-            throw SignatureError(.unsupportedHashing, "hashing \"\(hashing)\" is not supported (expected \(Self.hashing))")
+            throw SignatureError(.unsupportedHashing,
+                "hashing \"\(hashing)\" is not supported (expected \(Self.hashing))")
         }
         let sha256 = try fields.value("SHA-256").map { (hex) throws(SignatureError) -> [UInt8] in
             guard let bytes = Encoding.decodeHex(hex, length: 32) else {
@@ -248,7 +258,8 @@ public struct SignatureV2Header: Sendable, Equatable {
             }
             return bytes
         }
-        var header = try SignatureV2Header(filename: filename, length: length, sliceSize: sliceSize, blockSize: blockSize,
+        var header = try SignatureV2Header(filename: filename, length: length, sliceSize: sliceSize,
+            blockSize: blockSize,
                                            sketchUnit: sketchUnit, sha256: sha256, treeHash: treeHash)
         // Tables start after the header as read, which may carry fields this build does not know.
         header.headerLength = fields.length
@@ -304,35 +315,43 @@ public struct SignatureV2: Sendable, Equatable {
         let start = header.fineTablesOffset
         let expected = header.totalLength
         guard bytes.count >= expected else {
-            throw SignatureError(.truncated, "the sketch and fine tables need \(expected - header.sketchTableOffset) bytes but only \(max(0, bytes.count - header.sketchTableOffset)) follow the coarse table")
+            throw SignatureError(.truncated,
+                "the sketch and fine tables need \(expected - header.sketchTableOffset) bytes but only " +
+                    "\(max(0, bytes.count - header.sketchTableOffset)) follow the coarse table")
         }
         guard bytes.count == expected else {
             throw SignatureError(.trailingData, "there are \(bytes.count - expected) bytes after the fine tables")
         }
         let sketch = SketchTable.parse(bytes, header: header)
-        let fine = HashRecord.parseTable(UnsafeRawBufferPointer(rebasing: bytes[start..<expected]), count: header.blockCount)
+        let fine = HashRecord.parseTable(UnsafeRawBufferPointer(rebasing: bytes[start..<expected]),
+            count: header.blockCount)
         return SignatureV2(header: header, coarse: coarse, fine: fine, sketch: sketch)
     }
 
     /// Parses the coarse table that follows the header in `bytes` (which may end right after it).
-    public static func parseCoarseTable(_ bytes: UnsafeRawBufferPointer, header: SignatureV2Header) throws(SignatureError) -> [HashRecord] {
+    public static func parseCoarseTable(_ bytes: UnsafeRawBufferPointer,
+        header: SignatureV2Header) throws(SignatureError) -> [HashRecord] {
         let start = header.headerLength
         let end = start + header.coarseTableLength
         guard bytes.count >= end else {
-            throw SignatureError(.truncated, "the coarse table needs \(header.coarseTableLength) bytes but only \(max(0, bytes.count - start)) follow the header")
+            throw SignatureError(.truncated,
+                "the coarse table needs \(header.coarseTableLength) bytes but only \(max(0, bytes.count - start)) " +
+                    "follow the header")
         }
         return HashRecord.parseTable(UnsafeRawBufferPointer(rebasing: bytes[start..<end]), count: header.sliceCount)
     }
 
     /// Parses the fine table of one slice, as fetched by itself (for example with a Range request).
-    public static func parseFineTable(_ bytes: [UInt8], ofSlice index: Int, header: SignatureV2Header) throws(SignatureError) -> [HashRecord] {
+    public static func parseFineTable(_ bytes: [UInt8], ofSlice index: Int,
+        header: SignatureV2Header) throws(SignatureError) -> [HashRecord] {
         guard (0..<header.sliceCount).contains(index) else {
             throw SignatureError(.valueOutOfRange, "slice \(index) does not exist; the file has \(header.sliceCount)")
         }
         let count = header.blockRange(ofSlice: index).count
         guard bytes.count == count * HashRecord.size else {
             throw SignatureError(bytes.count < count * HashRecord.size ? .truncated : .trailingData,
-                                 "the fine table of slice \(index) must be \(count * HashRecord.size) bytes, not \(bytes.count)")
+                                 "the fine table of slice \(index) must be \(count * HashRecord.size) bytes, not " +
+                                     "\(bytes.count)")
         }
         return bytes.withUnsafeBytes { HashRecord.parseTable($0, count: count) }
     }

@@ -49,7 +49,8 @@ public enum SketchTable {
     static func parse(_ bytes: UnsafeRawBufferPointer, header: SignatureV2Header) -> [UInt16] {
         let available = max(0, min(bytes.count, header.fineTablesOffset) - header.sketchTableOffset) / entrySize
         return (0..<min(available, header.sketchCount)).map { index in
-            UInt16(bigEndian: bytes.loadUnaligned(fromByteOffset: header.sketchTableOffset + index * entrySize, as: UInt16.self))
+            UInt16(bigEndian: bytes.loadUnaligned(fromByteOffset: header.sketchTableOffset + index * entrySize,
+                as: UInt16.self))
         }
     }
 }

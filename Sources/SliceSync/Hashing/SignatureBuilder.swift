@@ -201,7 +201,8 @@ public struct SignatureBuilder: Sendable {
     }
 
     private func changed(_ source: some SignatureSource) -> FileSystemError {
-        FileSystemError(.changedWhileReading, path: source.path, message: "\(source.path) changed size while it was being hashed")
+        FileSystemError(.changedWhileReading, path: source.path,
+            message: "\(source.path) changed size while it was being hashed")
     }
 }
 
@@ -264,13 +265,15 @@ struct Layout: Sendable {
     private static func v2Header(parameters: SigningParameters, length: Int, filename: String, sha256: [UInt8]?,
                                  treeHash: [UInt8]) -> SignatureV2Header {
         // The builder validates the parameters against the length and the caller the name before a Layout exists.
-        try! SignatureV2Header(filename: filename, length: length, sliceSize: parameters.sliceSize, blockSize: parameters.blockSize,
+        try! SignatureV2Header(filename: filename, length: length, sliceSize: parameters.sliceSize,
+            blockSize: parameters.blockSize,
                                sketchUnit: parameters.sketchUnit, sha256: sha256, treeHash: treeHash)
     }
 
     func writeHeaderPlaceholder(to sink: some SignatureSink) throws(FileSystemError) {
         if parameters.version == .v1 {
-            try sink.write(SignatureV1.header(filename: filename, sliceSize: parameters.sliceSize, length: length), at: 0)
+            try sink.write(SignatureV1.header(filename: filename, sliceSize: parameters.sliceSize, length: length),
+                at: 0)
         }
     }
 
@@ -329,7 +332,9 @@ struct PieceJob: @unchecked Sendable {
         let blocks = (count + blockSize - 1) / blockSize
         results.rolling = Array(repeating: 0, count: blocks)
         if results.digests.count != blocks * 32 { results.digests = Array(repeating: 0, count: blocks * 32) }
-        if results.records.count != blocks * HashRecord.size { results.records = Array(repeating: 0, count: blocks * HashRecord.size) }
+        if results.records.count != blocks * HashRecord.size {
+            results.records = Array(repeating: 0, count: blocks * HashRecord.size)
+        }
         results.rolling.withUnsafeMutableBufferPointer { rolling in
             results.digests.withUnsafeMutableBufferPointer { digests in
                 results.records.withUnsafeMutableBytes { records in
@@ -403,8 +408,11 @@ final class PipelineState {
             let firstBlock = range.lowerBound / blockSize
             try sink.write(result.records, at: layout.fineTablesOffset + firstBlock * HashRecord.size)
             if let unit = layout.parameters.sketchUnit {
-                let records = result.records.withUnsafeBytes { HashRecord.parseTable($0, count: result.records.count / HashRecord.size) }
-                try sink.write(SketchTable.encoded(SketchTable.entries(fine: records, blocksPerEntry: unit / blockSize)),
+                let records = result.records.withUnsafeBytes {
+                    HashRecord.parseTable($0, count: result.records.count / HashRecord.size)
+                }
+                try sink.write(SketchTable.encoded(SketchTable.entries(fine: records,
+                    blocksPerEntry: unit / blockSize)),
                                at: layout.sketchTableOffset + range.lowerBound / unit * SketchTable.entrySize)
             }
             let blocksPerSlice = layout.parameters.sliceSize / blockSize
@@ -420,7 +428,8 @@ final class PipelineState {
             }
             if range.upperBound == layout.length && blocksInSlice > 0 { closeSlice() }
             if !coarse.isEmpty && (coarse.count >= 64 * 1024 || range.upperBound == layout.length) {
-                try sink.write(coarse, at: layout.headerLength + (slicesDone - coarse.count / HashRecord.size) * HashRecord.size)
+                try sink.write(coarse,
+                    at: layout.headerLength + (slicesDone - coarse.count / HashRecord.size) * HashRecord.size)
                 coarse.removeAll(keepingCapacity: true)
             }
         case .v1:
@@ -446,7 +455,8 @@ final class PipelineState {
         slicesDone += 1
     }
 
-    private func drainSequentialV1(range: Range<Int>, buffer: UnsafeMutableRawPointer, to sink: some SignatureSink) throws(FileSystemError) {
+    private func drainSequentialV1(range: Range<Int>, buffer: UnsafeMutableRawPointer,
+        to sink: some SignatureSink) throws(FileSystemError) {
         let sliceSize = layout.parameters.sliceSize
         var position = 0
         while position < range.count {

@@ -40,7 +40,8 @@ public struct VerificationReport: Sendable, Codable, Equatable {
                 return "\(index) (bytes \(start)-\(end))"
             }
             let more = differingSlices.count > 20 ? ", and \(differingSlices.count - 20) more" : ""
-            lines.append("  \(differingSlices.count) of \(sliceCount) slices differ: \(shown.joined(separator: ", "))\(more)")
+            lines.append("  \(differingSlices.count) of \(sliceCount) slices differ: " +
+                "\(shown.joined(separator: ", "))\(more)")
         }
         if !wholeFileHashMatches { lines.append("  the whole-file hash differs") }
         return lines.joined(separator: "\n")
@@ -109,7 +110,8 @@ public struct SignatureVerifier: Sendable {
         let actualSlices = summary.length == 0 && length == 0 ? 0 : (length + summary.sliceSize - 1) / summary.sliceSize
         // The local signature's header is discarded and its fine tables are never kept: only slice records count.
         let placeholderName = "f"
-        let headerLength = Layout(parameters: parameters, length: length, filename: placeholderName, targetPieceSize: 1).headerLength
+        let headerLength = Layout(parameters: parameters, length: length, filename: placeholderName,
+            targetPieceSize: 1).headerLength
         let sink = MemorySink(limit: headerLength + actualSlices * recordSize)
         let outcome = try SignatureBuilder(parameters: parameters, pool: pool)
             .sign(source: source, length: length, filename: placeholderName, into: sink)
@@ -118,7 +120,8 @@ public struct SignatureVerifier: Sendable {
         var differing: [Int] = []
         for index in 0..<max(summary.sliceCount, actualSlices) {
             let range = index * recordSize..<(index + 1) * recordSize
-            if range.upperBound > expected.count || range.upperBound > actual.count || expected[range] != actual[range] {
+            if range.upperBound > expected.count || range.upperBound > actual.count
+                || expected[range] != actual[range] {
                 differing.append(index)
             }
         }

@@ -35,7 +35,8 @@ public struct SigningParameters: Sendable, Equatable, Codable {
             }
             let slice = sliceSize ?? Self.defaultV1SliceSize
             guard (1...SignatureLimits.maxSliceSize).contains(slice) else {
-                throw SignatureError(.valueOutOfRange, "slice size \(slice) is outside 1...\(SignatureLimits.maxSliceSize)")
+                throw SignatureError(.valueOutOfRange,
+                    "slice size \(slice) is outside 1...\(SignatureLimits.maxSliceSize)")
             }
             self.sliceSize = slice
             self.blockSize = 0
@@ -58,7 +59,8 @@ public struct SigningParameters: Sendable, Equatable, Codable {
     /// These parameters for a file whose first bytes are `start`: a tar archive gets `tarBlockSize`
     /// blocks when the block size is the default.
     public func forFile(startingWith start: [UInt8]) -> SigningParameters {
-        guard version == .v2, blockSizeIsDefault, sliceSize % Self.tarBlockSize == 0, Self.isTarHeader(start) else { return self }
+        guard version == .v2, blockSizeIsDefault, sliceSize % Self.tarBlockSize == 0, Self.isTarHeader(start)
+            else { return self }
         var adapted = self
         adapted.blockSize = Self.tarBlockSize
         return adapted
@@ -90,7 +92,8 @@ public struct SigningParameters: Sendable, Equatable, Codable {
         switch version {
         case .v1:
             guard length <= SignatureLimits.maxLength else {
-                throw SignatureError(.valueOutOfRange, "the file is larger than the \(SignatureLimits.maxLength) bytes a signature can describe")
+                throw SignatureError(.valueOutOfRange,
+                    "the file is larger than the \(SignatureLimits.maxLength) bytes a signature can describe")
             }
             let count = SignatureV1.sliceCount(length: length, sliceSize: sliceSize)
             guard count <= SignatureLimits.maxSliceCount else {

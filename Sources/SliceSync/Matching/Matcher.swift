@@ -48,7 +48,9 @@ public final class Matcher: Sendable {
         for path in paths + probed where !seen.contains(path) {
             seen.insert(path)
             guard files.count < LocalSource.maxFiles else {
-                logger.warning("not using \(path) as an alike file: at most \(LocalSource.maxFiles) alike files are scanned")
+                logger.warning("""
+                    not using \(path) as an alike file: at most \(LocalSource.maxFiles) alike files are scanned
+                    """)
                 continue
             }
             do {
@@ -81,11 +83,13 @@ public final class Matcher: Sendable {
         let entries = (0..<full).map { (weak: signature.slices[$0].adler32, index: $0) }
         let found = FoundPieces(count: count)
         if !entries.isEmpty {
-            try scanAll(hasher: AdlerWindowHasher(window: size), table: WeakTable(entries), verifier: verifier, found: found)
+            try scanAll(hasher: AdlerWindowHasher(window: size), table: WeakTable(entries), verifier: verifier,
+                found: found)
         }
         if full < count {
             try matchTail(index: full, length: signature.length - full * size, targetOffset: full * size,
-                          weak: signature.slices[full].adler32, hasher: AdlerWindowHasher(window: signature.length - full * size),
+                          weak: signature.slices[full].adler32,
+                          hasher: AdlerWindowHasher(window: signature.length - full * size),
                           verifier: verifier, found: found)
         }
         return Self.sources(found, count: count)
@@ -138,7 +142,8 @@ public final class Matcher: Sendable {
                 found: found, within: within)
         }
         if let last = tail {
-            try matchTail(index: lastIndex, length: lastLength, targetOffset: lastIndex * header.blockSize, weak: last.weak,
+            try matchTail(index: lastIndex, length: lastLength, targetOffset: lastIndex * header.blockSize,
+                weak: last.weak,
                           hasher: RKWindowHasher(window: lastLength), verifier: verifier, found: found)
         }
         return found.all.map { (block: $0.0, source: $0.1) }
@@ -167,7 +172,8 @@ public final class Matcher: Sendable {
                 let step = (positions + parts - 1) / parts
                 var start = first
                 while start < first + positions {
-                    regions.append(ScanRegion(fileIndex: index, file: alike.file, fileLength: alike.length, start: start, end: min(start + step, first + positions)))
+                    regions.append(ScanRegion(fileIndex: index, file: alike.file, fileLength: alike.length,
+                        start: start, end: min(start + step, first + positions)))
                     start += step
                 }
             }
@@ -197,9 +203,11 @@ public final class Matcher: Sendable {
     ) throws(FileSystemError) {
         var bytes = [UInt8](repeating: 0, count: length)
         for (fileIndex, alike) in alikes.enumerated() {
-            for offset in Set([alike.length - length, targetOffset]) where offset >= 0 && offset + length <= alike.length {
+            for offset in Set([alike.length - length,
+                targetOffset]) where offset >= 0 && offset + length <= alike.length {
                 let matched = try withMutableRawBytes(&bytes) { (raw) throws(FileSystemError) -> Bool in
-                    guard try alike.file.read(into: raw.baseAddress!, count: length, at: offset) == length else { return false }
+                    guard try alike.file.read(into: raw.baseAddress!, count: length,
+                        at: offset) == length else { return false }
                     guard hasher.weak(hasher.hash(raw.baseAddress!)) == weak else { return false }
                     return !verifier.verify([Int32(index)], window: raw.baseAddress!, length: length).isEmpty
                 }

@@ -66,7 +66,8 @@ struct SketchMatcher: Sendable {
             ([], [], nil))
         DispatchQueue.concurrentPerform(iterations: runList.count) { index in
             do throws(FileSystemError) {
-                let (resolved, sources) = try resolve(run: runList[index], wanted: wanted, found: found, probesLeft: probesLeft)
+                let (resolved, sources) = try resolve(run: runList[index], wanted: wanted, found: found,
+                    probesLeft: probesLeft)
                 results.withLock {
                     $0.resolved += resolved
                     $0.sources += sources
@@ -83,16 +84,20 @@ struct SketchMatcher: Sendable {
     private func resolve(run: ClosedRange<Int>, wanted: Set<Int>, found: [LocalSource?],
         probesLeft: borrowing Atomic<Int>) throws(FileSystemError)
         -> (resolved: [(slice: Int, missingBytes: Int)], sources: [Run]) {
-        let units = header.sketchUnits(ofSlice: run.lowerBound).lowerBound..<header.sketchUnits(ofSlice: run.upperBound).upperBound
+        let units = header.sketchUnits(ofSlice: run.lowerBound).lowerBound
+            ..< header.sketchUnits(ofSlice: run.upperBound).upperBound
         guard units.upperBound <= sketch.count else { return ([], []) }
-        var anchors = anchors(before: run.lowerBound > 0 ? run.lowerBound - 1 : nil, after: run.upperBound + 1 < found.count ? run.upperBound + 1 : nil, found: found)
+        var anchors = anchors(before: run.lowerBound > 0 ? run.lowerBound - 1 : nil,
+            after: run.upperBound + 1 < found.count ? run.upperBound + 1 : nil, found: found)
         guard !anchors.isEmpty else { return ([], []) }
         var taken: [Int: LocalSource] = [:]
         for anchor in anchors { try test(anchor, units: units, taken: &taken) }
         // Content between two edits of one run has moved by the first edit's size: search for it.
         var probed = Set<Int>()
         while run.count <= Self.maxProbedRun,
-              run.contains(where: { wanted.contains($0) && missingBytes(slice: $0, taken: taken) > maxMissingPerSlice }),
+              run.contains(where: {
+                  wanted.contains($0) && missingBytes(slice: $0, taken: taken) > maxMissingPerSlice
+              }),
               let (probe, base) = nextGap(units: units, taken: taken, skipping: probed),
               probesLeft.subtract(1, ordering: .relaxed).oldValue > 0 {
             probed.insert(probe)
@@ -131,11 +136,13 @@ struct SketchMatcher: Sendable {
     }
 
     /// Whether unit `index`, moved by `shift`, matches its entry in `count` local bytes read at `start`.
-    private func unit(_ index: Int, matchesAt shift: Int, in buffer: UnsafeRawPointer, readFrom start: Int, count: Int) -> Bool {
+    private func unit(_ index: Int, matchesAt shift: Int, in buffer: UnsafeRawPointer, readFrom start: Int,
+        count: Int) -> Bool {
         let target = header.sketchUnitRange(index)
         let local = (target.lowerBound + shift - start)..<(target.upperBound + shift - start)
         return local.lowerBound >= 0 && local.upperBound <= count
-            && SketchTable.entry(buffer + local.lowerBound, length: local.count, blockSize: header.blockSize) == sketch[index]
+            && SketchTable.entry(buffer + local.lowerBound, length: local.count,
+                blockSize: header.blockSize) == sketch[index]
     }
 
     /// Tests every unit not yet taken at `anchor`, taking those whose local bytes match their entry.
@@ -151,19 +158,23 @@ struct SketchMatcher: Sendable {
             let end = min(header.sketchUnitRange(chunkUnits.upperBound - 1).upperBound + anchor.shift, alike.length)
             guard start < end else { continue }
             let count = try alike.file.read(into: buffer, count: end - start, at: start)
-            for index in chunkUnits where taken[index] == nil && unit(index, matchesAt: anchor.shift, in: buffer, readFrom: start, count: count) {
-                taken[index] = LocalSource(file: anchor.file, offset: header.sketchUnitRange(index).lowerBound + anchor.shift)
+            for index in chunkUnits where taken[index] == nil && unit(index, matchesAt: anchor.shift, in: buffer,
+                readFrom: start, count: count) {
+                taken[index] = LocalSource(file: anchor.file,
+                    offset: header.sketchUnitRange(index).lowerBound + anchor.shift)
             }
         }
     }
 
     /// The first unit after an edit inside a long gap, with the place of the unit before the edit:
     /// a taken unit followed by at least four that are not.
-    private func nextGap(units: Range<Int>, taken: [Int: LocalSource], skipping: Set<Int>) -> (probe: Int, base: Anchor)? {
+    private func nextGap(units: Range<Int>, taken: [Int: LocalSource], skipping: Set<Int>) -> (probe: Int,
+        base: Anchor)? {
         for index in units.dropFirst() where index + 3 < units.upperBound {
             guard let before = taken[index - 1], !skipping.contains(index + 1),
                   (index...(index + 3)).allSatisfy({ taken[$0] == nil }) else { continue }
-            return (index + 1, Anchor(file: before.file, shift: before.offset - header.sketchUnitRange(index - 1).lowerBound))
+            return (index + 1,
+                Anchor(file: before.file, shift: before.offset - header.sketchUnitRange(index - 1).lowerBound))
         }
         return nil
     }
@@ -182,7 +193,8 @@ struct SketchMatcher: Sendable {
         let count = try alike.file.read(into: buffer, count: end - start, at: start)
         for delta in -reach...reach where delta != 0 {
             let shift = base.shift + delta
-            if (probe...(probe + 2)).allSatisfy({ unit($0, matchesAt: shift, in: buffer, readFrom: start, count: count) }) {
+            if (probe...(probe + 2)).allSatisfy({ unit($0, matchesAt: shift, in: buffer, readFrom: start,
+                count: count) }) {
                 return Anchor(file: base.file, shift: shift)
             }
         }

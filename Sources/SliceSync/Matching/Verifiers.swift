@@ -66,7 +66,8 @@ struct V2BlockVerifier: PieceVerifier {
 extension HashRecord {
     /// The fine record of the `length`-byte block at `pointer`.
     static func block(_ pointer: UnsafeRawPointer, length: Int) -> HashRecord {
-        HashRecord(weak: RollingHash.weak(RollingHash.hash(pointer, count: length)), strong: V2BlockVerifier.blockStrong(pointer, length: length))
+        HashRecord(weak: RollingHash.weak(RollingHash.hash(pointer, count: length)),
+            strong: V2BlockVerifier.blockStrong(pointer, length: length))
     }
 
     /// The coarse record of the `length`-byte slice at `pointer`, made of blocks of `blockSize`.

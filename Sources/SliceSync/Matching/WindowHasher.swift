@@ -71,7 +71,9 @@ struct RKWindowHasher: WindowHasher {
         return (next, state &* RKTerms.multiplierSquared &+ independent)
     }
 
-    @inline(__always) func hash(_ pointer: UnsafeRawPointer) -> UInt64 { RollingHash.hash(pointer, count: roller.window) }
+    @inline(__always) func hash(_ pointer: UnsafeRawPointer) -> UInt64 {
+        RollingHash.hash(pointer, count: roller.window)
+    }
     @inline(__always) func roll(_ state: UInt64, outgoing: UInt8, incoming: UInt8) -> UInt64 {
         roller.roll(state, outgoing: outgoing, incoming: incoming)
     }
@@ -103,7 +105,9 @@ final class RKTerms: @unchecked Sendable {
 struct AdlerWindowHasher: WindowHasher {
     let window: Int
 
-    @inline(__always) func hash(_ pointer: UnsafeRawPointer) -> UInt64 { UInt64(Adler32.update(Adler32.initial, pointer, count: window)) }
+    @inline(__always) func hash(_ pointer: UnsafeRawPointer) -> UInt64 {
+        UInt64(Adler32.update(Adler32.initial, pointer, count: window))
+    }
     @inline(__always) func roll(_ state: UInt64, outgoing: UInt8, incoming: UInt8) -> UInt64 {
         UInt64(Adler32.roll(UInt32(truncatingIfNeeded: state), outgoing: outgoing, incoming: incoming, window: window))
     }

@@ -123,20 +123,26 @@ public enum PreconditionOutcome: Sendable, Equatable {
     case preconditionFailed
 
     /// Evaluates the headers in RFC 9110's order against the file's validators.
-    public static func evaluate(_ request: RequestPreconditions, etag: EntityTag, lastModified: Int) -> PreconditionOutcome {
+    public static func evaluate(_ request: RequestPreconditions, etag: EntityTag,
+        lastModified: Int) -> PreconditionOutcome {
         if let ifMatch = request.ifMatch {
             if !EntityTagCondition.parse(ifMatch).matches(etag, strong: true) { return .preconditionFailed }
-        } else if let value = request.ifUnmodifiedSince, let date = HTTPDate.parse(value.trimmingSpaces), lastModified > date {
+        } else if let value = request.ifUnmodifiedSince, let date = HTTPDate.parse(value.trimmingSpaces),
+            lastModified > date {
             return .preconditionFailed
         }
         if let ifNoneMatch = request.ifNoneMatch {
             if EntityTagCondition.parse(ifNoneMatch).matches(etag, strong: false) { return .notModified }
-        } else if let value = request.ifModifiedSince, let date = HTTPDate.parse(value.trimmingSpaces), lastModified <= date {
+        } else if let value = request.ifModifiedSince, let date = HTTPDate.parse(value.trimmingSpaces),
+            lastModified <= date {
             return .notModified
         }
-        guard request.range != nil, let ifRange = request.ifRange?.trimmingSpaces else { return .proceed(honourRange: true) }
+        guard request.range != nil, let ifRange = request.ifRange?.trimmingSpaces
+            else { return .proceed(honourRange: true) }
         if ifRange.hasPrefix("\"") || ifRange.hasPrefix("W/") {
-            guard let (tag, rest) = EntityTag.parseOne(Substring(ifRange)), rest.isEmpty else { return .proceed(honourRange: false) }
+            guard let (tag, rest) = EntityTag.parseOne(Substring(ifRange)), rest.isEmpty else {
+                return .proceed(honourRange: false)
+            }
             return .proceed(honourRange: tag.strongMatches(etag))
         }
         // A date validator matches only exactly (RFC 9110 §13.1.5).

@@ -29,7 +29,8 @@ public struct DirectoryListing: Sendable, Equatable {
     public var entries: [Entry]
 
     /// Reads the directory at `directory` (resolved), published at `relativePath` below `tree`'s root.
-    public static func read(tree: ServedTree, directory: String, relativePath: String) throws(FileSystemError) -> DirectoryListing {
+    public static func read(tree: ServedTree, directory: String,
+        relativePath: String) throws(FileSystemError) -> DirectoryListing {
         var entries: [Entry] = []
         let parentSegments = relativePath.split(separator: "/").map(String.init)
         // Signatures are not themselves signed: no signature column inside `.slicesync/`.
@@ -44,7 +45,8 @@ public struct DirectoryListing: Sendable, Equatable {
             case .file(_, let stamp):
                 let entryRelative = relativePath.isEmpty ? name : relativePath + "/" + name
                 let signature = insideSignatures ? nil : tree.signatureURLPath(forFile: entryRelative, stamp: stamp)
-                entries.append(Entry(name: name, type: "file", size: stamp.size, mtime: stamp.mtimeSeconds, signature: signature))
+                entries.append(Entry(name: name, type: "file", size: stamp.size, mtime: stamp.mtimeSeconds,
+                    signature: signature))
             case .notFound:
                 continue
             }
@@ -64,15 +66,18 @@ public struct DirectoryListing: Sendable, Equatable {
     /// The listing as a small HTML page with links.
     public func html() -> [UInt8] {
         let title = "Index of " + Self.escape(path)
-        var page = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>\(title)</title></head>\n<body>\n<h1>\(title)</h1>\n<table>\n"
+        var page = "<!DOCTYPE html>\n<html><head><meta " +
+            "charset=\"utf-8\"><title>\(title)</title></head>\n<body>\n<h1>\(title)</h1>\n<table>\n"
         page += "<tr><th>Name</th><th>Size</th><th>Modified (UTC)</th><th>Signature</th></tr>\n"
         if path != "/" { page += "<tr><td><a href=\"../\">../</a></td><td></td><td></td><td></td></tr>\n" }
         for entry in entries {
             let display = entry.name + (entry.type == "directory" ? "/" : "")
             let href = RequestPath.encode(entry.name) + (entry.type == "directory" ? "/" : "")
             let size = entry.size.map { String($0) } ?? "-"
-            let signature = entry.signature.map { "<a href=\"\(Self.escape(RequestPath.encode($0)))\">signature</a>" } ?? ""
-            page += "<tr><td><a href=\"\(Self.escape(href))\">\(Self.escape(display))</a></td><td>\(size)</td><td>\(HTTPDate.format(entry.mtime))</td><td>\(signature)</td></tr>\n"
+            let signature = entry.signature.map { "<a " +
+                "href=\"\(Self.escape(RequestPath.encode($0)))\">signature</a>" } ?? ""
+            page += "<tr><td><a href=\"\(Self.escape(href))\">\(Self.escape(display))</a></td><td>\(size)</td>"
+                + "<td>\(HTTPDate.format(entry.mtime))</td><td>\(signature)</td></tr>\n"
         }
         page += "</table>\n</body></html>\n"
         return Array(page.utf8)
@@ -117,7 +122,8 @@ public enum MediaTypes {
     /// The media type for a file name; `application/octet-stream` when the extension is unknown.
     public static func forName(_ name: String) -> String {
         let bytes = name.utf8
-        guard let dot = bytes.lastIndex(of: UInt8(ascii: ".")), dot != bytes.startIndex else { return "application/octet-stream" }
+        guard let dot = bytes.lastIndex(of: UInt8(ascii: ".")), dot != bytes.startIndex
+            else { return "application/octet-stream" }
         // ASCII lower-casing is enough: every known extension is ASCII.
         let lowered = bytes[bytes.index(after: dot)...].map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }
         return byExtension[String(decoding: lowered, as: UTF8.self)] ?? "application/octet-stream"

@@ -77,7 +77,8 @@ public struct MultipartByteRanges: Sendable, Equatable {
         var segments: [BodySegment] = []
         segments.reserveCapacity(ranges.count * 2 + 1)
         for range in ranges {
-            let head = "\r\n--\(boundary)\r\nContent-Type: \(contentType)\r\nContent-Range: bytes \(range.lowerBound)-\(range.upperBound - 1)/\(length)\r\n\r\n"
+            let head = "\r\n--\(boundary)\r\nContent-Type: \(contentType)\r\nContent-Range: bytes " +
+                "\(range.lowerBound)-\(range.upperBound - 1)/\(length)\r\n\r\n"
             segments.append(.bytes(Array(head.utf8)))
             segments.append(.file(range))
         }
@@ -113,7 +114,8 @@ public struct FileRepresentation: Sendable, Equatable {
 
     /// Describes a file from its stamp.
     public init(stamp: FileStamp, contentType: String) {
-        self.init(length: stamp.size, etag: EntityTag(fileStamp: stamp), lastModified: stamp.mtimeSeconds, contentType: contentType)
+        self.init(length: stamp.size, etag: EntityTag(fileStamp: stamp), lastModified: stamp.mtimeSeconds,
+            contentType: contentType)
     }
 
     /// Describes a representation from its parts.
@@ -181,7 +183,8 @@ public struct FileResponsePlan: Sendable, Equatable {
             body = [.file(range)]
         case .multiple(let ranges):
             status = 206
-            let multipart = MultipartByteRanges(ranges: ranges, length: file.length, contentType: file.contentType, boundary: boundary())
+            let multipart = MultipartByteRanges(ranges: ranges, length: file.length, contentType: file.contentType,
+                boundary: boundary())
             headers.append(("Content-Type", multipart.contentType))
             body = multipart.segments
         }

@@ -58,7 +58,8 @@ public struct RequestPath: Sendable, Equatable {
         while index < bytes.count {
             let byte = bytes[index]
             if byte == 0x25 {
-                guard index + 2 < bytes.count, let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2]) else {
+                guard index + 2 < bytes.count, let high = hexValue(bytes[index + 1]),
+                    let low = hexValue(bytes[index + 2]) else {
                     throw .badPercentEncoding
                 }
                 result.append(high << 4 | low)

@@ -73,7 +73,8 @@ public struct ServedTree: Sendable {
         if stamp.isDirectory { return .directory(path: lexical) }
         guard stamp.isRegularFile else { return .notFound }
         if let signatureIndex = segments.firstIndex(of: TreeNaming.signatureDirectory) {
-            guard isCurrentSignature(stamp, segments: segments, signatureIndex: signatureIndex) else { return .notFound }
+            guard isCurrentSignature(stamp, segments: segments,
+                signatureIndex: signatureIndex) else { return .notFound }
         }
         return .file(file, stamp: stamp)
     }

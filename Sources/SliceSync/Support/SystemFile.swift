@@ -282,7 +282,8 @@ public final class SystemFile: @unchecked Sendable {
             let want = min(size, length - offset)
             let got = try read(into: buffer, count: want, at: offset)
             guard got == want else {
-                throw FileSystemError(.changedWhileReading, path: path, message: "\(path) is shorter than the \(length) bytes expected")
+                throw FileSystemError(.changedWhileReading, path: path,
+                    message: "\(path) is shorter than the \(length) bytes expected")
             }
             digest.update(buffer, count: got)
             offset += got
@@ -294,7 +295,8 @@ public final class SystemFile: @unchecked Sendable {
     public func readAll(limit: Int) throws(FileSystemError) -> [UInt8] {
         let size = try stamp().size
         guard size <= limit else {
-            throw FileSystemError(.io, path: path, message: "\(path) is \(size) bytes, more than the \(limit) bytes allowed here")
+            throw FileSystemError(.io, path: path,
+                message: "\(path) is \(size) bytes, more than the \(limit) bytes allowed here")
         }
         var bytes = try readPrefix(limit: size + 1)
         if bytes.count > size { bytes.removeLast(bytes.count - size) }
@@ -383,7 +385,9 @@ public enum FileSystem {
         for entry in try list(path) {
             removed += try removeTree(Paths.join(path, entry.name))
         }
-        if rmdir(path) != 0 && errno != ENOENT { throw FileSystemError(errno: errno, operation: "remove the directory", path: path) }
+        if rmdir(path) != 0 && errno != ENOENT {
+            throw FileSystemError(errno: errno, operation: "remove the directory", path: path)
+        }
         return removed
     }
 

@@ -14,7 +14,8 @@ public enum ByteRanges {
         guard trimmed.hasPrefix("bytes ") else { return nil }
         let rest = trimmed.dropFirst(6)
         guard let slash = rest.firstIndex(of: "/"), let dash = rest[..<slash].firstIndex(of: "-") else { return nil }
-        guard let first = decimal(rest[..<dash]), let last = decimal(rest[rest.index(after: dash)..<slash]), first <= last,
+        guard let first = decimal(rest[..<dash]), let last = decimal(rest[rest.index(after: dash)..<slash]),
+            first <= last,
               last < Int.max else { return nil }
         let completeText = rest[rest.index(after: slash)...]
         var complete: Int?
@@ -40,7 +41,8 @@ public enum ByteRanges {
             let pieces = parameter.split(separator: "=", maxSplits: 1).map { String($0).trimmingSpaces }
             guard pieces.count == 2, pieces[0].lowercased() == "boundary" else { continue }
             var boundary = pieces[1]
-            if boundary.hasPrefix("\""), boundary.hasSuffix("\""), boundary.count >= 2 { boundary = String(boundary.dropFirst().dropLast()) }
+            if boundary.hasPrefix("\""), boundary.hasSuffix("\""),
+                boundary.count >= 2 { boundary = String(boundary.dropFirst().dropLast()) }
             guard !boundary.isEmpty, boundary.utf8.count <= 70 else { return nil }
             return boundary
         }

@@ -41,7 +41,8 @@ public struct ProxySettings: Sendable, Equatable {
         }
         http = value("http_proxy").flatMap(Self.parse)
         https = value("https_proxy").flatMap(Self.parse)
-        let list = (value("no_proxy") ?? "").split(separator: ",").map { $0.trimmingSpaces.lowercased() }.filter { !$0.isEmpty }
+        let list = (value("no_proxy") ?? "").split(separator: ",").map { $0.trimmingSpaces.lowercased() }
+            .filter { !$0.isEmpty }
         bypassAll = list.contains("*")
         bypass = list.map { $0.hasPrefix(".") ? String($0.dropFirst()) : $0 }
     }
@@ -61,7 +62,8 @@ public struct ProxySettings: Sendable, Equatable {
     /// Parses `http://user:pass@host:port` (scheme optional, port 1080 for socks, else 80 by default).
     static func parse(_ text: String) -> Server? {
         let withScheme = text.contains("://") ? text : "http://" + text
-        guard let components = URLComponents(string: withScheme), let host = components.host, !host.isEmpty else { return nil }
+        guard let components = URLComponents(string: withScheme), let host = components.host, !host.isEmpty
+            else { return nil }
         let port = components.port ?? (components.scheme == "https" ? 443 : 80)
         return Server(host: host, port: port, user: components.percentEncodedUser.flatMap(Paths.percentDecoded),
                       password: components.percentEncodedPassword.flatMap(Paths.percentDecoded))

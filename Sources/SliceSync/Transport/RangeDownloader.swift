@@ -41,7 +41,8 @@ public enum RequestPlanner {
     /// Groups ranges into requests of at most `maxRanges` ranges, `maxRangeHeader` header bytes and
     /// `maxRequestBytes` body bytes; long ranges are cut at multiples of `unit` so every piece holds
     /// whole units.
-    public static func requests(for ranges: [Range<Int>], maxRanges: Int, unit: Int, maxBytes: Int = maxRequestBytes) -> [[Range<Int>]] {
+    public static func requests(for ranges: [Range<Int>], maxRanges: Int, unit: Int,
+        maxBytes: Int = maxRequestBytes) -> [[Range<Int>]] {
         let pieceLimit = max(unit, maxBytes / unit * unit)
         var pieces: [Range<Int>] = []
         for range in ranges {
@@ -60,7 +61,8 @@ public enum RequestPlanner {
         var headerLength = 6
         for piece in pieces {
             let entry = "\(piece.lowerBound)-\(piece.upperBound - 1),".utf8.count
-            if !current.isEmpty && (current.count >= maxRanges || bytes + piece.count > maxBytes || headerLength + entry > maxRangeHeader) {
+            if !current.isEmpty && (current.count >= maxRanges || bytes + piece.count > maxBytes
+                || headerLength + entry > maxRangeHeader) {
                 requests.append(current)
                 current = []
                 bytes = 0
@@ -96,7 +98,8 @@ struct RangeDownloader: Sendable {
     struct RangesUnsupported: Error {}
 
     /// Downloads `ranges` (sorted, disjoint), handing verified pieces to `deliver`.
-    func download(_ ranges: [Range<Int>], deliver: @escaping @Sendable (Range<Int>, UnsafeRawBufferPointer) throws -> Range<Int>) async throws {
+    func download(_ ranges: [Range<Int>],
+        deliver: @escaping @Sendable (Range<Int>, UnsafeRawBufferPointer) throws -> Range<Int>) async throws {
         var pending = ranges
         var rounds = 0
         while !pending.isEmpty {
@@ -126,7 +129,8 @@ struct RangeDownloader: Sendable {
         }
     }
 
-    private func fetchWithRetry(_ ranges: [Range<Int>], deliver: (Range<Int>, UnsafeRawBufferPointer) throws -> Range<Int>) async throws -> [Range<Int>] {
+    private func fetchWithRetry(_ ranges: [Range<Int>],
+        deliver: (Range<Int>, UnsafeRawBufferPointer) throws -> Range<Int>) async throws -> [Range<Int>] {
         var remaining = ranges
         return try await remote.retrying("fetching \(ranges.count) range(s)", attempts: attempts) {
             var delivered = ByteRangeSet()

@@ -18,7 +18,8 @@ public enum RangeRequest: Sendable, Equatable {
         let (start, end) = trimmed(bytes, 0, bytes.count)
         guard let equals = bytes[start..<end].firstIndex(of: UInt8(ascii: "=")) else { return .invalid }
         let unit = trimmed(bytes, start, equals)
-        guard unit.1 - unit.0 == 5, zip(bytes[unit.0..<unit.1], "bytes".utf8).allSatisfy({ $0 | 0x20 == $1 }) else { return .invalid }
+        guard unit.1 - unit.0 == 5,
+            zip(bytes[unit.0..<unit.1], "bytes".utf8).allSatisfy({ $0 | 0x20 == $1 }) else { return .invalid }
         var result: [Range<Int>] = []
         var elements = 0
         var nonEmpty = false

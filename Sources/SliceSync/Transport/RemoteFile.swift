@@ -35,7 +35,8 @@ public final class RemoteFile: Sendable {
     static let maxRedirects = 8
 
     /// A remote file at `url`, fetched through `exchange` with `headers` added to every request.
-    public init(url: String, exchange: HTTPExchange, headers: [(String, String)], maxRanges: Int = 200, logger: Logger) {
+    public init(url: String, exchange: HTTPExchange, headers: [(String, String)], maxRanges: Int = 200,
+        logger: Logger) {
         self.exchange = exchange
         self.extraHeaders = headers
         self.logger = logger
@@ -76,7 +77,8 @@ public final class RemoteFile: Sendable {
         for _ in 0...Self.maxRedirects {
             var location: String?
             var all = [("Accept-Encoding", "identity")] + extraHeaders + headers
-            if let etag = state.withLock({ $0.etag }), !headers.contains(where: { $0.0 == "If-Match" }), etag.hasPrefix("\"") {
+            if let etag = state.withLock({ $0.etag }), !headers.contains(where: { $0.0 == "If-Match" }),
+                etag.hasPrefix("\"") {
                 all.append(("If-Match", etag))
             }
             state.withLock { $0.requests += 1 }
@@ -97,7 +99,8 @@ public final class RemoteFile: Sendable {
                 return
             } catch is RedirectSeen {
                 guard let location else { throw TransportError(.protocolViolation, "a redirect without a Location") }
-                guard let next = URL(string: location, relativeTo: URL(string: current))?.absoluteURL.absoluteString else {
+                guard let next = URL(string: location,
+                    relativeTo: URL(string: current))?.absoluteURL.absoluteString else {
                     throw TransportError(.redirect, "the server redirected to an invalid location: \(location)")
                 }
                 if current.lowercased().hasPrefix("https:") && next.lowercased().hasPrefix("http:") {
@@ -115,7 +118,8 @@ public final class RemoteFile: Sendable {
         guard (200..<300).contains(response.status), let etag = response.value("etag") else { return }
         try state.withLock { state in
             if let known = state.etag, known != etag {
-                throw TransportError(.changed, "the file changed on the server during the download (its ETag went from \(known) to \(etag))")
+                throw TransportError(.changed,
+                    "the file changed on the server during the download (its ETag went from \(known) to \(etag))")
             }
             if state.etag == nil && etag.hasPrefix("\"") { state.etag = etag }
         }
@@ -144,7 +148,8 @@ public final class RemoteFile: Sendable {
     func noteLength(_ length: Int) throws {
         try state.withLock { state in
             if let known = state.length, known != length {
-                throw TransportError(.changed, "the file changed on the server during the download (its length went from \(known) to \(length))")
+                throw TransportError(.changed,
+                    "the file changed on the server during the download (its length went from \(known) to \(length))")
             }
             state.length = length
         }
@@ -182,7 +187,8 @@ public final class RemoteFile: Sendable {
             }, body: { chunk in
                 received += chunk.count
                 guard received <= limit else {
-                    throw TransportError(.protocolViolation, "the server sent more than the \(expected) bytes asked for")
+                    throw TransportError(.protocolViolation,
+                        "the server sent more than the \(expected) bytes asked for")
                 }
                 try reader?.feed(chunk, handle)
             })
@@ -212,12 +218,21 @@ public final class RemoteFile: Sendable {
                 return before != (state.maxRanges, state.rangesUnsupported)
             }
             if changed {
-                logger.info(ranges.count > 1 ? "the server answered a multi-range request with the whole file; asking one range at a time" : "the server ignores Range requests")
+                if ranges.count > 1 {
+                    logger.info("""
+                        the server answered a multi-range request with the whole file; asking one range at a time
+                        """)
+                } else {
+                    logger.info("the server ignores Range requests")
+                }
             }
             return ranges
         case 416:
-            if let total = response.value("content-range").flatMap(ByteRanges.parseUnsatisfiedLength) { try noteLength(total) }
-            throw TransportError(.changed, "the server says the requested bytes are past the end of the file: it is shorter than its signature says", status: 416)
+            if let total = response.value("content-range")
+                .flatMap(ByteRanges.parseUnsatisfiedLength) { try noteLength(total) }
+            throw TransportError(.changed,
+                "the server says the requested bytes are past the end of the file: it is shorter than its signature " +
+                    "says", status: 416)
         case 412:
             throw TransportError.changedOnServer
         case let status where [400, 413, 414, 431, 501].contains(status) && ranges.count > 1:
@@ -228,10 +243,16 @@ public final class RemoteFile: Sendable {
                 state.maxRanges = limit
                 return true
             }
-            if changed { logger.info("the server refused \(ranges.count) ranges in one request (HTTP \(status)); asking at most \(limit) per request") }
+            if changed {
+                logger.info("""
+                    the server refused \(ranges.count) ranges in one request (HTTP \(status)); asking at most \
+                    \(limit) per request
+                    """)
+            }
             return ranges
         default:
-            throw TransportError(.status, "the server answered HTTP \(response.status) for a range of \(url)", status: response.status)
+            throw TransportError(.status, "the server answered HTTP \(response.status) for a range of \(url)",
+                status: response.status)
         }
     }
 

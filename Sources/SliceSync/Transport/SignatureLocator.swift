@@ -20,7 +20,8 @@ public enum SignatureLocator {
         for rootDepth in stride(from: components.count - 1, through: 0, by: -1) {
             let root = components[..<rootDepth]
             let rest = components[rootDepth...]
-            let path = (root + [TreeNaming.signatureDirectory] + rest).joined(separator: "/") + TreeNaming.signatureSuffix
+            let path = (root + [TreeNaming.signatureDirectory] + rest)
+                .joined(separator: "/") + TreeNaming.signatureSuffix
             result.append(prefix + "/" + path + query)
         }
         return result
@@ -52,7 +53,8 @@ public enum SignatureLocator {
     public static func fileURL(forSignature url: String) throws(TransportError) -> String {
         let (prefix, components, query) = try split(url)
         guard let index = components.lastIndex(of: TreeNaming.signatureDirectory), index < components.count - 1,
-              let last = components.last, last.hasSuffix(TreeNaming.signatureSuffix), last.count > TreeNaming.signatureSuffix.count else {
+              let last = components.last, last.hasSuffix(TreeNaming.signatureSuffix),
+              last.count > TreeNaming.signatureSuffix.count else {
             throw TransportError(.badURL,
                 "\(url) ends in .slicesync but is not inside a .slicesync/ directory"
                     + "; give the file's URL and the signature's URL")
@@ -94,8 +96,10 @@ public enum SignatureLocator {
     }
 
     /// Splits `scheme://authority/path?query` into prefix, path components and `?query` (kept verbatim).
-    private static func split(_ url: String) throws(TransportError) -> (prefix: String, components: [String], query: String) {
-        guard let parsed = URLComponents(string: url), let scheme = parsed.scheme?.lowercased(), scheme == "http" || scheme == "https",
+    private static func split(_ url: String) throws(TransportError) -> (prefix: String, components: [String],
+        query: String) {
+        guard let parsed = URLComponents(string: url), let scheme = parsed.scheme?.lowercased(), scheme == "http"
+            || scheme == "https",
               let host = parsed.host, !host.isEmpty else {
             throw TransportError(.badURL, "\(url) is not an http:// or https:// URL")
         }

@@ -57,7 +57,9 @@ final class DirectoryWatcher: @unchecked Sendable {
         inotify = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
         if inotify < 0 {
             let code = errno
-            throw FileSystemError(errno: code, operation: code == EMFILE ? "open an inotify instance (the limit fs.inotify.max_user_instances is reached) for" : "open an inotify instance for", path: "the watched tree")
+            throw FileSystemError(errno: code,
+                operation: code == EMFILE ? "open an inotify instance (the limit fs.inotify.max_user_instances is " +
+                    "reached) for" : "open an inotify instance for", path: "the watched tree")
         }
         var fds: [Int32] = [0, 0]
         if pipe(&fds) != 0 {
@@ -103,7 +105,8 @@ final class DirectoryWatcher: @unchecked Sendable {
 
     /// Blocks until events arrive, `wake()` is called, or `timeoutMilliseconds` pass (-1: no timeout).
     func wait(timeoutMilliseconds: Int32) -> WatchWait {
-        var fds = [pollfd(fd: inotify, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+        var fds = [pollfd(fd: inotify, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
         let ready = poll(&fds, 2, timeoutMilliseconds)
         if ready <= 0 { return .timedOut }
         if fds[1].revents != 0 {

@@ -54,7 +54,8 @@ public struct SignatureFileWriter: Sendable {
 
     /// Whether the signature at `signaturePath` is current for the file with `stamp`, `filename` and
     /// first bytes `fileStart` (which decide the block size of a tar archive).
-    public func isCurrent(signaturePath: String, fileStamp stamp: FileStamp, filename: String, fileStart: [UInt8] = []) -> Bool {
+    public func isCurrent(signaturePath: String, fileStamp stamp: FileStamp, filename: String,
+        fileStart: [UInt8] = []) -> Bool {
         guard let signatureStamp = try? FileSystem.stamp(signaturePath), signatureStamp.isRegularFile,
               signatureStamp.mtimeSeconds == stamp.mtimeSeconds,
               signatureStamp.mtimeNanoseconds == stamp.mtimeNanoseconds,
@@ -78,17 +79,20 @@ public struct SignatureFileWriter: Sendable {
     }
 
     /// Brings the signature of `filePath` at `signaturePath` up to date.
-    public func update(filePath: String, signaturePath: String, force: Bool = false) throws(FileSystemError) -> SignatureFileResult {
+    public func update(filePath: String, signaturePath: String,
+        force: Bool = false) throws(FileSystemError) -> SignatureFileResult {
         let filename = Paths.basename(filePath)
         guard TreeNaming.isSignable(filename) else {
-            throw FileSystemError(.invalidPath, path: filePath, message: "cannot sign \(filePath): its name has a control character or is longer than 255 bytes")
+            throw FileSystemError(.invalidPath, path: filePath,
+                message: "cannot sign \(filePath): its name has a control character or is longer than 255 bytes")
         }
         for attempt in 1...attempts {
             let startedAt = Self.now()
             let source = try SystemFile.openForReading(filePath)
             let before = try source.stamp()
             let start = try source.readPrefix(limit: SigningParameters.sniffedBytes)
-            if !force && isCurrent(signaturePath: signaturePath, fileStamp: before, filename: filename, fileStart: start) {
+            if !force && isCurrent(signaturePath: signaturePath, fileStamp: before, filename: filename,
+                fileStart: start) {
                 return .upToDate
             }
             do {
@@ -99,7 +103,8 @@ public struct SignatureFileWriter: Sendable {
                 continue
             }
         }
-        throw FileSystemError(.changedWhileReading, path: filePath, message: "\(filePath) kept changing while it was hashed; it will be signed once it is stable")
+        throw FileSystemError(.changedWhileReading, path: filePath,
+            message: "\(filePath) kept changing while it was hashed; it will be signed once it is stable")
     }
 
     /// Signatures larger than this (files of many GiB) are hashed again after a rename rather than held
@@ -109,12 +114,14 @@ public struct SignatureFileWriter: Sendable {
     /// Rewrites the current signature of a file renamed from `oldFilename` under its new name at
     /// `signaturePath`, keeping its stamp, and removes the old one: a rename needs no hashing. False,
     /// with nothing changed, when the old signature is not current for the file (it must be hashed).
-    public func moveSignature(from oldSignaturePath: String, oldFilename: String, to signaturePath: String, filePath: String) throws(FileSystemError) -> Bool {
+    public func moveSignature(from oldSignaturePath: String, oldFilename: String, to signaturePath: String,
+        filePath: String) throws(FileSystemError) -> Bool {
         let filename = Paths.basename(filePath)
         guard TreeNaming.isSignable(filename), let stamp = try FileSystem.stamp(filePath), stamp.isRegularFile,
               let start = try? SystemFile.openForReading(filePath).readPrefix(limit: SigningParameters.sniffedBytes),
               isCurrent(signaturePath: oldSignaturePath, fileStamp: stamp, filename: oldFilename, fileStart: start),
-              let signature = try? Signature.parse(SystemFile.openForReading(oldSignaturePath).readAll(limit: Self.largestSignatureMoved))
+              let signature = try? Signature.parse(
+                SystemFile.openForReading(oldSignaturePath).readAll(limit: Self.largestSignatureMoved))
         else { return false }
         let oldControlPath = TreeNaming.zsyncPath(forSignature: oldSignaturePath)
         var control: ZsyncControl?
@@ -137,7 +144,8 @@ public struct SignatureFileWriter: Sendable {
         return true
     }
 
-    private func write(source: SystemFile, stamp before: FileStamp, parameters: SigningParameters, filename: String, startedAt: Int, to signaturePath: String) throws(FileSystemError) {
+    private func write(source: SystemFile, stamp before: FileStamp, parameters: SigningParameters, filename: String,
+        startedAt: Int, to signaturePath: String) throws(FileSystemError) {
         let maker = writesZsync ? ZsyncMaker(length: before.size) : nil
         var control: ZsyncControl?
         var stamped = (seconds: 0, nanoseconds: 0)
@@ -154,7 +162,8 @@ public struct SignatureFileWriter: Sendable {
             let atPath = try FileSystem.stamp(source.path)
             guard !after.contentMayDiffer(from: before), let atPath,
                   atPath.device == before.device, atPath.inode == before.inode else {
-                throw FileSystemError(.changedWhileReading, path: source.path, message: "\(source.path) changed while it was being hashed")
+                throw FileSystemError(.changedWhileReading, path: source.path,
+                    message: "\(source.path) changed while it was being hashed")
             }
             let racy = before.mtimeSeconds >= startedAt - racyWindow
             stamped = (before.mtimeSeconds - (racy ? 1 : 0), before.mtimeNanoseconds)
@@ -185,7 +194,8 @@ public struct SignatureFileWriter: Sendable {
     /// Replaces `path` atomically: `fill` writes a temporary file next to it and returns the modification
     /// time to give it; the file is fsynced, renamed into place and its directory fsynced. On any
     /// failure the temporary file is removed and `path` is untouched.
-    private static func replace(_ path: String, fill: (SystemFile) throws(FileSystemError) -> (seconds: Int, nanoseconds: Int)) throws(FileSystemError) {
+    private static func replace(_ path: String,
+        fill: (SystemFile) throws(FileSystemError) -> (seconds: Int, nanoseconds: Int)) throws(FileSystemError) {
         let directory = Paths.parent(of: path)
         try FileSystem.createDirectories(directory)
         let temporary = TreeNaming.temporaryPath(for: path)

@@ -100,7 +100,8 @@ public final class SignatureService: @unchecked Sendable {
         self.options = options
         self.logger = logger
         guard let stamp = try FileSystem.stamp(self.root), stamp.isDirectory else {
-            throw FileSystemError(.notFound, path: root, message: "\(root) is not a directory; the service watches a directory tree")
+            throw FileSystemError(.notFound, path: root,
+                message: "\(root) is not a directory; the service watches a directory tree")
         }
         var signing = options.signing
         signing.cancellation = cancellation
@@ -113,7 +114,8 @@ public final class SignatureService: @unchecked Sendable {
         // signature need not be made provisional for a recent modification time.
         writer.racyWindow = 0
         self.writer = writer
-        work = WorkQueue(writer: writer, threads: max(1, options.signing.jobs), largeFileSize: options.largeFileSize, cancellation: cancellation, logger: logger)
+        work = WorkQueue(writer: writer, threads: max(1, options.signing.jobs), largeFileSize: options.largeFileSize,
+            cancellation: cancellation, logger: logger)
     }
 
     /// Asks `run()` to return: no new file is started and the files being hashed are abandoned.
@@ -155,8 +157,11 @@ public final class SignatureService: @unchecked Sendable {
         nextRescan = ContinuousClock.now + options.rescanInterval
         watchTree(relative: "")
         let (tasks, collector) = filesToSign(under: root)
-        if !cancellation.isCancelled { TreeSigner(options: signing, logger: logger).sweepOrphans(root: root, report: collector) }
-        scan = ScanProgress(id: scan.id + 1, outstanding: 0, active: true, isInitial: initial, report: collector.snapshot, started: .now)
+        if !cancellation.isCancelled {
+            TreeSigner(options: signing, logger: logger).sweepOrphans(root: root, report: collector)
+        }
+        scan = ScanProgress(id: scan.id + 1, outstanding: 0, active: true, isInitial: initial,
+            report: collector.snapshot, started: .now)
         let now = ContinuousClock.now
         let recent = Date().timeIntervalSince1970 - options.settle.inSeconds
         for task in tasks {
@@ -178,7 +183,8 @@ public final class SignatureService: @unchecked Sendable {
             let stamp = try? FileSystem.stamp(task.filePath)
             let modified = stamp.map { Double($0.mtimeSeconds) + Double($0.mtimeNanoseconds) / 1e9 } ?? 0
             let lastChange = modified > recent ? now : now - options.settle
-            schedule(relative, PendingFile(lastChange: lastChange, writing: false, force: false, scanID: scan.id, stamp: stamp))
+            schedule(relative,
+                PendingFile(lastChange: lastChange, writing: false, force: false, scanID: scan.id, stamp: stamp))
         }
         finishScanIfDone()
     }
@@ -220,7 +226,12 @@ public final class SignatureService: @unchecked Sendable {
                 reportedWatchLimit = true
                 let current = (try? String(contentsOfFile: "/proc/sys/fs/inotify/max_user_watches",
                     encoding: .utf8)).map { $0.filter { !$0.isWhitespace } } ?? "?"
-                logger.error("cannot watch \(directory): the inotify watch limit (fs.inotify.max_user_watches = \(current)) is reached; raise it with 'sysctl fs.inotify.max_user_watches=\(max((Int(current) ?? 8192) * 4, 524_288))'. Until then, changes there are found by the rescan every \(describe(options.rescanInterval))")
+                let raised = max((Int(current) ?? 8192) * 4, 524_288)
+                logger.error("""
+                    cannot watch \(directory): the inotify watch limit (fs.inotify.max_user_watches = \(current)) is \
+                    reached; raise it with 'sysctl fs.inotify.max_user_watches=\(raised)'. Until then, changes there \
+                    are found by the rescan every \(describe(options.rescanInterval))
+                    """)
             }
             return
         case .failure(.vanished):
@@ -232,7 +243,9 @@ public final class SignatureService: @unchecked Sendable {
         guard signing.recursive, let entries = try? FileSystem.list(directory) else { return }
         for entry in entries where !TreeNaming.isReserved(entry.name) {
             // Linked directories are not followed, as in one-shot signing.
-            guard entry.kind == .directory || (entry.kind == .unknown && (try? FileSystem.linkStamp(Paths.join(directory, entry.name)))??.stamp.isDirectory == true) else { continue }
+            guard entry.kind == .directory || (entry.kind == .unknown
+                && (try? FileSystem.linkStamp(Paths.join(directory, entry.name)))??.stamp.isDirectory == true)
+            else { continue }
             watchTree(relative: join(relative, entry.name))
         }
     }
@@ -257,12 +270,17 @@ public final class SignatureService: @unchecked Sendable {
             }
             if event.has(IN_DELETE_SELF) || event.has(IN_MOVE_SELF) {
                 if directory.isEmpty {
-                    logger.error("\(root) itself was removed or moved; its signatures are kept current again once it is back (checked every rescan)")
+                    logger.error("""
+                        \(root) itself was removed or moved; its signatures are kept current again once it is back \
+                        (checked every rescan)
+                        """)
                 }
                 continue
             }
             guard let name = event.name else {
-                logger.warning("a name that is not valid UTF-8 changed in \(Paths.join(root, directory)); it is skipped")
+                logger.warning("""
+                    a name that is not valid UTF-8 changed in \(Paths.join(root, directory)); it is skipped
+                    """)
                 continue
             }
             guard !name.isEmpty, !TreeNaming.isReserved(name) else { continue }
@@ -318,7 +336,9 @@ public final class SignatureService: @unchecked Sendable {
                 schedule(relative, file)
             }
         } else {
-            schedule(relative, PendingFile(lastChange: now, writing: writing, force: inFlight.contains(relative), scanID: nil, stamp: nil))
+            schedule(relative,
+                PendingFile(lastChange: now, writing: writing, force: inFlight.contains(relative), scanID: nil,
+                    stamp: nil))
         }
     }
 
@@ -406,7 +426,8 @@ public final class SignatureService: @unchecked Sendable {
         let state = pending.removeValue(forKey: old)
         let from = TreeNaming.signaturePath(root: root, relativePath: old)
         let to = TreeNaming.signaturePath(root: root, relativePath: new)
-        if state == nil, !inFlight.contains(old), moveSignature(from: from, to: to, oldName: Paths.basename(old), file: Paths.join(root, new)) {
+        if state == nil, !inFlight.contains(old), moveSignature(from: from, to: to, oldName: Paths.basename(old),
+            file: Paths.join(root, new)) {
             logger.info("moved \(from) to \(to)")
             return
         }
@@ -422,7 +443,8 @@ public final class SignatureService: @unchecked Sendable {
     /// Moves a current signature along with its renamed file; false when the file must be hashed again.
     private func moveSignature(from: String, to: String, oldName: String, file: String) -> Bool {
         do {
-            guard try writer.moveSignature(from: from, oldFilename: oldName, to: to, filePath: file) else { return false }
+            guard try writer.moveSignature(from: from, oldFilename: oldName, to: to,
+                filePath: file) else { return false }
             pruneEmptyParents(of: from)
             return true
         } catch {
@@ -495,7 +517,9 @@ public final class SignatureService: @unchecked Sendable {
             }
             pending[top.relative] = nil
             inFlight.insert(top.relative)
-            work.submit(WorkItem(relative: top.relative, filePath: path, signaturePath: TreeNaming.signaturePath(root: root, relativePath: top.relative), size: stamp.size, force: file.force, scanID: file.scanID))
+            work.submit(WorkItem(relative: top.relative, filePath: path,
+                signaturePath: TreeNaming.signaturePath(root: root,
+                    relativePath: top.relative), size: stamp.size, force: file.force, scanID: file.scanID))
             room -= 1
         }
     }
@@ -531,7 +555,8 @@ public final class SignatureService: @unchecked Sendable {
                 switch outcome {
                 case .written(let bytes): scan.report.filesHashed += 1; scan.report.bytesHashed += bytes
                 case .upToDate: scan.report.filesUpToDate += 1
-                case .failed(let error): scan.report.failures.append(.init(path: item.filePath, message: error.message, code: error.code.rawValue))
+                case .failed(let error): scan.report.failures.append(.init(path: item.filePath, message: error.message,
+                    code: error.code.rawValue))
                 case .cancelled: break
                 }
                 countDone(item.scanID)
@@ -610,7 +635,8 @@ final class WorkQueue: @unchecked Sendable {
     /// Called on a hashing thread after each file.
     var onFinished: @Sendable () -> Void = {}
 
-    init(writer: SignatureFileWriter, threads: Int, largeFileSize: Int, cancellation: CancellationFlag, logger: Logger) {
+    init(writer: SignatureFileWriter, threads: Int, largeFileSize: Int, cancellation: CancellationFlag,
+        logger: Logger) {
         self.threadCount = threads
         self.largeFileSize = largeFileSize
         self.cancellation = cancellation
@@ -684,9 +710,11 @@ final class WorkQueue: @unchecked Sendable {
         while let item = next() {
             let outcome: WorkOutcome
             do throws(FileSystemError) {
-                switch try writer.update(filePath: item.filePath, signaturePath: item.signaturePath, force: item.force) {
+                switch try writer.update(filePath: item.filePath, signaturePath: item.signaturePath,
+                    force: item.force) {
                 case .written(let bytes):
-                    logger.info("signed \(item.filePath)", metadata: ["bytes": "\(bytes)", "signature": "\(item.signaturePath)"])
+                    logger.info("signed \(item.filePath)",
+                        metadata: ["bytes": "\(bytes)", "signature": "\(item.signaturePath)"])
                     outcome = .written(bytes)
                 case .upToDate:
                     outcome = .upToDate

@@ -113,10 +113,12 @@ public struct TreeSigner: Sendable {
         runConcurrently(tasks, width: options.jobs) { [writer] task in
             if options.cancellation?.isCancelled == true { return }
             do throws(FileSystemError) {
-                switch try writer.update(filePath: task.filePath, signaturePath: task.signaturePath, force: options.force) {
+                switch try writer.update(filePath: task.filePath, signaturePath: task.signaturePath,
+                    force: options.force) {
                 case .written(let bytes):
                     report.update { $0.filesHashed += 1; $0.bytesHashed += bytes }
-                    logger.info("signed \(task.filePath)", metadata: ["bytes": "\(bytes)", "signature": "\(task.signaturePath)"])
+                    logger.info("signed \(task.filePath)",
+                        metadata: ["bytes": "\(bytes)", "signature": "\(task.signaturePath)"])
                 case .upToDate:
                     report.update { $0.filesUpToDate += 1 }
                     logger.debug("up to date: \(task.filePath)")
@@ -146,7 +148,8 @@ public struct TreeSigner: Sendable {
     /// Lists the files under `path` to sign; directories go to `roots` for the orphan sweep.
     func collect(path: String, into tasks: inout [SigningJob], roots: inout [String], report: ReportCollector) {
         if path.split(separator: "/").contains(where: { TreeNaming.isReserved(String($0)) }) {
-            report.fail(path, "\(path) is a signature directory or a temporary file of slicesync; it is never signed", FileSystemError.Code.invalidPath.rawValue, logger: logger)
+            report.fail(path, "\(path) is a signature directory or a temporary file of slicesync; it is never signed",
+                FileSystemError.Code.invalidPath.rawValue, logger: logger)
             return
         }
         do throws(FileSystemError) {
@@ -161,7 +164,8 @@ public struct TreeSigner: Sendable {
                 tasks.append(SigningJob(filePath: path,
                     signaturePath: TreeNaming.signaturePath(root: Paths.parent(of: path), relativePath: name)))
             } else {
-                throw FileSystemError(.notRegularFile, path: path, message: "\(path) is neither a regular file nor a directory")
+                throw FileSystemError(.notRegularFile, path: path,
+                    message: "\(path) is neither a regular file nor a directory")
             }
         } catch {
             report.fail(path, error, logger: logger)
@@ -174,7 +178,8 @@ public struct TreeSigner: Sendable {
         if options.cancellation?.isCancelled == true { return }
         let directory = Paths.join(root, relative)
         let entries = try FileSystem.list(directory) { dir in
-            report.fail(dir, "\(dir) holds a name that is not valid UTF-8; that entry is skipped", FileSystemError.Code.invalidPath.rawValue, logger: logger)
+            report.fail(dir, "\(dir) holds a name that is not valid UTF-8; that entry is skipped",
+                FileSystemError.Code.invalidPath.rawValue, logger: logger)
         }
         for entry in entries where !TreeNaming.isReserved(entry.name) {
             let relativePath = relative.isEmpty ? entry.name : relative + "/" + entry.name
@@ -199,7 +204,9 @@ public struct TreeSigner: Sendable {
             switch kind {
             case .file:
                 guard TreeNaming.isSignable(entry.name) else {
-                    report.fail(path, "\(path) has a control character in its name or a name longer than 255 bytes; it cannot be described in a signature", FileSystemError.Code.invalidPath.rawValue, logger: logger)
+                    report.fail(path,
+                        "\(path) has a control character in its name or a name longer than 255 bytes; it cannot be " +
+                            "described in a signature", FileSystemError.Code.invalidPath.rawValue, logger: logger)
                     continue
                 }
                 tasks.append(SigningJob(filePath: path, signaturePath: TreeNaming.signaturePath(root: root,
@@ -218,7 +225,8 @@ public struct TreeSigner: Sendable {
 
     /// Whether `path`, with every link followed, is `root` or below it.
     static func resolves(_ path: String, inside root: String) -> Bool {
-        guard let resolvedRoot = ServedTree.realPath(root), let resolved = ServedTree.realPath(path) else { return false }
+        guard let resolvedRoot = ServedTree.realPath(root), let resolved = ServedTree.realPath(path)
+            else { return false }
         return resolved.hasPrefix(resolvedRoot == "/" ? "/" : resolvedRoot + "/")
     }
 
@@ -249,7 +257,8 @@ public struct TreeSigner: Sendable {
                 continue
             }
             if TreeNaming.isTemporary(entry.name) {
-                guard let stamp = try? FileSystem.linkStamp(path), now - Double(stamp.stamp.mtimeSeconds) > Double(options.staleTemporaryAge) else { continue }
+                guard let stamp = try? FileSystem.linkStamp(path),
+                    now - Double(stamp.stamp.mtimeSeconds) > Double(options.staleTemporaryAge) else { continue }
                 remove(path, because: "stale temporary file", report: report)
                 continue
             }

@@ -120,8 +120,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.wfile.write(body[start:start + 16384]); self.wfile.flush()
                 with state["lock"]:
                     state["sent"] = state.get("sent", 0) + len(body[start:start + 16384])
-                    with open(os.path.join(ROOT, "..", "sent-bytes"), "w") as counter:
+                    # Replaced whole, never truncated in place: the test reads it while handlers write.
+                    counter_path = os.path.join(ROOT, "..", "sent-bytes")
+                    with open(counter_path + ".tmp", "w") as counter:
                         counter.write(str(state["sent"]))
+                    os.replace(counter_path + ".tmp", counter_path)
                 threading.Event().wait(0.02)
             return
         self.wfile.write(body)

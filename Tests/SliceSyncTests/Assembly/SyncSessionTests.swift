@@ -16,7 +16,8 @@ struct SyncHarness {
 
     /// Puts `bytes` at /pub/NAME with its signature at /pub/.slicesync/NAME.slicesync.
     @discardableResult
-    func publish(_ name: String, _ bytes: [UInt8], version: SignatureVersion = .v2, slice: Int? = nil, block: Int? = nil, sketch: Bool = true) throws -> String {
+    func publish(_ name: String, _ bytes: [UInt8], version: SignatureVersion = .v2, slice: Int? = nil,
+        block: Int? = nil, sketch: Bool = true) throws -> String {
         var parameters = try SigningParameters(version: version, sliceSize: slice, blockSize: block)
         parameters.sketch = sketch
         let signature = try SignatureBuilder(parameters: parameters, pool: nil).signature(of: bytes, filename: name)
@@ -25,7 +26,8 @@ struct SyncHarness {
         return server.url("/pub/\(name)")
     }
 
-    func sync(_ url: String, destination: String = "out.bin", alikes: [String] = [], configure: (inout SyncOptions) -> Void = { _ in }) async throws -> SyncReport {
+    func sync(_ url: String, destination: String = "out.bin", alikes: [String] = [],
+        configure: (inout SyncOptions) -> Void = { _ in }) async throws -> SyncReport {
         var options = SyncOptions(url: url)
         options.destination = dir.file(destination)
         options.alikes = alikes.map { dir.file($0) }
@@ -46,7 +48,8 @@ struct SyncMatchingTests {
     static let sketchUnit = 4096
 
     @discardableResult
-    func check(alike: [UInt8], target: [UInt8], maxFromServer: Int, version: SignatureVersion = .v2, slice: Int? = nil, sketch: Bool = true) async throws -> SyncReport {
+    func check(alike: [UInt8], target: [UInt8], maxFromServer: Int, version: SignatureVersion = .v2, slice: Int? = nil,
+        sketch: Bool = true) async throws -> SyncReport {
         let harness = try SyncHarness()
         let url = try harness.publish("f.bin", target, version: version, slice: slice, sketch: sketch)
         try harness.dir.write("old.bin", alike)
@@ -292,7 +295,8 @@ struct SyncMatchingTests {
 
 @Suite("Syncing: servers and faults")
 struct SyncServerBehaviourTests {
-    func scenario(_ behaviour: FakeServer.Behaviour, configure: (FakeServer) -> Void = { _ in }) async throws -> (SyncReport, SyncHarness, [UInt8]) {
+    func scenario(_ behaviour: FakeServer.Behaviour,
+        configure: (FakeServer) -> Void = { _ in }) async throws -> (SyncReport, SyncHarness, [UInt8]) {
         let harness = try SyncHarness(behaviour)
         let old = randomBytes(2_500_000, seed: 20)
         var new = old
@@ -408,7 +412,8 @@ struct SyncServerBehaviourTests {
     }
 
     @Test func aSignatureURLGivenDirectlyNamesItsFile() throws {
-        #expect(try SignatureLocator.fileURL(forSignature: "http://h/a/.slicesync/b/c.iso.slicesync") == "http://h/a/b/c.iso")
+        #expect(try SignatureLocator.fileURL(forSignature: "http://h/a/.slicesync/b/c.iso.slicesync")
+            == "http://h/a/b/c.iso")
         #expect(try SignatureLocator.candidates(for: "https://h:8080/a/b/c.iso?x=1") == [
             "https://h:8080/a/b/.slicesync/c.iso.slicesync?x=1",
             "https://h:8080/a/.slicesync/b/c.iso.slicesync?x=1",
@@ -429,11 +434,14 @@ struct MatcherRunTests {
         let data = randomBytes(8 * 4096, seed: 90)
         try dir.write("alike", data + randomBytes(3 * 4096, seed: 91))
         let parameters = try SigningParameters(version: .v2, sliceSize: 4096, blockSize: 1024)
-        guard case .v2(let signature) = try SignatureBuilder(parameters: parameters, pool: nil).signature(of: data, filename: "f") else { return }
-        let matcher = Matcher(paths: [dir.file("alike")], threads: 2, progress: ScanProgress(), logger: Logger(label: "t") { _ in SwiftLogNoOpLogHandler() })
+        guard case .v2(let signature) = try SignatureBuilder(parameters: parameters, pool: nil).signature(of: data,
+            filename: "f") else { return }
+        let matcher = Matcher(paths: [dir.file("alike")], threads: 2, progress: ScanProgress(),
+            logger: Logger(label: "t") { _ in SwiftLogNoOpLogHandler() })
         let found = try matcher.matchSlices(signature.header, coarse: signature.coarse)
         #expect(found.allSatisfy { $0 != nil })
-        let v1 = try SignatureBuilder(parameters: try SigningParameters(version: .v1, sliceSize: 4096), pool: nil).signature(of: data, filename: "f")
+        let v1 = try SignatureBuilder(parameters: try SigningParameters(version: .v1, sliceSize: 4096),
+            pool: nil).signature(of: data, filename: "f")
         guard case .v1(let old) = v1 else { return }
         #expect(try matcher.match(old).allSatisfy { $0 != nil })
     }

@@ -25,7 +25,8 @@ struct GoldenFileTests {
         var parameters = try SigningParameters(version: version, sliceSize: slice, blockSize: block == 0 ? nil : block)
         parameters.sketch = sketch
         parameters.plainDigest = plain
-        let signature = try SignatureBuilder(parameters: parameters, pool: nil).signature(of: try bytes(file), filename: file)
+        let signature = try SignatureBuilder(parameters: parameters, pool: nil).signature(of: try bytes(file),
+            filename: file)
         #expect(signature.serialized() == (try bytes(expected)))
         #expect(try Signature.parse(try bytes(expected)) == signature)
     }

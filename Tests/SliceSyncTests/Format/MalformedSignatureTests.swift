@@ -63,7 +63,8 @@ struct MalformedSignatureTests {
         #expect(code(replacing(Self.v1, "Version: 1", with: "Version: 0")) == .unsupportedVersion)
         #expect(code(replacing(Self.v1, "Version: 1", with: "Version: 99999999999999999999999")) == .valueOutOfRange)
         #expect(code(replacing(Self.v1, "Version: 1", with: "version: 1")) == .malformedLine)
-        #expect(code(Array("PK\u{3}\u{4} not a signature at all, just some other file that happens to be here\n".utf8)) == .malformedLine)
+        #expect(code(Array(("PK\u{3}\u{4} not a signature at all, just some other file that happens to be " +
+            "here\n").utf8)) == .malformedLine)
         #expect(code([]) == .truncated)
     }
 
@@ -112,14 +113,18 @@ struct MalformedSignatureTests {
     }
 
     @Test func wholeFileHashesOfTheWrongShapeAreRejected() {
-        #expect(code(replacing(Self.v1, "sha1: 6e1eb4d4daf850c250bdc9a16669c7f66915f842", with: "sha1: 6e1eb4d4daf850c250bdc9a16669c7f66915f84")) == .invalidHash)
-        #expect(code(replacing(Self.v1, "sha1: 6e1eb4d4daf850c250bdc9a16669c7f66915f842", with: "sha1: 6e1eb4d4daf850c250bdc9a16669c7f66915f8422")) == .invalidHash)
-        #expect(code(replacing(Self.v1, "sha1: 6e1eb4d4daf850c250bdc9a16669c7f66915f842", with: "sha1: 6E1EB4D4DAF850C250BDC9A16669C7F66915F842")) == .invalidHash)
+        #expect(code(replacing(Self.v1, "sha1: 6e1eb4d4daf850c250bdc9a16669c7f66915f842",
+            with: "sha1: 6e1eb4d4daf850c250bdc9a16669c7f66915f84")) == .invalidHash)
+        #expect(code(replacing(Self.v1, "sha1: 6e1eb4d4daf850c250bdc9a16669c7f66915f842",
+            with: "sha1: 6e1eb4d4daf850c250bdc9a16669c7f66915f8422")) == .invalidHash)
+        #expect(code(replacing(Self.v1, "sha1: 6e1eb4d4daf850c250bdc9a16669c7f66915f842",
+            with: "sha1: 6E1EB4D4DAF850C250BDC9A16669C7F66915F842")) == .invalidHash)
         let header = String(decoding: Self.v2.prefix(300), as: UTF8.self)
         let hashLine = header.split(separator: "\n").first { $0.hasPrefix("SHA-256: ") }!
         #expect(code(replacing(Self.v2, String(hashLine), with: String(hashLine.dropLast()))) == .invalidHash)
         #expect(code(replacing(Self.v2, String(hashLine), with: String(hashLine) + "0")) == .invalidHash)
-        #expect(code(replacing(Self.v2, String(hashLine), with: "SHA-256: zz" + String(hashLine.dropFirst(11)))) == .invalidHash)
+        #expect(code(replacing(Self.v2, String(hashLine),
+            with: "SHA-256: zz" + String(hashLine.dropFirst(11)))) == .invalidHash)
     }
 
     /// Either whole-file hash may be missing, not both: nothing would prove the file.
@@ -147,10 +152,13 @@ struct MalformedSignatureTests {
     }
 
     @Test func badSliceLinesAreRejected() {
-        #expect(code(replacing(Self.v1, "DgACXZYTENCSZULkXXGQoi1otIw=", with: "DgACXZYTENCSZULkXXGQoi1otIw")) == .invalidRecord)
-        #expect(code(replacing(Self.v1, "DgACXZYTENCSZULkXXGQoi1otIw=", with: "DgACXZYTENCSZULkXXGQoi1otI*=")) == .invalidRecord)
+        #expect(code(replacing(Self.v1, "DgACXZYTENCSZULkXXGQoi1otIw=",
+            with: "DgACXZYTENCSZULkXXGQoi1otIw")) == .invalidRecord)
+        #expect(code(replacing(Self.v1, "DgACXZYTENCSZULkXXGQoi1otIw=",
+            with: "DgACXZYTENCSZULkXXGQoi1otI*=")) == .invalidRecord)
         // Non-canonical base64: the unused low bits of the last character are not zero.
-        #expect(code(replacing(Self.v1, "DgACXZYTENCSZULkXXGQoi1otIw=", with: "DgACXZYTENCSZULkXXGQoi1otIx=")) == .invalidRecord)
+        #expect(code(replacing(Self.v1, "DgACXZYTENCSZULkXXGQoi1otIw=",
+            with: "DgACXZYTENCSZULkXXGQoi1otIx=")) == .invalidRecord)
     }
 
     @Test func overlongHeadersAndLinesAreRejected() {
@@ -160,7 +168,8 @@ struct MalformedSignatureTests {
         #expect(code(replacing(Self.v2, "Block: 1024\n", with: "Block: 1024\n\(manyFields)")) == .headerTooLong)
         let bigFields = (0..<12).map { "X-F\($0): \(String(repeating: "z", count: 400))\n" }.joined()
         #expect(code(replacing(Self.v2, "Block: 1024\n", with: "Block: 1024\n\(bigFields)")) == .headerTooLong)
-        #expect(code(Array("Version: 2\nFilename: a".utf8) + [UInt8](repeating: UInt8(ascii: "a"), count: 100_000)) == .lineTooLong)
+        #expect(code(Array("Version: 2\nFilename: a".utf8) + [UInt8](repeating: UInt8(ascii: "a"),
+            count: 100_000)) == .lineTooLong)
     }
 
     @Test func headerLinesWithoutSeparatorAreRejected() {

@@ -64,7 +64,8 @@ struct SignatureV1Tests {
         #expect(signature.slices.count == (data.count + sliceSize - 1) / sliceSize)
         let lastStart = (signature.slices.count - 1) * sliceSize
         let last = Array(data[lastStart...])
-        #expect(signature.slices.last == V1SliceHash(adler32: Adler32.checksum(last), md5: StreamingDigest.hash(.md5, last)))
+        #expect(signature.slices.last == V1SliceHash(adler32: Adler32.checksum(last),
+            md5: StreamingDigest.hash(.md5, last)))
         #expect(signature.sha1 == StreamingDigest.hash(.sha1, data))
     }
 
@@ -84,7 +85,8 @@ struct SignatureV1Tests {
         var big = SignatureBuilder(parameters: try SigningParameters(version: .v1, sliceSize: 1 << 20), pool: pool)
         big.targetPieceSize = 100_000
         let bigSlices = try big.signature(of: data, filename: "f")
-        #expect(bigSlices == (try SignatureBuilder(parameters: try SigningParameters(version: .v1, sliceSize: 1 << 20), pool: nil).signature(of: data, filename: "f")))
+        #expect(bigSlices == (try SignatureBuilder(parameters: try SigningParameters(version: .v1, sliceSize: 1 << 20),
+            pool: nil).signature(of: data, filename: "f")))
     }
 }
 

@@ -124,7 +124,8 @@ func bigEndian64(_ digest: [UInt8]) -> UInt64 {
 struct FormatDocumentExampleTests {
     @Test func matchesTheDocumentByteForByte() throws {
         let data = (0..<200).map { UInt8($0) }
-        let builder = SignatureBuilder(parameters: try SigningParameters(version: .v2, sliceSize: 128, blockSize: 64), pool: nil)
+        let builder = SignatureBuilder(parameters: try SigningParameters(version: .v2, sliceSize: 128, blockSize: 64),
+            pool: nil)
         guard case .v2(let signature) = try builder.signature(of: data, filename: "example.bin") else {
             Issue.record("expected version 2")
             return
@@ -191,13 +192,15 @@ struct SigningFailureTests {
     @Test func aSourceShorterThanAnnouncedIsAChangedFile() throws {
         let builder = SignatureBuilder(parameters: try SigningParameters(), pool: nil)
         do {
-            _ = try builder.sign(source: MemorySource(randomBytes(1000, seed: 1)), length: 2000, filename: "f", into: MemorySink())
+            _ = try builder.sign(source: MemorySource(randomBytes(1000, seed: 1)), length: 2000, filename: "f",
+                into: MemorySink())
             Issue.record("expected an error")
         } catch {
             #expect(error.code == .changedWhileReading)
         }
         do {
-            _ = try builder.sign(source: MemorySource(randomBytes(3000, seed: 1)), length: 2000, filename: "f", into: MemorySink())
+            _ = try builder.sign(source: MemorySource(randomBytes(3000, seed: 1)), length: 2000, filename: "f",
+                into: MemorySink())
             Issue.record("expected an error")
         } catch {
             #expect(error.code == .changedWhileReading)

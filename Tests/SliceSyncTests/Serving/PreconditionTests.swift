@@ -44,7 +44,8 @@ struct PreconditionTests {
     }
 
     @Test func entityTagListsParseStrictly() {
-        #expect(EntityTagCondition.parse(" \"a\" , W/\"b\",\"c\" ") == .tags([.init(opaque: "a"), .init(opaque: "b", isWeak: true), .init(opaque: "c")]))
+        #expect(EntityTagCondition.parse(" \"a\" , W/\"b\",\"c\" ") == .tags([.init(opaque: "a"),
+            .init(opaque: "b", isWeak: true), .init(opaque: "c")]))
         #expect(EntityTagCondition.parse("*") == .any)
         #expect(EntityTagCondition.parse("\"a") == .malformed)
         #expect(EntityTagCondition.parse("\"a\" \"b\"") == .malformed)
@@ -79,7 +80,8 @@ struct HTTPDateTests {
         #expect(HTTPDate.parse(text) == 784_111_777)
     }
 
-    @Test(arguments: ["", "Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 6 Nov 1994 08:49:37 GMT", "Sun, 06 Foo 1994 08:49:37 GMT",
+    @Test(arguments: ["", "Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 6 Nov 1994 08:49:37 GMT",
+        "Sun, 06 Foo 1994 08:49:37 GMT",
                       "Sun, 06 Nov 1994 25:49:37 GMT", "784111777", "Sun, 06 Nov 1994 08:49 GMT"])
     func rejectsOthers(text: String) {
         #expect(HTTPDate.parse(text) == nil)
@@ -93,7 +95,8 @@ struct HTTPDateTests {
 }
 
 struct FileResponsePlanTests {
-    static let file = FileRepresentation(length: 1000, etag: EntityTag(opaque: "t"), lastModified: 784_111_777, contentType: "application/x-tar")
+    static let file = FileRepresentation(length: 1000, etag: EntityTag(opaque: "t"), lastModified: 784_111_777,
+        contentType: "application/x-tar")
 
     private func plan(_ preconditions: RequestPreconditions, head: Bool = false) -> FileResponsePlan {
         FileResponsePlan.plan(file: Self.file, preconditions: preconditions, isHead: head, boundary: "B")
@@ -115,7 +118,8 @@ struct FileResponsePlanTests {
     }
 
     @Test func headHasGETsHeadersAndNoBody() {
-        for preconditions in [RequestPreconditions(), RequestPreconditions(range: "bytes=0-9"), RequestPreconditions(range: "bytes=0-9,20-29"), RequestPreconditions(range: "bytes=5000-")] {
+        for preconditions in [RequestPreconditions(), RequestPreconditions(range: "bytes=0-9"),
+            RequestPreconditions(range: "bytes=0-9,20-29"), RequestPreconditions(range: "bytes=5000-")] {
             var get = plan(preconditions)
             let head = plan(preconditions, head: true)
             #expect(head.body.isEmpty)
@@ -137,7 +141,8 @@ struct FileResponsePlanTests {
         #expect(reply.status == 206)
         #expect(header(reply, "Content-Type") == "multipart/byteranges; boundary=B")
         #expect(header(reply, "Content-Range") == nil)
-        #expect(reply.body.compactMap { if case .file(let r) = $0 { return r } else { return nil } } == [100..<110, 0..<10])
+        #expect(reply.body.compactMap { if case .file(let r) = $0 { return r } else { return nil } } == [100..<110,
+            0..<10])
         #expect(Int(header(reply, "Content-Length") ?? "") == reply.body.reduce(0) { $0 + $1.count })
     }
 
@@ -167,10 +172,12 @@ struct FileResponsePlanTests {
     }
 
     @Test func emptyFile() {
-        let empty = FileRepresentation(length: 0, etag: EntityTag(opaque: "e"), lastModified: 0, contentType: "text/plain")
+        let empty = FileRepresentation(length: 0, etag: EntityTag(opaque: "e"), lastModified: 0,
+            contentType: "text/plain")
         let whole = FileResponsePlan.plan(file: empty, preconditions: RequestPreconditions(), isHead: false)
         #expect(whole.status == 200 && whole.body.isEmpty && whole.contentLength == 0)
-        let ranged = FileResponsePlan.plan(file: empty, preconditions: RequestPreconditions(range: "bytes=0-"), isHead: false)
+        let ranged = FileResponsePlan.plan(file: empty, preconditions: RequestPreconditions(range: "bytes=0-"),
+            isHead: false)
         #expect(ranged.status == 416)
     }
 }

@@ -50,7 +50,8 @@ struct MultipartByteRangesTests {
     @Test func layoutMatchesTheFormatAndParsesBack() throws {
         let file = (0..<1000).map { UInt8($0 % 251) }
         let ranges = [10..<20, 500..<512]
-        let multipart = MultipartByteRanges(ranges: ranges, length: 1000, contentType: "application/octet-stream", boundary: "BOUNDARY1234")
+        let multipart = MultipartByteRanges(ranges: ranges, length: 1000, contentType: "application/octet-stream",
+            boundary: "BOUNDARY1234")
         var body: [UInt8] = []
         for segment in multipart.segments {
             switch segment {
@@ -60,7 +61,8 @@ struct MultipartByteRangesTests {
         }
         #expect(body.count == multipart.contentLength)
         let text = String(decoding: body.prefix(120), as: UTF8.self)
-        #expect(text.hasPrefix("\r\n--BOUNDARY1234\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes 10-19/1000\r\n\r\n"))
+        #expect(text.hasPrefix("\r\n--BOUNDARY1234\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes " +
+            "10-19/1000\r\n\r\n"))
         #expect(String(decoding: body.suffix(20), as: UTF8.self) == "\r\n--BOUNDARY1234--\r\n")
         #expect(multipart.contentType == "multipart/byteranges; boundary=BOUNDARY1234")
         let parts = try ByteRanges.parseMultipart(body, boundary: "BOUNDARY1234")

@@ -56,17 +56,23 @@ struct ServedTreeTests {
         try dir.write("pub/x.iso.slicesync.part", [1])
         try dir.write(".slicesync/.a.bin.slicesync.tmp-abc", [1])
         try FileManager.default.createSymbolicLink(atPath: dir.file("pub/in-link"), withDestinationPath: "a.bin")
-        try FileManager.default.createSymbolicLink(atPath: dir.file("pub/out-link"), withDestinationPath: outside.file("secret"))
+        try FileManager.default.createSymbolicLink(atPath: dir.file("pub/out-link"),
+            withDestinationPath: outside.file("secret"))
         try FileManager.default.createSymbolicLink(atPath: dir.file("pub/out-dir"), withDestinationPath: outside.path)
-        try FileManager.default.createSymbolicLink(atPath: dir.file("pub/abs-in"), withDestinationPath: dir.file("pub/a.bin"))
+        try FileManager.default.createSymbolicLink(atPath: dir.file("pub/abs-in"),
+            withDestinationPath: dir.file("pub/a.bin"))
         let tree = try ServedTree(root: dir.path)
 
         guard case .file(_, let stamp) = tree.resolve(try path("/pub/a.bin")) else { Issue.record("a.bin"); return }
         #expect(stamp.size == 3)
         #expect(tree.resolve(try path("/pub/")) == .directory(path: tree.root + "/pub"))
         #expect(tree.resolve(try path("/")) == .directory(path: tree.root))
-        if case .file = tree.resolve(try path("/pub/in-link")) {} else { Issue.record("a link inside the tree is followed") }
-        if case .file = tree.resolve(try path("/pub/abs-in")) {} else { Issue.record("an absolute link into the tree is followed") }
+        if case .file = tree.resolve(try path("/pub/in-link")) {} else {
+            Issue.record("a link inside the tree is followed")
+        }
+        if case .file = tree.resolve(try path("/pub/abs-in")) {} else {
+            Issue.record("an absolute link into the tree is followed")
+        }
         if case .file = tree.resolve(try path("/pub/.hidden")) {} else { Issue.record("dot files are ordinary files") }
         #expect(tree.resolve(try path("/pub/out-link")) == .notFound)
         #expect(tree.resolve(try path("/pub/out-dir/secret")) == .notFound)
@@ -88,12 +94,17 @@ struct ServedTreeTests {
         try dir.write(".slicesync/c.bin.slicesync", [9], modified: modified.addingTimeInterval(-5))
         try dir.write(".slicesync/gone.bin.slicesync", [9], modified: modified)
         try outside.write("secret", [1], modified: modified)
-        try FileManager.default.createSymbolicLink(atPath: dir.file("link"), withDestinationPath: outside.file("secret"))
+        try FileManager.default.createSymbolicLink(atPath: dir.file("link"),
+            withDestinationPath: outside.file("secret"))
         try dir.write(".slicesync/link.slicesync", [9], modified: modified)
         let tree = try ServedTree(root: dir.path)
 
-        if case .file = tree.resolve(try path("/.slicesync/a.bin.slicesync")) {} else { Issue.record("current signature") }
-        if case .file = tree.resolve(try path("/.slicesync/b.bin.slicesync")) {} else { Issue.record("provisional signature") }
+        if case .file = tree.resolve(try path("/.slicesync/a.bin.slicesync")) {} else {
+            Issue.record("current signature")
+        }
+        if case .file = tree.resolve(try path("/.slicesync/b.bin.slicesync")) {} else {
+            Issue.record("provisional signature")
+        }
         #expect(tree.resolve(try path("/.slicesync/c.bin.slicesync")) == .notFound)
         #expect(tree.resolve(try path("/.slicesync/gone.bin.slicesync")) == .notFound)
         #expect(tree.resolve(try path("/.slicesync/link.slicesync")) == .notFound)

@@ -55,10 +55,12 @@ final class FakeServer: HTTPExchange, Sendable {
 
     struct ConnectionReset: Error {}
 
-    func get(_ url: String, headers: [(String, String)], head: (HTTPResponseHead) throws -> Void, body: (UnsafeRawBufferPointer) throws -> Void) async throws {
+    func get(_ url: String, headers: [(String, String)], head: (HTTPResponseHead) throws -> Void,
+        body: (UnsafeRawBufferPointer) throws -> Void) async throws {
         let path = String(url.dropFirst(host.count))
         let header = { (name: String) in headers.first { $0.0.lowercased() == name.lowercased() }?.1 }
-        let (file, etag, reset, truncate, corrupt, redirect): ([UInt8]?, String?, Bool, Bool, Bool, String?) = state.withLock { s in
+        let (file, etag, reset, truncate, corrupt, redirect): ([UInt8]?, String?, Bool, Bool, Bool,
+            String?) = state.withLock { s in
             s.requests.append((url, headers))
             if let change = s.changeAfter, change.path == path {
                 let seen = s.requests.filter { $0.url == url }.count
@@ -110,7 +112,8 @@ final class FakeServer: HTTPExchange, Sendable {
                 if ranges.count == 1 {
                     status = 206
                     reply = Array(file[ranges[0]])
-                    replyHeaders.append(("Content-Range", "bytes \(ranges[0].lowerBound)-\(ranges[0].upperBound - 1)/\(file.count)"))
+                    replyHeaders.append(("Content-Range",
+                        "bytes \(ranges[0].lowerBound)-\(ranges[0].upperBound - 1)/\(file.count)"))
                 } else {
                     switch behaviour {
                     case .nginx where total <= file.count:
@@ -118,7 +121,10 @@ final class FakeServer: HTTPExchange, Sendable {
                         let boundary = "00000000000000000042"
                         var out: [UInt8] = []
                         for range in ranges {
-                            out += Array("\r\n--\(boundary)\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes \(range.lowerBound)-\(range.upperBound - 1)/\(file.count)\r\n\r\n".utf8)
+                            let part = "\r\n--\(boundary)\r\nContent-Type: application/octet-stream\r\n"
+                                + "Content-Range: bytes \(range.lowerBound)-\(range.upperBound - 1)/\(file.count)"
+                                + "\r\n\r\n"
+                            out += Array(part.utf8)
                             out += file[range]
                         }
                         out += Array("\r\n--\(boundary)--\r\n".utf8)
@@ -130,7 +136,8 @@ final class FakeServer: HTTPExchange, Sendable {
                     case .firstRangeOnly:
                         status = 206
                         reply = Array(file[ranges[0]])
-                        replyHeaders.append(("Content-Range", "bytes \(ranges[0].lowerBound)-\(ranges[0].upperBound - 1)/\(file.count)"))
+                        replyHeaders.append(("Content-Range",
+                            "bytes \(ranges[0].lowerBound)-\(ranges[0].upperBound - 1)/\(file.count)"))
                     default:
                         break
                     }

@@ -12,7 +12,8 @@ struct ByteRangesTests {
         #expect(ByteRanges.parseContentRange(value) == ByteRanges.ContentRange(range: range, completeLength: total))
     }
 
-    @Test(arguments: ["bytes 10-5/100", "bytes 0-100/100", "bytes -1-5/10", "items 0-1/2", "bytes 0-1", "bytes a-b/c", "bytes 0-1/x", ""])
+    @Test(arguments: ["bytes 10-5/100", "bytes 0-100/100", "bytes -1-5/10", "items 0-1/2", "bytes 0-1", "bytes a-b/c",
+        "bytes 0-1/x", ""])
     func invalidContentRanges(value: String) {
         #expect(ByteRanges.parseContentRange(value) == nil)
     }
@@ -24,9 +25,12 @@ struct ByteRangesTests {
         #expect(ByteRanges.boundary(ofContentType: "multipart/byteranges") == nil)
     }
 
-    func body(_ parts: [(String, String)], boundary: String = "B", preamble: String = "", epilogue: String = "") -> [UInt8] {
+    func body(_ parts: [(String, String)], boundary: String = "B", preamble: String = "",
+        epilogue: String = "") -> [UInt8] {
         var text = preamble
-        for (range, data) in parts { text += "\r\n--\(boundary)\r\nContent-Type: text/plain\r\nContent-Range: bytes \(range)\r\n\r\n\(data)" }
+        for (range,
+            data) in parts { text += "\r\n--\(boundary)\r\nContent-Type: text/plain\r\nContent-Range: bytes " +
+                "\(range)\r\n\r\n\(data)" }
         text += "\r\n--\(boundary)--\r\n" + epilogue
         return Array(text.utf8)
     }
@@ -120,13 +124,17 @@ struct RequestPlannerTests {
 @Suite("Proxies from the environment")
 struct ProxySettingsTests {
     @Test func choosesByScheme() {
-        let settings = ProxySettings(environment: ["http_proxy": "http://proxy:3128", "HTTPS_PROXY": "https://user:p%40ss@secure:8443"])
-        #expect(settings.server(for: "http://a.example/x") == .init(host: "proxy", port: 3128, user: nil, password: nil))
-        #expect(settings.server(for: "https://a.example/x") == .init(host: "secure", port: 8443, user: "user", password: "p@ss"))
+        let settings = ProxySettings(environment: ["http_proxy": "http://proxy:3128",
+            "HTTPS_PROXY": "https://user:p%40ss@secure:8443"])
+        #expect(settings.server(for: "http://a.example/x") == .init(host: "proxy", port: 3128, user: nil,
+            password: nil))
+        #expect(settings.server(for: "https://a.example/x") == .init(host: "secure", port: 8443, user: "user",
+            password: "p@ss"))
     }
 
     @Test func noProxyListsHostsAndDomains() {
-        let settings = ProxySettings(environment: ["http_proxy": "proxy:8080", "no_proxy": "localhost, .internal.example,127.0.0.1"])
+        let settings = ProxySettings(environment: ["http_proxy": "proxy:8080",
+            "no_proxy": "localhost, .internal.example,127.0.0.1"])
         #expect(settings.server(for: "http://localhost/x") == nil)
         #expect(settings.server(for: "http://files.internal.example/x") == nil)
         #expect(settings.server(for: "http://127.0.0.1:8080/x") == nil)

@@ -23,8 +23,9 @@ struct SignatureFileWriterTests {
         let header = try SignatureV2Header.parse(try SystemFile.openForReading(signaturePath).readAll(limit: 1 << 20))
         #expect(header.length == 12_000)
         let data = randomBytes(12_000, seed: 2)
-        let digests = data.withUnsafeBytes { TreeHash.sliceDigest($0.baseAddress!, length: data.count,
-            blockSize: header.blockSize) }
+        let digests = data.withUnsafeBytes {
+            TreeHash.sliceDigest($0.baseAddress!, length: data.count, blockSize: header.blockSize)
+        }
         #expect(header.treeHash == TreeHash.combine(digests))
     }
 
@@ -67,13 +68,15 @@ struct SignatureFileWriterTests {
         let writer = SignatureFileWriter(parameters: try SigningParameters(), pool: nil)
         let stamp = try #require(try FileSystem.stamp(path))
         #expect(!writer.isCurrent(signaturePath: dir.file(".slicesync/f.slicesync"), fileStamp: stamp, filename: "f"))
-        #expect(try writer.update(filePath: path, signaturePath: dir.file(".slicesync/f.slicesync")) == .written(bytesHashed: 3))
+        #expect(try writer.update(filePath: path,
+            signaturePath: dir.file(".slicesync/f.slicesync")) == .written(bytesHashed: 3))
     }
 
     /// A POSIX ustar header for a member `name` of `size` bytes, with a correct checksum.
     static func tarHeader(name: String, size: Int) -> [UInt8] {
         var header = [UInt8](repeating: 0, count: 512)
-        func put(_ text: String, at offset: Int) { header.replaceSubrange(offset..<(offset + text.utf8.count), with: Array(text.utf8)) }
+        func put(_ text: String,
+            at offset: Int) { header.replaceSubrange(offset..<(offset + text.utf8.count), with: Array(text.utf8)) }
         put(name, at: 0)
         put("0000644", at: 100)
         put(String(format: "%011o", size), at: 124)
@@ -117,7 +120,9 @@ struct SignatureFileWriterTests {
 
         let other = try dir.write("data.bin", content)
         let otherSignature = dir.file(".slicesync/data.bin.slicesync")
-        #expect(try automatic.update(filePath: other, signaturePath: otherSignature) == .written(bytesHashed: content.count))
-        #expect(try SignatureV2Header.parse(try SystemFile.openForReading(otherSignature).readAll(limit: 1 << 20)).blockSize == SignatureV2Header.defaultBlockSize)
+        #expect(try automatic.update(filePath: other,
+            signaturePath: otherSignature) == .written(bytesHashed: content.count))
+        let written = try SignatureV2Header.parse(try SystemFile.openForReading(otherSignature).readAll(limit: 1 << 20))
+        #expect(written.blockSize == SignatureV2Header.defaultBlockSize)
     }
 }

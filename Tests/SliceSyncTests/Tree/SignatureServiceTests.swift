@@ -28,13 +28,15 @@ final class RecordingLogHandler: LogHandler, @unchecked Sendable {
 @Suite("The signature service, in process", .serialized)
 struct SignatureServiceTests {
     /// Runs a service on `dir` on its own thread for the duration of `body`.
-    func withService(_ root: String, configure: (inout SignatureServiceOptions) -> Void = { _ in }, _ body: (String) throws -> Void) throws {
+    func withService(_ root: String, configure: (inout SignatureServiceOptions) -> Void = { _ in },
+        _ body: (String) throws -> Void) throws {
         let label = "service-\(UUID().uuidString)"
         var options = SignatureServiceOptions(signing: TreeSigningOptions(parameters: try SigningParameters()))
         options.settle = .milliseconds(200)
         options.signing.jobs = 2
         configure(&options)
-        let service = try SignatureService(root: root, options: options, logger: Logger(label: label) { RecordingLogHandler(label: $0) })
+        let service = try SignatureService(root: root, options: options,
+            logger: Logger(label: label) { RecordingLogHandler(label: $0) })
         let done = DispatchSemaphore(value: 0)
         Thread {
             service.run()
@@ -55,15 +57,19 @@ struct SignatureServiceTests {
             #expect(eventually { dir.exists(".slicesync/d/old-name.iso.slicesync") })
             #expect(eventually { RecordingLogHandler.lines(label).contains { $0.hasPrefix("signatures up to date") } })
             try FileManager.default.moveItem(atPath: dir.file("d/old-name.iso"), toPath: dir.file("d/new-name.iso"))
-            #expect(eventually { dir.exists(".slicesync/d/new-name.iso.slicesync") && !dir.exists(".slicesync/d/old-name.iso.slicesync") })
-            let written = try Signature.parse([UInt8](Data(contentsOf: URL(fileURLWithPath: dir.file(".slicesync/d/new-name.iso.slicesync")))))
-            let expected = try SignatureBuilder(parameters: SigningParameters(), pool: nil).signature(of: content, filename: "new-name.iso")
+            #expect(eventually { dir.exists(".slicesync/d/new-name.iso.slicesync")
+                && !dir.exists(".slicesync/d/old-name.iso.slicesync") })
+            let written = try Signature.parse(
+                [UInt8](Data(contentsOf: URL(fileURLWithPath: dir.file(".slicesync/d/new-name.iso.slicesync")))))
+            let expected = try SignatureBuilder(parameters: SigningParameters(), pool: nil).signature(of: content,
+                filename: "new-name.iso")
             #expect(written == expected)
             let lines = RecordingLogHandler.lines(label)
             #expect(lines.contains { $0.hasPrefix("moved ") && $0.hasSuffix("new-name.iso.slicesync") })
             #expect(!lines.contains { $0.hasPrefix("signed ") && $0.hasSuffix("new-name.iso") })
             // Signature stamps still match, so a one-shot run finds nothing to do.
-            let report = TreeSigner(options: TreeSigningOptions(parameters: try SigningParameters()), logger: Logger(label: "x") { _ in SwiftLogNoOpLogHandler() }).run(paths: [dir.path])
+            let report = TreeSigner(options: TreeSigningOptions(parameters: try SigningParameters()),
+                logger: Logger(label: "x") { _ in SwiftLogNoOpLogHandler() }).run(paths: [dir.path])
             #expect(report.filesHashed == 0 && report.filesUpToDate == 1)
         }
     }
@@ -86,7 +92,8 @@ struct SignatureServiceTests {
         try dir.write("pub/inside.bin", randomBytes(1000, seed: 3))
         try withService(dir.file("pub"), configure: { $0.signing.signsLinksLeavingRoot = false }) { _ in
             #expect(eventually { dir.exists("pub/.slicesync/inside.bin.slicesync") })
-            try FileManager.default.createSymbolicLink(atPath: dir.file("pub/leaves"), withDestinationPath: outside.file("secret"))
+            try FileManager.default.createSymbolicLink(atPath: dir.file("pub/leaves"),
+                withDestinationPath: outside.file("secret"))
             try FileManager.default.createSymbolicLink(atPath: dir.file("pub/stays"), withDestinationPath: "inside.bin")
             #expect(eventually { dir.exists("pub/.slicesync/stays.slicesync") })
             usleep(300_000)
@@ -111,10 +118,12 @@ struct SignatureServiceTests {
 
     @Test func aRenamedSignatureNamesTheNewFileInBothFormats() throws {
         for version in [SignatureVersion.v1, .v2] {
-            let builder = SignatureBuilder(parameters: try SigningParameters(version: version, sliceSize: 4096), pool: nil)
+            let builder = SignatureBuilder(parameters: try SigningParameters(version: version, sliceSize: 4096),
+                pool: nil)
             let content = randomBytes(20_000, seed: 9)
             let original = try builder.signature(of: content, filename: "a.txt")
-            #expect(original.serialized(renamedTo: "b c.txt") == (try builder.signature(of: content, filename: "b c.txt")).serialized())
+            #expect(original.serialized(renamedTo: "b c.txt") == (try builder.signature(of: content,
+                filename: "b c.txt")).serialized())
         }
     }
 

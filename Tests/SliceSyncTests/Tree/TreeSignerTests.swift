@@ -38,8 +38,9 @@ struct TreeSignerTests {
         // The tree hash by default, not the plain SHA-256 (shash --sha256).
         #expect(signature.header.sha256 == nil)
         let data = randomBytes(5000, seed: 2)
-        let digests = data.withUnsafeBytes { TreeHash.sliceDigest($0.baseAddress!, length: data.count,
-            blockSize: signature.header.blockSize) }
+        let digests = data.withUnsafeBytes {
+            TreeHash.sliceDigest($0.baseAddress!, length: data.count, blockSize: signature.header.blockSize)
+        }
         #expect(signature.header.treeHash == TreeHash.combine(digests))
     }
 
@@ -74,7 +75,8 @@ struct TreeSignerTests {
         try dir.write("gone/deep/file", [2])
         _ = try signer().run(paths: [dir.path])
         try FileManager.default.removeItem(atPath: dir.file("gone"))
-        try dir.write(".slicesync/.keep.slicesync.slicesync.tmp-abc", [0], modified: Date(timeIntervalSince1970: 1_000_000_000))
+        try dir.write(".slicesync/.keep.slicesync.slicesync.tmp-abc", [0],
+            modified: Date(timeIntervalSince1970: 1_000_000_000))
         try dir.write(".slicesync/.other.slicesync.slicesync.tmp-new", [0], modified: nil)
         try dir.write(".slicesync/README", [0])
         let report = try signer().run(paths: [dir.path])
@@ -155,7 +157,8 @@ struct SignatureVerifierTests {
         let path = try dir.write("f", data)
         var options = TreeSigningOptions(parameters: try SigningParameters(version: version, sliceSize: 65536))
         options.jobs = 2
-        _ = TreeSigner(options: options, logger: Logger(label: "t") { _ in SwiftLogNoOpLogHandler() }).run(paths: [path])
+        _ = TreeSigner(options: options,
+            logger: Logger(label: "t") { _ in SwiftLogNoOpLogHandler() }).run(paths: [path])
         let signature = try #require(SignatureVerifier.locateSignature(of: path))
         let verifier = SignatureVerifier(pool: nil)
         #expect(try verifier.verify(filePath: path, signaturePath: signature).matches)
