@@ -555,8 +555,8 @@ public final class SyncSession: Sendable, LocatingContext {
         try await downloader.download(ranges) { range, bytes in
             // Whole units only: a unit cut by the reply's boundaries is asked for again.
             let first = (range.lowerBound + unit - 1) / unit
-            let endUnit = range.upperBound == output.length ? (output.length
-                + unit - 1) / unit : range.upperBound / unit
+            let endUnit = range.upperBound == output.length
+                ? (output.length + unit - 1) / unit : range.upperBound / unit
             guard first < endUnit else { return range.lowerBound..<range.lowerBound }
             let accepted = (first * unit)..<min(endUnit * unit, output.length)
             for index in first..<endUnit {

@@ -20,6 +20,18 @@ struct V2SliceVerifier: PieceVerifier {
         return candidates.filter { records.indices.contains(Int($0)) && records[Int($0)].strong == strong }
     }
 
+    /// A run of whole slices goes on when the next slice's weak hash matches its record, as zsync's
+    /// runs of blocks do: RK64 over a slice runs at 10-15 GB/s, its tree digest at 1.6-2.2, and checking
+    /// every slice of a run of 256 MiB took 0.08 of the 0.14 s of matching on both cores. A slice so
+    /// taken by mistake (an edit of its last byte alone, which moves only RK64's low half, or one chance
+    /// in 2^32) is caught by the whole-file check before anything is replaced, found by its slice
+    /// digest and fetched again: one more request, never a wrong file.
+    func follows(_ expected: Int32, window pointer: UnsafeRawPointer, length: Int) -> Bool {
+        let index = Int(expected)
+        guard records.indices.contains(index) else { return false }
+        return RollingHash.weak(RollingHash.hash(pointer, count: length)) == records[index].weak
+    }
+
     /// The strong half of a coarse record for `length` bytes at `pointer`: its slice digest, cut.
     static func sliceStrong(_ pointer: UnsafeRawPointer, length: Int, blockSize: Int) -> UInt64 {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: TreeHash.digestSize) { digest in
