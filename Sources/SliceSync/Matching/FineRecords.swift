@@ -68,20 +68,28 @@ struct FineRecords: Sendable, Sequence {
     }
 
     /// The blocks held, with their records, in block order.
-    func makeIterator() -> AnyIterator<(block: Int, record: HashRecord)> {
+    func makeIterator() -> Iterator { Iterator(records: self) }
+
+    /// A plain struct, not an `AnyIterator`: the closure's captured counters were boxed and checked for
+    /// exclusive access at every step, a twentieth of a tarball's block matching.
+    struct Iterator: IteratorProtocol {
+        let records: FineRecords
         var slice = 0
         var k = 0
-        return AnyIterator { [self] in
-            while slice < starts.count {
-                guard starts[slice] >= 0, k < Int(counts[slice]) else {
+
+        mutating func next() -> (block: Int, record: HashRecord)? {
+            while slice < records.starts.count {
+                guard records.starts[slice] >= 0, k < Int(records.counts[slice]) else {
                     slice += 1
                     k = 0
                     continue
                 }
                 defer { k += 1 }
-                let position = starts[slice] + k
-                let record = raw.withUnsafeBytes { HashRecord.load(from: $0.baseAddress! + position * HashRecord.size) }
-                return (slice * blocksPerSlice + k, record)
+                let position = records.starts[slice] + k
+                let record = records.raw.withUnsafeBytes {
+                    HashRecord.load(from: $0.baseAddress! + position * HashRecord.size)
+                }
+                return (slice * records.blocksPerSlice + k, record)
             }
             return nil
         }

@@ -112,6 +112,19 @@ final class FoundPieces: Sendable {
         }
     }
 
+    /// Whether `piece` is not found yet (and is one of the pieces looked for): `missing` for one piece,
+    /// without an array each way. A run of matches asks it for every block.
+    func isMissing(_ piece: Int32) -> Bool {
+        found.withLock { table in
+            switch table {
+            case .dense(let entries):
+                entries.indices.contains(Int(piece)) && entries[Int(piece)] == PackedSource.none
+            case .held(let records, let entries):
+                records.position(of: Int(piece)).map { entries[$0] == PackedSource.none } ?? false
+            }
+        }
+    }
+
     /// The candidates not found yet.
     func missing(_ candidates: [Int32]) -> [Int32] {
         found.withLock { table in
@@ -273,7 +286,7 @@ struct Scanner<Hasher: WindowHasher, Verifier: PieceVerifier>: Sendable {
                 if p >= region.end + (window - piece) || p + piece > fileLength { return }
                 if p + piece > base + count { try refill(from: p) }
                 guard p + piece <= base + count else { return }
-                guard let expected = lastMatch.map({ $0 + 1 }), !found.missing([expected]).isEmpty,
+                guard let expected = lastMatch.map({ $0 + 1 }), found.isMissing(expected),
                       verifier.follows(expected, window: buffer + (p - base), length: piece) else { break }
                 found.record([expected], at: LocalSource(file: region.fileIndex, offset: p))
                 lastMatch = expected

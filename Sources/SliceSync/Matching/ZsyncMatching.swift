@@ -171,7 +171,7 @@ extension Matcher {
         if !entries.isEmpty {
             try scanAll(hasher: hasher, table: WeakTable(entries), verifier: verifier, found: found, within: within)
         }
-        if within == nil && found.missing([Int32(lastIndex)]).count == 1 {
+        if within == nil && found.isMissing(Int32(lastIndex)) {
             try matchLastBlock(control, found: found)
         }
         var result = [LocalSource?](repeating: nil, count: count)

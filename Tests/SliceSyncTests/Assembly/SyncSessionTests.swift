@@ -103,6 +103,18 @@ struct SyncMatchingTests {
         #expect(report.requests == 3)
     }
 
+    @Test func editsThatMoveNothingDoNotStopTheSketchBeforeAnEditThatDoes() async throws {
+        // In one slice: three bytes changed in place, units apart, then 100 bytes inserted. The sketch's
+        // test where the slice before leads goes on past the in-place edits; the one where the slice
+        // after starts takes what follows the insertion. About the units of the four edits are fetched.
+        let old = randomBytes(Self.size, seed: 24)
+        var new = old
+        for position in [530_000, 545_000, 560_000] { new[position] ^= 0x5A }
+        new.insert(contentsOf: randomBytes(100, seed: 25), at: 640_000)
+        let report = try await check(alike: old, target: new, maxFromServer: 6 * Self.sketchUnit)
+        #expect(report.requests <= 3)
+    }
+
     @Test func aUnitThatPassesTheSketchByChanceIsRepaired() async throws {
         // A hostile or unlucky sketch entry makes one changed unit pass: the whole-file hash fails, the
         // slice records find the slice, and it is fetched again. The result is still exact.
