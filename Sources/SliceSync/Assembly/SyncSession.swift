@@ -169,7 +169,9 @@ public final class SyncSession: Sendable, LocatingContext {
         let clock = ContinuousClock.now
         mirrors.withLock { $0.current = nil }
         observer?.phase("signature")
+        var phases = PhaseTimer(logger: logger)
         let (fileURL, signature) = try await loadSignature()
+        phases.done("fetched the signature")
         if let hint = options.sliceHint, hint != signature.sliceSize {
             let own = "the signature's own slice size, \(signature.sliceSize) bytes"
             logger.warning("a slice size of \(hint) is ignored: matching uses \(own)")
@@ -199,8 +201,6 @@ public final class SyncSession: Sendable, LocatingContext {
 
         // Find what we have.
         observer?.phase("scanning")
-        var phases = PhaseTimer(logger: logger)
-        phases.done("fetched the signature")
         let destinationIndex = matcher.alikes.firstIndex { $0.path == destination && $0.scanned }
         // The destination's stamp now: an in-place update later checks nothing changed it since.
         let destinationStamp = destinationIndex.flatMap { try? matcher.alikes[$0].file.stamp() }
