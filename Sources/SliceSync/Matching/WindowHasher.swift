@@ -147,12 +147,14 @@ struct WeakTable: Sendable {
         self.entries = entries
         entries = []
         let count = self.entries.count
-        // 32 to 64 bits per entry keep the false pass rate within 1.5–3 %, within 2^22...2^27 bits; small
-        // tables get the 512 KiB minimum (it stays in the L2 cache) and so a far lower rate. (64 to 128
-        // bits per entry made the bits of a tarball's 170,000 block records 2 MiB, a third of the peak.)
-        // With 128 KiB, the 28,000 block pairs of the tarball's zsync file let 2.7 % of 16 million
-        // positions through to a lookup, and the scan took 0.11 s; 0.7 % with 512 KiB, 0.08 s.
-        var logBits = 22
+        // 32 to 64 bits per entry keep the false pass rate within 1.5–3 %, within 2^20...2^27 bits, and
+        // tables up to 32,768 entries get 128 bits per entry (up to 512 KiB, which stays in the L2
+        // cache), so a far lower rate. (64 to 128 bits per entry made the bits of a tarball's 170,000
+        // block records 2 MiB, a third of the peak.) With 32 bits per entry, the 28,000 block pairs of the
+        // tarball's zsync file let 2.7 % of 16 million positions through to a lookup, and the scan took
+        // 0.11 s; 0.7 % with 128, 0.08 s.
+        var logBits = 20
+        while logBits < 22 && (1 << logBits) < count * 128 { logBits += 1 }
         while logBits < 27 && (1 << logBits) < count * 32 { logBits += 1 }
         shift = UInt32(32 - logBits)
         var bits = [UInt64](repeating: 0, count: (1 << logBits) / 64)
