@@ -88,8 +88,8 @@ public struct SignatureV1: Sendable, Equatable {
     }
 
     /// Parses and checks the five header fields; returns them and the header's length in bytes.
-    static func parseHeader(_ bytes: UnsafeRawBufferPointer) throws(SignatureError) -> (filename: String,
-        sliceSize: Int, length: Int, headerLength: Int) {
+    static func parseHeader(_ bytes: UnsafeRawBufferPointer)
+        throws(SignatureError) -> (filename: String, sliceSize: Int, length: Int, headerLength: Int) {
         guard try SignatureVersion.detect(bytes) == .v1 else {
             throw SignatureError(.unsupportedVersion, "expected a version 1 signature")
         }

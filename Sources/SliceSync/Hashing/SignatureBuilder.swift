@@ -266,8 +266,8 @@ struct Layout: Sendable {
                                  treeHash: [UInt8]) -> SignatureV2Header {
         // The builder validates the parameters against the length and the caller the name before a Layout exists.
         try! SignatureV2Header(filename: filename, length: length, sliceSize: parameters.sliceSize,
-            blockSize: parameters.blockSize,
-                               sketchUnit: parameters.sketchUnit, sha256: sha256, treeHash: treeHash)
+                               blockSize: parameters.blockSize, sketchUnit: parameters.sketchUnit, sha256: sha256,
+                               treeHash: treeHash)
     }
 
     func writeHeaderPlaceholder(to sink: some SignatureSink) throws(FileSystemError) {
@@ -338,18 +338,11 @@ struct PieceJob: @unchecked Sendable {
         results.rolling.withUnsafeMutableBufferPointer { rolling in
             results.digests.withUnsafeMutableBufferPointer { digests in
                 results.records.withUnsafeMutableBytes { records in
-                    // Whole blocks go to the vector kernel 16 at a time where the machine has one for SHA-256.
-                    let batched = VectorKernels.handles(blockSize: blockSize)
-                        ? VectorKernels.sha256(blocks: buffer, blockSize: blockSize, count: count / blockSize,
-                                               into: digests.baseAddress!)
-                        : 0
+                    TreeHash.blockDigests(buffer, length: count, blockSize: blockSize, into: digests.baseAddress!)
                     for index in 0..<blocks {
                         let start = index * blockSize
-                        let size = min(blockSize, count - start)
-                        let block = UnsafeRawPointer(buffer + start)
-                        let rk = RollingHash.hash(block, count: size)
+                        let rk = RollingHash.hash(buffer + start, count: min(blockSize, count - start))
                         let digest = digests.baseAddress! + index * 32
-                        if index >= batched { sha256(block, count: size, into: digest) }
                         rolling[index] = rk
                         HashRecord(weak: RollingHash.weak(rk), strong: HashRecord.truncate(digest))
                             .store(to: records.baseAddress! + index * HashRecord.size)
@@ -478,8 +471,8 @@ final class PipelineState {
 
     /// Writes what depends on the whole file (the v2 header, the v1 sha1 line); returns the total size
     /// and, for format 2, the tree hash.
-    func finish(digest: [UInt8]?, to sink: some SignatureSink) throws(FileSystemError) -> (length: Int,
-        treeHash: [UInt8]?) {
+    func finish(digest: [UInt8]?, to sink: some SignatureSink)
+        throws(FileSystemError) -> (length: Int, treeHash: [UInt8]?) {
         switch layout.parameters.version {
         case .v1:
             let offset = layout.headerLength + layout.sliceCount * SignatureV1.lineLength

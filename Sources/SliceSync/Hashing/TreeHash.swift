@@ -16,30 +16,35 @@ public enum TreeHash {
         into output: UnsafeMutablePointer<UInt8>) {
         // A slice holds at most a few thousand blocks: their digests fit on the stack of any thread
         // in 64 KiB pieces.
-        // Whole blocks go 16 at a time through the vector kernel where it runs (2.2 GB/s for 2 KiB blocks
-        // here, against 1.6 one block at a time), the rest one at a time.
-        let batched = VectorKernels.handles(blockSize: blockSize)
-        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64 * digestSize) { digests in
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64 * digestSize) { digests in
             let combined = StreamingDigest(.sha256)
             var offset = 0
             while offset < length {
-                var filled = 0
-                if batched {
-                    let whole = min(64, (length - offset) / blockSize)
-                    filled = VectorKernels.sha256(blocks: pointer + offset, blockSize: blockSize, count: whole,
-                                                  into: digests.baseAddress!)
-                    offset += filled * blockSize
-                }
-                while offset < length && filled < 64 {
-                    sha256(pointer + offset, count: min(blockSize, length - offset), into: digests.baseAddress!
-                        + filled * digestSize)
-                    offset += blockSize
-                    filled += 1
-                }
-                combined.update(UnsafeRawPointer(digests.baseAddress!), count: filled * digestSize)
+                let count = min(64 * blockSize, length - offset)
+                blockDigests(pointer + offset, length: count, blockSize: blockSize, into: digests.baseAddress!)
+                combined.update(UnsafeRawPointer(digests.baseAddress!),
+                                count: (count + blockSize - 1) / blockSize * digestSize)
+                offset += count
             }
             let digest = combined.finalize()
             output.update(from: digest, count: digestSize)
+        }
+    }
+
+    /// The SHA-256 digests, 32 bytes each in order, of the blocks of `blockSize` bytes of the `length`
+    /// bytes at `pointer` (the last block may be shorter). Whole blocks go 16 at a time through the
+    /// vector kernel where it runs (2.2 GB/s for 2 KiB blocks here, against 1.6 one block at a time).
+    static func blockDigests(_ pointer: UnsafeRawPointer, length: Int, blockSize: Int,
+        into digests: UnsafeMutablePointer<UInt8>) {
+        let batched = VectorKernels.handles(blockSize: blockSize)
+            ? VectorKernels.sha256(blocks: pointer, blockSize: blockSize, count: length / blockSize, into: digests)
+            : 0
+        var offset = batched * blockSize
+        var index = batched
+        while offset < length {
+            sha256(pointer + offset, count: min(blockSize, length - offset), into: digests + index * digestSize)
+            offset += blockSize
+            index += 1
         }
     }
 

@@ -203,11 +203,11 @@ public final class Matcher: Sendable {
     ) throws(FileSystemError) {
         var bytes = [UInt8](repeating: 0, count: length)
         for (fileIndex, alike) in alikes.enumerated() {
-            for offset in Set([alike.length - length,
-                targetOffset]) where offset >= 0 && offset + length <= alike.length {
+            let places = Set([alike.length - length, targetOffset])
+            for offset in places where offset >= 0 && offset + length <= alike.length {
                 let matched = try withMutableRawBytes(&bytes) { (raw) throws(FileSystemError) -> Bool in
-                    guard try alike.file.read(into: raw.baseAddress!, count: length,
-                        at: offset) == length else { return false }
+                    let got = try alike.file.read(into: raw.baseAddress!, count: length, at: offset)
+                    guard got == length else { return false }
                     guard hasher.weak(hasher.hash(raw.baseAddress!)) == weak else { return false }
                     return !verifier.verify([Int32(index)], window: raw.baseAddress!, length: length).isEmpty
                 }

@@ -115,25 +115,20 @@ final class FoundPieces: Sendable {
     /// Whether `piece` is not found yet (and is one of the pieces looked for): `missing` for one piece,
     /// without an array each way. A run of matches asks it for every block.
     func isMissing(_ piece: Int32) -> Bool {
-        found.withLock { table in
-            switch table {
-            case .dense(let entries):
-                entries.indices.contains(Int(piece)) && entries[Int(piece)] == PackedSource.none
-            case .held(let records, let entries):
-                records.position(of: Int(piece)).map { entries[$0] == PackedSource.none } ?? false
-            }
-        }
+        found.withLock { Self.isMissing(piece, in: $0) }
     }
 
     /// The candidates not found yet.
     func missing(_ candidates: [Int32]) -> [Int32] {
-        found.withLock { table in
-            switch table {
-            case .dense(let entries):
-                candidates.filter { entries.indices.contains(Int($0)) && entries[Int($0)] == PackedSource.none }
-            case .held(let records, let entries):
-                candidates.filter { records.position(of: Int($0)).map { entries[$0] == PackedSource.none } ?? false }
-            }
+        found.withLock { table in candidates.filter { Self.isMissing($0, in: table) } }
+    }
+
+    private static func isMissing(_ piece: Int32, in table: Table) -> Bool {
+        switch table {
+        case .dense(let entries):
+            entries.indices.contains(Int(piece)) && entries[Int(piece)] == PackedSource.none
+        case .held(let records, let entries):
+            records.position(of: Int(piece)).map { entries[$0] == PackedSource.none } ?? false
         }
     }
 

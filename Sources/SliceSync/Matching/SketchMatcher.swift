@@ -202,8 +202,8 @@ struct SketchMatcher: Sendable {
 
     /// The first unit after an edit inside a long gap, with the place of the unit before the edit:
     /// a taken unit followed by at least four that are not.
-    private func nextGap(units: Range<Int>, taken: TakenUnits, skipping: Set<Int>) -> (probe: Int,
-        base: Anchor)? {
+    private func nextGap(units: Range<Int>, taken: TakenUnits,
+        skipping: Set<Int>) -> (probe: Int, base: Anchor)? {
         for index in units.dropFirst() where index + 3 < units.upperBound {
             guard let before = taken[index - 1], !skipping.contains(index + 1),
                   (index...(index + 3)).allSatisfy({ taken[$0] == nil }) else { continue }

@@ -96,8 +96,8 @@ public enum SignatureLocator {
     }
 
     /// Splits `scheme://authority/path?query` into prefix, path components and `?query` (kept verbatim).
-    private static func split(_ url: String) throws(TransportError) -> (prefix: String, components: [String],
-        query: String) {
+    private static func split(_ url: String)
+        throws(TransportError) -> (prefix: String, components: [String], query: String) {
         guard let parsed = URLComponents(string: url), let scheme = parsed.scheme?.lowercased(), scheme == "http"
             || scheme == "https",
               let host = parsed.host, !host.isEmpty else {

@@ -59,8 +59,8 @@ final class FakeServer: HTTPExchange, Sendable {
         body: (UnsafeRawBufferPointer) throws -> Void) async throws {
         let path = String(url.dropFirst(host.count))
         let header = { (name: String) in headers.first { $0.0.lowercased() == name.lowercased() }?.1 }
-        let (file, etag, reset, truncate, corrupt, redirect): ([UInt8]?, String?, Bool, Bool, Bool,
-            String?) = state.withLock { s in
+        typealias Served = ([UInt8]?, String?, Bool, Bool, Bool, String?)
+        let (file, etag, reset, truncate, corrupt, redirect): Served = state.withLock { s in
             s.requests.append((url, headers))
             if let change = s.changeAfter, change.path == path {
                 let seen = s.requests.filter { $0.url == url }.count
