@@ -6,7 +6,8 @@
 # Cases: single 4 KiB range, single 64 KiB range, a 3-range request (multipart, 3 x 4 KiB), and the
 # whole 64 MiB file. nginx runs as Debian ships it for static files (sendfile on, one worker per core).
 # Servers and runs alternate so background noise falls on both. Reported: median requests/s and MB/s,
-# the ratio syncserver/nginx, and syncserver's peak RSS over all runs (VmHWM).
+# the ratio syncserver/nginx, and syncserver's peak RSS over all runs (VmHWM), then again after 256
+# connections at once.
 # Needs: nginx-light, wrk (Debian packages; .ci/run installs them).
 set -euo pipefail
 runs=${1:-3}
@@ -84,8 +85,13 @@ for run in $(seq "$runs"); do
   done
 done
 rss_kib=$(awk '/VmHWM/ {print $2}' "/proc/$sync_pid/status")
+# Memory under load: 256 connections at once, whole files (each holds a chunk of the body) and then
+# 64 KiB ranges (each holds a whole reply), after the timed runs so they do not weigh on them.
+wrk -t2 -c256 -d"${seconds}s" "http://127.0.0.1:$port_sync/file.bin" >/dev/null
+wrk -t2 -c256 -d"${seconds}s" -H "Range: bytes=2097152-2162687" "http://127.0.0.1:$port_sync/file.bin" >/dev/null
+rss256_kib=$(awk '/VmHWM/ {print $2}' "/proc/$sync_pid/status")
 
-python3 - "$work/results.tsv" "$rss_kib" <<'PY'
+python3 - "$work/results.tsv" "$rss_kib" "$rss256_kib" <<'PY'
 import statistics, sys
 rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1]) if line.strip()]
 def mbps(text):
@@ -108,5 +114,6 @@ for name in order:
     key = 1 if name.startswith("whole") else 0
     ratio = med["syncserver"][key] / med["nginx"][key]
     print(f"| {name} | {med['nginx'][0]:,.0f} | {med['syncserver'][0]:,.0f} | {med['nginx'][1]:,.0f} | {med['syncserver'][1]:,.0f} | {ratio:.2f}x |")
-print(f"\nsyncserver peak RSS over all runs: {int(sys.argv[2]) / 1024:.1f} MiB")
+print(f"\nsyncserver peak RSS over all runs: {int(sys.argv[2]) / 1024:.1f} MiB; "
+      f"with 256 connections (whole files, then 64 KiB ranges): {int(sys.argv[3]) / 1024:.1f} MiB")
 PY

@@ -57,7 +57,33 @@ public final class ChangeFeed: Sendable {
     }
 
     /// The head of the feed's reply.
-    static var headers: HTTPHeaders {
-        ["Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"]
+    static let headers = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"),
+        ("X-Accel-Buffering", "no")]
+
+    /// Subscribes a connection (or stream) on `loop`: `send` gets the current event at once, then each new
+    /// one, and a comment every 15 s so that idle proxies keep the stream open. The caller ends it with
+    /// ``FeedListening/stop(_:)``.
+    func listen<Listener: AnyObject>(_ listener: Listener, on loop: any EventLoop,
+        send: @escaping (Listener, String) -> Void) -> FeedListening {
+        let bound = NIOLoopBound((listener, send), eventLoop: loop)
+        let (token, current) = subscribe { id in
+            loop.execute { bound.value.1(bound.value.0, Self.event(id)) }
+        }
+        let heartbeat = loop.scheduleRepeatedTask(initialDelay: .seconds(15), delay: .seconds(15)) { _ in
+            bound.value.1(bound.value.0, ": keep-alive\n\n")
+        }
+        send(listener, Self.event(current))
+        return FeedListening(token: token, heartbeat: heartbeat)
+    }
+}
+
+/// One listener's place in the feed.
+struct FeedListening {
+    let token: Int
+    let heartbeat: RepeatedTask
+
+    func stop(_ feed: ChangeFeed?) {
+        heartbeat.cancel()
+        feed?.unsubscribe(token)
     }
 }

@@ -16,7 +16,8 @@ struct PlannedReply {
     }
 
     var status: HTTPResponseStatus
-    var headers: HTTPHeaders
+    /// Header fields in sending order; the connection adds `Date`, `Server` and `Connection`.
+    var headers: [(name: String, value: String)]
     var body: Body
     /// The connection ends after this reply (an unsupported method, say).
     var closesConnection = false
@@ -29,21 +30,23 @@ struct FileReplies: Sendable {
     let tree: ServedTree
     /// The most parts in one multipart reply.
     var maxRanges = RangeSelection.defaultMaxRanges
+    /// The memory shared by the large bodies being sent.
+    let budget = StreamBudget()
     /// Bodies up to this size are read at once and sent in a single write.
     static let smallBodyLimit = 64 * 1024
 
     /// The reply to one request.
-    func reply(to head: HTTPRequestHead, allocator: ByteBufferAllocator) -> PlannedReply {
-        guard head.method == .GET || head.method == .HEAD else {
+    func reply(to head: RequestHead, allocator: ByteBufferAllocator) -> PlannedReply {
+        guard head.method == "GET" || head.method == "HEAD" else {
             var reply = Self.plain(.methodNotAllowed, "only GET and HEAD are served\n", allocator: allocator)
-            reply.headers.add(name: "Allow", value: "GET, HEAD")
+            reply.headers.append(("Allow", "GET, HEAD"))
             reply.closesConnection = true
             return reply
         }
-        let isHead = head.method == .HEAD
+        let isHead = head.method == "HEAD"
         let path: RequestPath
         do {
-            path = try RequestPath.parse(head.uri)
+            path = try RequestPath.parse(head.target)
         } catch {
             return Self.plain(.badRequest, "bad request path\n", isHead: isHead, allocator: allocator)
         }
@@ -53,8 +56,8 @@ struct FileReplies: Sendable {
         case .directory(let directory):
             guard path.hasTrailingSlash || path.segments.isEmpty else {
                 var reply = Self.plain(.movedPermanently, "moved\n", isHead: isHead, allocator: allocator)
-                reply.headers.add(name: "Location",
-                    value: RequestPath.encode("/" + path.relativePath + "/") + (path.query.map { "?" + $0 } ?? ""))
+                reply.headers.append(("Location",
+                    RequestPath.encode("/" + path.relativePath + "/") + (path.query.map { "?" + $0 } ?? "")))
                 return reply
             }
             return listing(directory: directory, path: path, head: head, isHead: isHead, allocator: allocator)
@@ -63,34 +66,34 @@ struct FileReplies: Sendable {
         }
     }
 
-    private func listing(directory: String, path: RequestPath, head: HTTPRequestHead, isHead: Bool,
+    private func listing(directory: String, path: RequestPath, head: RequestHead, isHead: Bool,
         allocator: ByteBufferAllocator) -> PlannedReply {
         guard let listing = try? DirectoryListing.read(tree: tree, directory: directory,
             relativePath: path.relativePath) else {
             return Self.plain(.notFound, "not found\n", isHead: isHead, allocator: allocator)
         }
         let wantsJSON = path.query?.split(separator: "&").contains("format=json") == true
-            || head.headers["Accept"].contains { $0.contains("application/json") }
+            || head.values("Accept").contains { $0.contains("application/json") }
         let body = wantsJSON ? listing.json() : listing.html()
-        let headers: HTTPHeaders = [
-            "Content-Type": wantsJSON ? "application/json" : "text/html; charset=utf-8",
-            "Vary": "Accept",
-            "Cache-Control": "no-cache",
-            "Content-Length": String(body.count),
+        let headers = [
+            ("Content-Type", wantsJSON ? "application/json" : "text/html; charset=utf-8"),
+            ("Vary", "Accept"),
+            ("Cache-Control", "no-cache"),
+            ("Content-Length", String(body.count)),
         ]
         return PlannedReply(status: .ok, headers: headers,
             body: isHead ? .none : .buffer(allocator.buffer(bytes: body)))
     }
 
-    private func serve(_ opened: SystemFile, stamp openedStamp: FileStamp, path: RequestPath, head: HTTPRequestHead,
+    private func serve(_ opened: SystemFile, stamp openedStamp: FileStamp, path: RequestPath, head: RequestHead,
         isHead: Bool, allocator: ByteBufferAllocator) -> PlannedReply {
         let preconditions = RequestPreconditions(
-            ifMatch: Self.joined(head.headers, "If-Match"),
-            ifNoneMatch: Self.joined(head.headers, "If-None-Match"),
-            ifModifiedSince: head.headers.first(name: "If-Modified-Since"),
-            ifUnmodifiedSince: head.headers.first(name: "If-Unmodified-Since"),
-            ifRange: head.headers.first(name: "If-Range"),
-            range: Self.joined(head.headers, "Range")
+            ifMatch: head.joined("If-Match"),
+            ifNoneMatch: head.joined("If-None-Match"),
+            ifModifiedSince: head.first("If-Modified-Since"),
+            ifUnmodifiedSince: head.first("If-Unmodified-Since"),
+            ifRange: head.first("If-Range"),
+            range: head.joined("Range")
         )
         var file = opened
         var stamp = openedStamp
@@ -107,9 +110,7 @@ struct FileReplies: Sendable {
                 contentType: MediaTypes.forName(path.segments.last ?? ""))
             let plan = FileResponsePlan.plan(file: representation, preconditions: preconditions, isHead: isHead,
                 maxRanges: maxRanges)
-            var headers = HTTPHeaders()
-            headers.reserveCapacity(plan.headers.count + 3)
-            for (name, value) in plan.headers { headers.add(name: name, value: value) }
+            let headers = plan.headers
             let status = HTTPResponseStatus(statusCode: plan.status)
             let length = plan.body.reduce(0) { $0 + $1.count }
             if length == 0 {
@@ -152,15 +153,8 @@ struct FileReplies: Sendable {
     /// A short text reply.
     static func plain(_ status: HTTPResponseStatus, _ text: String, isHead: Bool = false,
         allocator: ByteBufferAllocator) -> PlannedReply {
-        let headers: HTTPHeaders = ["Content-Type": "text/plain; charset=utf-8",
-            "Content-Length": String(text.utf8.count)]
+        let headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", String(text.utf8.count))]
         return PlannedReply(status: status, headers: headers,
             body: isHead ? .none : .buffer(allocator.buffer(string: text)))
-    }
-
-    /// All values of a repeated field joined with commas, as RFC 9110 §5.3 allows; nil when absent.
-    private static func joined(_ headers: HTTPHeaders, _ name: String) -> String? {
-        let values = headers[name]
-        return values.isEmpty ? nil : values.joined(separator: ", ")
     }
 }

@@ -6,9 +6,9 @@ import NIOHTTP2
 import NIOSSL
 import ServiceLifecycle
 
-/// One connection: HTTP/1.1 with the ``ConnectionGuard`` below NIO's HTTP codec, then the
-/// file-serving handler; or, with TLS, HTTP/2 when the client offers it by ALPN (each stream gets
-/// its own file-serving handler) and HTTP/1.1 otherwise. The connection's task only waits for it to
+/// One connection: the ``ConnectionGuard`` (connection cap, stalled readers), then HTTP/1.x bytes to
+/// bytes in ``HTTP1Connection``; or, with TLS, HTTP/2 when the client offers it by ALPN (each stream
+/// gets its own ``HTTP2StreamHandler``) and HTTP/1.x otherwise. The connection's task only waits for it to
 /// close (or asks it to, on shutdown).
 struct FileServingChannel: ServerChildChannel {
     /// The set-up connection and what stops it gracefully.
@@ -29,13 +29,11 @@ struct FileServingChannel: ServerChildChannel {
         channel.eventLoop.makeCompletedFuture {
             let control = ConnectionControl()
             let operations = channel.pipeline.syncOperations
+            try operations.addHandler(ConnectionGuard(limits: limits, counter: counter, logger: logger))
             guard let tls else {
-                try operations.addHandler(ConnectionGuard(limits: limits, counter: counter, logger: logger))
-                control.http1 = try addHTTP1(to: operations)
+                control.http1 = try addHTTP1(to: operations, logger: logger)
                 return Value(channel: channel, control: NIOLoopBound(control, eventLoop: channel.eventLoop))
             }
-            try operations.addHandler(ConnectionGuard(limits: limits, counter: counter, logger: logger,
-                                                      role: .connection))
             try operations.addHandler(NIOSSLServerHandler(context: tls.context))
             try operations.addHandler(HandshakeDeadline(timeout: limits.headerTimeout))
             let bound = NIOLoopBound(control, eventLoop: channel.eventLoop)
@@ -46,10 +44,7 @@ struct FileServingChannel: ServerChildChannel {
                 }
             }, http1ChannelConfigurator: { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let operations = channel.pipeline.syncOperations
-                    try operations.addHandler(ConnectionGuard(limits: limits, counter: counter, logger: logger,
-                                                              role: .requests))
-                    bound.value.http1 = try addHTTP1(to: operations)
+                    bound.value.http1 = try addHTTP1(to: channel.pipeline.syncOperations, logger: logger)
                 }
             })
             configured.whenFailure { _ in channel.close(promise: nil) }
@@ -57,22 +52,12 @@ struct FileServingChannel: ServerChildChannel {
         }
     }
 
-    /// NIO's HTTP/1.1 codec, the idle timeout and the file-serving handler.
-    private func addHTTP1(to operations: ChannelPipeline.SynchronousOperations) throws -> FileServingHandler {
-        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-        // The guard enforces the real limits with proper status codes; these are only a backstop.
-        decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes * 2
-        decoderLimits.maxHeaderListSize = limits.maxHeaderBytes * 2
-        decoderLimits.maxHeaderFieldCount = 1000
-        try operations.configureHTTPServerPipeline(
-            withPipeliningAssistance: true,
-            withErrorHandling: true,
-            withOutboundHeaderValidation: false,
-            withEncoderConfiguration: .init(),
-            withDecoderLimitConfiguration: decoderLimits
-        )
+    /// The idle timeout and the HTTP/1.x handler.
+    private func addHTTP1(to operations: ChannelPipeline.SynchronousOperations, logger: Logger) throws
+    -> HTTP1Connection {
         try operations.addHandler(IdleStateHandler(readTimeout: limits.idleTimeout))
-        let handler = FileServingHandler(replies: replies, accessLog: accessLog, feed: feed)
+        let handler = HTTP1Connection(replies: replies, accessLog: accessLog, feed: feed, limits: limits,
+            logger: logger)
         try operations.addHandler(handler)
         return handler
     }
@@ -93,8 +78,7 @@ struct FileServingChannel: ServerChildChannel {
             stream.eventLoop.makeCompletedFuture {
                 let operations = stream.pipeline.syncOperations
                 try operations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
-                try operations.addHandler(FileServingHandler(replies: replies, accessLog: accessLog,
-                                                             multiplexed: true, feed: feed))
+                try operations.addHandler(HTTP2StreamHandler(replies: replies, accessLog: accessLog, feed: feed))
             }
         }
         try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: limits.idleTimeout))
@@ -117,7 +101,7 @@ struct FileServingChannel: ServerChildChannel {
 /// What a connection speaks once it is set up, so that a graceful stop can ask it to finish.
 final class ConnectionControl {
     /// The HTTP/1.1 handler, once the connection speaks HTTP/1.1.
-    var http1: FileServingHandler?
+    var http1: HTTP1Connection?
     /// Whether the connection speaks HTTP/2.
     var http2 = false
 

@@ -282,6 +282,71 @@ struct FileServingTests {
         }
     }
 
+    @Test func pipelinedRequestsAreAnsweredInOrderBehindALargeBodyAndARequestBody() async throws {
+        try await withServer { port, _ in
+            let connection = try RawConnection(port: port)
+            connection.send("GET /data/file.bin HTTP/1.1\r\nHost: x\r\n\r\n" +
+                "GET /data/small.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello" +
+                "HEAD /data/small.txt HTTP/1.1\r\nHost: x\r\n\r\n" +
+                "GET /data/file.bin HTTP/1.0\r\nRange: bytes=0-9\r\n\r\n")
+            let big = try #require(connection.readResponse())
+            #expect(big.status == 200 && big.body == Self.content)
+            let small = try #require(connection.readResponse())
+            #expect(small.status == 200 && small.body == Array("hello\n".utf8))
+            let head = try #require(connection.readResponse(head: true))
+            #expect(head.status == 200 && head.header("Content-Length") == "6")
+            let last = try #require(connection.readResponse())
+            #expect(last.status == 206 && last.body == Array(Self.content[0..<10]))
+            #expect(last.header("Connection") == "close")
+            #expect(connection.isClosedByServer())
+        }
+    }
+
+    @Test func aBadHeadGets400AndTheConnectionCloses() async throws {
+        try await withServer { port, _ in
+            for request in ["GET /data/small.txt HTTP/1.1\r\nHost : x\r\n\r\n",
+                            "GET /data/small.txt HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                            "GET /data/small.txt HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n"] {
+                let connection = try RawConnection(port: port)
+                connection.send(request + "GET /data/small.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+                #expect(connection.readResponse()?.status == 400, "\(request.debugDescription)")
+                #expect(connection.isClosedByServer())
+            }
+            let version = try RawConnection(port: port)
+            version.send("GET /data/small.txt HTTP/2.0\r\n\r\n")
+            #expect(version.readResponse()?.status == 505)
+        }
+    }
+
+    @Test func theChangeFeedIsChunkedOnHTTP11AndEndsWithTheConnectionOnHTTP10() async throws {
+        let tree = try TemporaryDirectory()
+        try tree.write("pub/file.bin", Self.content)
+        let server = try await RunningServer.start(root: tree.path, signatures: true)
+        let eleven = try RawConnection(port: server.port)
+        eleven.send("GET /.slicesync/.slicesync-events HTTP/1.1\r\nHost: x\r\n\r\n")
+        let ten = try RawConnection(port: server.port)
+        ten.send("GET /.slicesync/.slicesync-events HTTP/1.0\r\n\r\n")
+        let chunked = eleven.read(through: "\n\n\r\n") ?? ""
+        let plain = ten.read(through: "\n\n") ?? ""
+        await server.stop()
+        #expect(chunked.hasPrefix("HTTP/1.1 200 OK\r\n") && chunked.contains("Transfer-Encoding: chunked\r\n"))
+        #expect(chunked.contains("Content-Type: text/event-stream\r\n"))
+        // One chunk: its size in hexadecimal, the event, CRLF.
+        let body = try #require(chunked.components(separatedBy: "\r\n\r\n").last)
+        let parts = body.split(separator: "\r\n", maxSplits: 1, omittingEmptySubsequences: false)
+        try #require(parts.count == 2)
+        // Bytes, not Characters: "\r\n" is one Character.
+        let event = String(decoding: parts[1].utf8.dropLast(2), as: UTF8.self)
+        #expect(Int(parts[0], radix: 16) == event.utf8.count)
+        #expect(event.hasPrefix("id: ") && event.contains("event: manifest\n"))
+        #expect(plain.hasPrefix("HTTP/1.0 200 OK\r\n") && plain.contains("Connection: close\r\n"))
+        #expect(!plain.contains("Transfer-Encoding") && plain.contains("\r\n\r\nid: "))
+        // A stop ends both (the chunked stream with its last chunk when the stop is graceful).
+        let rest = eleven.readToEnd()
+        #expect(rest.isEmpty || rest == Array("0\r\n\r\n".utf8))
+        #expect(ten.readToEnd().isEmpty)
+    }
+
     @Test func signaturesAreWrittenInTheBackgroundAndServed() async throws {
         let tree = try TemporaryDirectory()
         try tree.write("pub/file.bin", Self.content)

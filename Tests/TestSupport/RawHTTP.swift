@@ -83,6 +83,19 @@ public final class RawConnection {
         return response
     }
 
+    /// Reads until `text` has arrived; returns everything up to and including it, or nil at the end
+    /// of the stream or a timeout.
+    public func read(through text: String) -> String? {
+        let needle = Array(text.utf8)
+        while true {
+            if let found = Self.find(needle, in: buffer) {
+                defer { buffer.removeFirst(found + needle.count) }
+                return String(decoding: buffer[..<(found + needle.count)], as: UTF8.self)
+            }
+            guard fill() else { return nil }
+        }
+    }
+
     /// Reads until the server closes the connection; returns what came.
     public func readToEnd() -> [UInt8] {
         while fill() {}
