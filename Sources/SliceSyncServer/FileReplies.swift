@@ -23,6 +23,21 @@ struct PlannedReply {
     var closesConnection = false
 }
 
+/// The file the previous request of a connection named, kept open with what its replies say about
+/// it: a client fetching many ranges of one file (every slicesync update does) then costs one `stat` of
+/// the path per request instead of an open, an `fstat` and a close, and no path decoding.
+///
+/// It is used only while the path still names the same file with the same stamp (device, inode,
+/// size, times, mode): a file replaced, renamed away, changed or moved out of the tree since is
+/// resolved afresh, beneath the root, as any other request.
+struct RecentFile {
+    fileprivate let target: String
+    fileprivate let path: RequestPath
+    fileprivate let file: SystemFile
+    fileprivate let stamp: FileStamp
+    fileprivate let representation: FileRepresentation
+}
+
 /// Decides the reply to a GET or HEAD for the files and directories of a published tree, with RFC 9110
 /// semantics; the I/O-free parts live in the core library's `Serving/`.
 struct FileReplies: Sendable {
@@ -37,6 +52,13 @@ struct FileReplies: Sendable {
 
     /// The reply to one request.
     func reply(to head: RequestHead, allocator: ByteBufferAllocator) -> PlannedReply {
+        var none: RecentFile?
+        return reply(to: head, allocator: allocator, recent: &none)
+    }
+
+    /// The reply to one request of a connection whose previous request named `recent`; on return,
+    /// `recent` is the file this one named, when it may be kept.
+    func reply(to head: RequestHead, allocator: ByteBufferAllocator, recent: inout RecentFile?) -> PlannedReply {
         guard head.method == "GET" || head.method == "HEAD" else {
             var reply = Self.plain(.methodNotAllowed, "only GET and HEAD are served\n", allocator: allocator)
             reply.headers.append(("Allow", "GET, HEAD"))
@@ -44,6 +66,13 @@ struct FileReplies: Sendable {
             return reply
         }
         let isHead = head.method == "HEAD"
+        if let known = recent, known.target == head.target {
+            if let now = try? FileSystem.stamp(known.file.path), now == known.stamp {
+                return serve(known.file, stamp: known.stamp, representation: known.representation, path: known.path,
+                    head: head, isHead: isHead, allocator: allocator)
+            }
+            recent = nil
+        }
         let path: RequestPath
         do {
             path = try RequestPath.parse(head.target)
@@ -62,8 +91,19 @@ struct FileReplies: Sendable {
             }
             return listing(directory: directory, path: path, head: head, isHead: isHead, allocator: allocator)
         case .file(let file, let stamp):
-            return serve(file, stamp: stamp, path: path, head: head, isHead: isHead, allocator: allocator)
+            let representation = Self.representation(stamp, path)
+            // A signature's currency depends on another file, so signatures are always resolved afresh.
+            if !path.segments.contains(TreeNaming.signatureDirectory) {
+                recent = RecentFile(target: head.target, path: path, file: file, stamp: stamp,
+                    representation: representation)
+            }
+            return serve(file, stamp: stamp, representation: representation, path: path, head: head, isHead: isHead,
+                allocator: allocator)
         }
+    }
+
+    private static func representation(_ stamp: FileStamp, _ path: RequestPath) -> FileRepresentation {
+        FileRepresentation(stamp: stamp, contentType: MediaTypes.forName(path.segments.last ?? ""))
     }
 
     private func listing(directory: String, path: RequestPath, head: RequestHead, isHead: Bool,
@@ -85,8 +125,8 @@ struct FileReplies: Sendable {
             body: isHead ? .none : .buffer(allocator.buffer(bytes: body)))
     }
 
-    private func serve(_ opened: SystemFile, stamp openedStamp: FileStamp, path: RequestPath, head: RequestHead,
-        isHead: Bool, allocator: ByteBufferAllocator) -> PlannedReply {
+    private func serve(_ opened: SystemFile, stamp openedStamp: FileStamp, representation known: FileRepresentation,
+        path: RequestPath, head: RequestHead, isHead: Bool, allocator: ByteBufferAllocator) -> PlannedReply {
         let preconditions = RequestPreconditions(
             ifMatch: head.joined("If-Match"),
             ifNoneMatch: head.joined("If-None-Match"),
@@ -96,7 +136,7 @@ struct FileReplies: Sendable {
             range: head.joined("Range")
         )
         var file = opened
-        var stamp = openedStamp
+        var representation = known
         // A file that shrinks between planning and reading is opened and planned again.
         for attempt in 0..<3 {
             if attempt > 0 {
@@ -104,10 +144,8 @@ struct FileReplies: Sendable {
                     return Self.plain(.notFound, "not found\n", isHead: isHead, allocator: allocator)
                 }
                 file = again
-                stamp = againStamp
+                representation = Self.representation(againStamp, path)
             }
-            let representation = FileRepresentation(stamp: stamp,
-                contentType: MediaTypes.forName(path.segments.last ?? ""))
             let plan = FileResponsePlan.plan(file: representation, preconditions: preconditions, isHead: isHead,
                 maxRanges: maxRanges)
             let headers = plan.headers

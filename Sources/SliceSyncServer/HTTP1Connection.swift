@@ -46,6 +46,8 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
     private var headStarted: NIODeadline?
     private var context: ChannelHandlerContext?
     private var date = CachedDate()
+    /// The file the previous request named.
+    private var recent: RecentFile?
 
     init(replies: FileReplies, accessLog: Bool, feed: ChangeFeed?, limits: ConnectionLimits, logger: Logger) {
         self.replies = replies
@@ -73,6 +75,7 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func tearDown() {
         stream = nil
+        recent = nil
         pending = nil
         headTimer?.cancel()
         headTimer = nil
@@ -152,7 +155,7 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
             listen(to: feed, head: head, context: context)
             return
         }
-        let reply = replies.reply(to: head, allocator: context.channel.allocator)
+        let reply = replies.reply(to: head, allocator: context.channel.allocator, recent: &recent)
         let keepAlive = head.isKeepAlive && !reply.closesConnection && !head.hasTransferEncoding && !ending
         let buffer = replyHead(reply.status, reply.headers, minorVersion: head.minorVersion, keepAlive: keepAlive,
             allocator: context.channel.allocator)

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import HummingbirdCore
 import NIOPosix
@@ -53,9 +56,28 @@ public struct SyncServer: Sendable {
         self.logger = logger
     }
 
+    /// Each connection holds a socket and the file it last served, so the default cap of 1,024
+    /// connections needs about 2,100 descriptors where many systems start a service with a soft limit of
+    /// 1,024: the soft limit is raised as far as the hard one allows, as nginx's `worker_rlimit_nofile`
+    /// and Go's runtime do.
+    static func raiseDescriptorLimit(logger: Logger, needed: Int) {
+        let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+        var limit = rlimit()
+        guard getrlimit(resource, &limit) == 0, limit.rlim_cur < rlim_t(needed) else { return }
+        let wanted = min(limit.rlim_max, rlim_t(needed))
+        limit.rlim_cur = wanted
+        if setrlimit(resource, &limit) != 0 || wanted < rlim_t(needed) {
+            logger.warning("""
+                only \(wanted) file descriptors may be open (ulimit -n); \(needed) are needed for the connection \
+                limit: raise the hard limit (LimitNOFILE= under systemd)
+                """)
+        }
+    }
+
     /// Serves until a stop signal; `onListening` receives the URL once the socket is bound.
     public func run(onListening: @escaping @Sendable (String) -> Void) async throws {
         let tree = try ServedTree(root: configuration.root)
+        Self.raiseDescriptorLimit(logger: logger, needed: configuration.limits.maxConnections * 2 + 64)
         let tls = try configuration.tls.map(TLSContextHolder.init(files:))
         let feed = configuration.signatures ? ChangeFeed() : nil
         var channel = FileServingChannel(

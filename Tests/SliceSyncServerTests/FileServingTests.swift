@@ -302,6 +302,33 @@ struct FileServingTests {
         }
     }
 
+    @Test func aFileChangedBetweenRequestsOfOneConnectionIsNeverServedStale() async throws {
+        try await withServer { port, tree in
+            let connection = try RawConnection(port: port)
+            func get() throws -> RawResponse {
+                connection.send("GET /data/small.txt HTTP/1.1\r\nHost: x\r\nRange: bytes=0-2\r\n\r\n")
+                return try #require(connection.readResponse())
+            }
+            let first = try get()
+            #expect(first.status == 206 && first.body == Array("hel".utf8))
+            // Replaced by a rename (a new file), then rewritten in place (the same file, new times),
+            // then moved away: each request sees the tree as it is.
+            try tree.write("data/new.txt", Array("world\n".utf8))
+            #expect(rename(tree.path + "/data/new.txt", tree.path + "/data/small.txt") == 0)
+            let replaced = try get()
+            #expect(replaced.body == Array("wor".utf8) && replaced.header("ETag") != first.header("ETag"))
+            let handle = try #require(FileHandle(forWritingAtPath: tree.path + "/data/small.txt"))
+            try handle.write(contentsOf: Array("abc".utf8))
+            try handle.close()
+            var times = [timespec(tv_sec: 1_700_000_000, tv_nsec: 0), timespec(tv_sec: 1_700_000_000, tv_nsec: 0)]
+            #expect(utimensat(AT_FDCWD, tree.path + "/data/small.txt", &times, 0) == 0)
+            let rewritten = try get()
+            #expect(rewritten.body == Array("abc".utf8) && rewritten.header("ETag") != replaced.header("ETag"))
+            #expect(rename(tree.path + "/data/small.txt", tree.path + "/elsewhere.txt") == 0)
+            #expect(try get().status == 404)
+        }
+    }
+
     @Test func aBadHeadGets400AndTheConnectionCloses() async throws {
         try await withServer { port, _ in
             for request in ["GET /data/small.txt HTTP/1.1\r\nHost : x\r\n\r\n",

@@ -106,11 +106,15 @@ public struct FileRepresentation: Sendable, Equatable {
     /// The file's length in bytes.
     public var length: Int
     /// Its strong entity tag.
-    public var etag: EntityTag
+    public let etag: EntityTag
     /// Its modification time, in whole seconds since the epoch.
-    public var lastModified: Int
+    public let lastModified: Int
     /// Its media type.
     public var contentType: String
+    /// The `ETag` and `Last-Modified` values, formatted once: a connection that asks for many ranges of
+    /// one file reuses them.
+    public let etagText: String
+    public let lastModifiedText: String
 
     /// Describes a file from its stamp.
     public init(stamp: FileStamp, contentType: String) {
@@ -124,6 +128,8 @@ public struct FileRepresentation: Sendable, Equatable {
         self.etag = etag
         self.lastModified = lastModified
         self.contentType = contentType
+        etagText = etag.description
+        lastModifiedText = HTTPDate.format(lastModified)
     }
 }
 
@@ -149,8 +155,8 @@ public struct FileResponsePlan: Sendable, Equatable {
         maxRanges: Int = RangeSelection.defaultMaxRanges,
         boundary: @autoclosure () -> String = MultipartByteRanges.randomBoundary()
     ) -> FileResponsePlan {
-        let etag = file.etag.description
-        let lastModified = HTTPDate.format(file.lastModified)
+        let etag = file.etagText
+        let lastModified = file.lastModifiedText
         var honourRange = true
         switch PreconditionOutcome.evaluate(preconditions, etag: file.etag, lastModified: file.lastModified) {
         case .notModified:

@@ -71,14 +71,16 @@ public struct RequestHead: Sendable {
 
     /// The values of every field called `name` (case-insensitive), in order.
     public func values(_ name: String) -> [String] {
-        let wanted = Array(name.utf8)
-        return fields.filter { matches($0.name, wanted) }.map { String(decoding: bytes[$0.value], as: UTF8.self) }
+        var found: [String] = []
+        for field in fields where matches(field.name, name) {
+            found.append(String(decoding: bytes[field.value], as: UTF8.self))
+        }
+        return found
     }
 
     /// The first value of the field `name`, if present.
     public func first(_ name: String) -> String? {
-        let wanted = Array(name.utf8)
-        return fields.first { matches($0.name, wanted) }.map { String(decoding: bytes[$0.value], as: UTF8.self) }
+        fields.first { matches($0.name, name) }.map { String(decoding: bytes[$0.value], as: UTF8.self) }
     }
 
     /// All values of a repeated field joined with commas, as RFC 9110 §5.3 allows; nil when absent.
@@ -112,10 +114,10 @@ public struct RequestHead: Sendable {
         values("Connection").flatMap { $0.split(separator: ",") }.map { $0.trimmingSpaces.lowercased() }
     }
 
-    private func matches(_ range: Range<Int>, _ wanted: [UInt8]) -> Bool {
-        guard range.count == wanted.count else { return false }
+    private func matches(_ range: Range<Int>, _ wanted: String) -> Bool {
+        guard range.count == wanted.utf8.count else { return false }
         var index = range.lowerBound
-        for byte in wanted {
+        for byte in wanted.utf8 {
             // ASCII case folding: field names are tokens, so folding bit 5 of a letter is exact.
             let have = bytes[index]
             guard have == byte || (have | 0x20 == byte | 0x20 && (byte | 0x20) &- 0x61 < 26) else { return false }
