@@ -91,7 +91,9 @@ public struct RequestHead: Sendable {
 
     /// Every field as a name and a value, in order.
     public var allFields: [(name: String, value: String)] {
-        fields.map { (String(decoding: bytes[$0.name], as: UTF8.self), String(decoding: bytes[$0.value], as: UTF8.self)) }
+        fields.map { field in
+            (String(decoding: bytes[field.name], as: UTF8.self), String(decoding: bytes[field.value], as: UTF8.self))
+        }
     }
 
     /// Whether the connection stays open after the reply: HTTP/1.1 unless `Connection: close`,
