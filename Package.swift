@@ -148,6 +148,8 @@ let package = Package(
                 "TestSupport",
                 "SliceSyncServer",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
         ),
         .testTarget(

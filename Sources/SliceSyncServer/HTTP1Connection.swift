@@ -14,8 +14,11 @@ import SliceSync
 /// rather than in a task per request for the same reason: a reply is planned from a few system calls
 /// and page-cache reads, as nginx does.
 ///
-/// Pipelined requests are answered in order: bytes that arrive while a large body is being sent wait,
-/// and reading stops until the body is done, so a client cannot make the server buffer without bound.
+/// Pipelined requests are answered in order, and only while the client takes the replies: bytes that
+/// arrive while a large body is being sent, or while the replies already written wait for the client
+/// to read them, stay unparsed, and reading stops until the client catches up. A client that pipelines
+/// requests and never reads the replies thus makes the server hold one read's worth of requests and a
+/// socket's worth of replies, not a reply for everything it sends.
 final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -40,7 +43,7 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
     private var responding = false
     /// No further request is answered: the last reply said `Connection: close`, or a stop was asked for.
     private var ending = false
-    /// A read was asked for while a body was being sent with bytes already waiting.
+    /// A read was asked for while requests were waiting for the client to take replies.
     private var readHeld = false
     private var headTimer: Scheduled<Void>?
     private var headStarted: NIODeadline?
@@ -94,7 +97,7 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if responding, let pending, pending.readableBytes > 0 {
+        if let pending, pending.readableBytes > 0, responding || !context.channel.isWritable {
             readHeld = true
             return
         }
@@ -102,7 +105,13 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { pump(context: context) }
+        if context.channel.isWritable {
+            if stream != nil {
+                pump(context: context)
+            } else {
+                answerPending(context: context)
+            }
+        }
         context.fireChannelWritabilityChanged()
     }
 
@@ -130,9 +139,10 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Frames and answers the requests that have arrived, in order, until one needs the connection
-    /// (a streamed body) or ends it.
+    /// (a streamed body) or ends it, or the client stops taking replies; then reads again if a read
+    /// was held back and nothing waits any more.
     private func answerPending(context: ChannelHandlerContext) {
-        while !responding && !ending, var buffer = pending {
+        while !responding && !ending && context.channel.isWritable, var buffer = pending {
             pending = nil
             let (consumed, event) = buffer.withUnsafeReadableBytes { framer.consume($0) }
             buffer.moveReaderIndex(forwardBy: consumed)
@@ -148,6 +158,10 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
             }
         }
         context.flush()
+        if readHeld && !responding && context.channel.isWritable {
+            readHeld = false
+            context.read()
+        }
     }
 
     private func respond(to head: RequestHead, context: ChannelHandlerContext) {
@@ -219,12 +233,7 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
             case .end:
                 responding = false
                 finish(context: context, keepAlive: current.keepAlive)
-                context.flush()
                 answerPending(context: context)
-                if readHeld && !responding {
-                    readHeld = false
-                    context.read()
-                }
                 return
             }
         }
