@@ -332,13 +332,16 @@ struct FileServingTests {
     @Test func aBadHeadGets400AndTheConnectionCloses() async throws {
         try await withServer { port, _ in
             for request in ["GET /data/small.txt HTTP/1.1\r\nHost : x\r\n\r\n",
-                            "GET /data/small.txt HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                            "GET /data/small.txt HTTP/1.0\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
                             "GET /data/small.txt HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n"] {
                 let connection = try RawConnection(port: port)
                 connection.send(request + "GET /data/small.txt HTTP/1.1\r\nHost: x\r\n\r\n")
                 #expect(connection.readResponse()?.status == 400, "\(request.debugDescription)")
                 #expect(connection.isClosedByServer())
             }
+            let hostless = try RawConnection(port: port)
+            hostless.send("GET /data/small.txt HTTP/1.1\r\n\r\n")
+            #expect(hostless.readResponse()?.status == 400)
             let version = try RawConnection(port: port)
             version.send("GET /data/small.txt HTTP/2.0\r\n\r\n")
             #expect(version.readResponse()?.status == 505)

@@ -66,8 +66,8 @@ struct HTTP1ConnectionTests {
         try tree.write("small.txt", Array("hello\n".utf8))
         let (channel, _) = try connection(tree)
         try channel.writeInbound(ByteBuffer(string: "GET /small.txt HTTP/1.1\r\nBad Name: x\r\n\r\n" +
-            "GET /small.txt HTTP/1.1\r\n\r\n"))
-        try channel.writeInbound(ByteBuffer(string: "GET /small.txt HTTP/1.1\r\n\r\n"))
+            "GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n"))
+        try channel.writeInbound(ByteBuffer(string: "GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n"))
         let replies = try written(channel)
         #expect(replies == "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         #expect(!channel.isActive)

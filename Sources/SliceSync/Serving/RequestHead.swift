@@ -65,7 +65,7 @@ public struct RequestHead: Sendable {
         var parsed = RequestHead(method: method, target: target, minorVersion: minor, fields: [])
         parsed.bytes = all
         parsed.fields = fields
-        try parsed.checkFraming()
+        try parsed.checkFields()
         return parsed
     }
 
@@ -129,8 +129,13 @@ public struct RequestHead: Sendable {
     }
 
     /// Request smuggling guards (RFC 9112 §6.3): a length that is not a number, lengths that
-    /// disagree, or a length beside a transfer coding.
-    private func checkFraming() throws(Rejection) {
+    /// disagree, or a length beside a transfer coding; and `Host`, which an HTTP/1.1 request must carry
+    /// exactly once (§3.2; at most once in HTTP/1.0).
+    private func checkFields() throws(Rejection) {
+        let hosts = values("Host")
+        if hosts.count > 1 || (hosts.isEmpty && minorVersion >= 1) {
+            throw .badRequest(hosts.isEmpty ? "no Host field in an HTTP/1.1 request" : "more than one Host field")
+        }
         let lengths = values("Content-Length").flatMap { $0.split(separator: ",") }.map { $0.trimmingSpaces }
         if let firstLength = lengths.first {
             guard lengths.allSatisfy({ $0 == firstLength }),
