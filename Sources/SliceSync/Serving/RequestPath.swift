@@ -29,7 +29,8 @@ public struct RequestPath: Sendable, Equatable {
     /// Decodes the path of `target`.
     public static func parse(_ target: String) throws(Rejection) -> RequestPath {
         // Bytes, not Characters: the kernel splits paths on the byte "/", and this runs per request.
-        let utf8 = Array(target.utf8)
+        var utf8 = Array(target.utf8)
+        if let path = pathOfAbsoluteForm(utf8) { utf8 = path }
         var end = utf8.firstIndex(of: UInt8(ascii: "#")) ?? utf8.count
         var query: String?
         if let mark = utf8[..<end].firstIndex(of: UInt8(ascii: "?")) {
@@ -48,6 +49,27 @@ public struct RequestPath: Sendable, Equatable {
             segments.append(String(decoding: segment, as: UTF8.self))
         }
         return RequestPath(segments: segments, hasTrailingSlash: bytes.last == UInt8(ascii: "/"), query: query)
+    }
+
+    /// The path and query of an absolute-form target (`http://host:port/path?query`), which a server
+    /// must accept as well as the usual `/path` (RFC 9112 §3.2.2); nil for any other form. The
+    /// authority is not checked: the server serves one tree whatever host it is asked for.
+    private static func pathOfAbsoluteForm(_ target: [UInt8]) -> [UInt8]? {
+        let lowered = target.prefix(8).map { $0 | 0x20 }
+        let schemeLength: Int
+        if lowered.starts(with: Array("http://".utf8)) {
+            schemeLength = 7
+        } else if lowered.starts(with: Array("https://".utf8)) {
+            schemeLength = 8
+        } else {
+            return nil
+        }
+        let rest = target[schemeLength...]
+        guard let pathStart = rest.firstIndex(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?")
+            || $0 == UInt8(ascii: "#") }) else { return [UInt8(ascii: "/")] }
+        guard pathStart > schemeLength else { return nil }
+        return target[pathStart] == UInt8(ascii: "/") ? Array(target[pathStart...])
+            : [UInt8(ascii: "/")] + target[pathStart...]
     }
 
     private static func percentDecoded(_ bytes: [UInt8]) throws(Rejection) -> [UInt8] {

@@ -32,11 +32,24 @@ struct RequestPathTests {
         ("/bad%zz", .badPercentEncoding),
         ("/bad%2", .badPercentEncoding),
         ("relative", .notOriginForm),
-        ("http://example.com/a", .notOriginForm),
+        ("http:///a", .notOriginForm),
+        ("ftp://example.com/a", .notOriginForm),
+        ("http://example.com/../etc", .parentSegment),
         ("*", .notOriginForm),
     ])
     func rejectsHostileForms(target: String, rejection: RequestPath.Rejection) {
         #expect(throws: rejection) { try RequestPath.parse(target) }
+    }
+
+    @Test(arguments: [
+        ("http://example.com/a/b?x=1", ["a", "b"], "x=1"),
+        ("HTTPS://example.com:8443/a/", ["a"], nil),
+        ("http://example.com", [], nil),
+        ("http://example.com?format=json", [], "format=json"),
+    ])
+    func acceptsTheAbsoluteForm(target: String, segments: [String], query: String?) throws {
+        let path = try RequestPath.parse(target)
+        #expect(path.segments == segments && path.query == query)
     }
 
     @Test func encodesForLinks() {
