@@ -1,10 +1,19 @@
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include "cslicesyncsystem.h"
 
 ssize_t slicesync_copy_file_range(int fd_in, off_t *off_in, int fd_out, off_t *off_out, size_t length) {
     return copy_file_range(fd_in, off_in, fd_out, off_out, length, 0);
+}
+
+int slicesync_preallocate(int fd, off_t length) {
+    int result;
+    do {
+        result = fallocate(fd, 0, 0, length);
+    } while (result != 0 && errno == EINTR);
+    return result == 0 ? 0 : errno;
 }
 
 int slicesync_start_writeback(int fd, off_t offset, off_t length) {

@@ -5,6 +5,10 @@
 /* copy_file_range(2), which glibc declares only under _GNU_SOURCE. Returns bytes copied or -1 with errno. */
 ssize_t slicesync_copy_file_range(int fd_in, off_t *off_in, int fd_out, off_t *off_out, size_t length);
 
+/* fallocate(2), mode 0: reserves the blocks of the first `length` bytes (the file grows to it).
+ * Returns 0, or the errno (EOPNOTSUPP on file systems without it, ENOSPC, EDQUOT). */
+int slicesync_preallocate(int fd, off_t length);
+
 /* sync_file_range(2) with SYNC_FILE_RANGE_WRITE: start writing a range back to disk without waiting,
  * so a final fsync has little left to do. Returns 0 or -1 with errno. */
 int slicesync_start_writeback(int fd, off_t offset, off_t length);
