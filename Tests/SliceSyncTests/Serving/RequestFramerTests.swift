@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 @testable import SliceSync
 
 /// The HTTP/1.x request framer and head parser, fed bytes as a connection would.
@@ -130,6 +131,46 @@ struct RequestFramerTests {
         #expect(consumed == 19)
         if case .head = event {} else { Issue.record("expected a head") }
         #expect(!framer.inHead)
+    }
+
+    /// Hostile input: valid requests with bytes flipped, inserted, deleted or cut, fed in random read
+    /// sizes. Nothing may trap, every call must make progress, and a head that gets through has a
+    /// method of token bytes and a target, and answers every question the server asks of it.
+    @Test func mutatedRequestsNeverTrapAndAlwaysProgress() throws {
+        let corpus = [
+            "GET /a/b.iso HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9,20-29\r\nIf-Range: \"e\"\r\n\r\n",
+            "HEAD /x HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 3\r\n\r\nabc",
+            "POST /y HTTP/1.1\r\nHost: y\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+            "GET http://h/z?q=1 HTTP/1.1\nHost: h\n\n",
+        ].map { Array($0.utf8) }
+        var random = SeededGenerator(seed: 16)
+        let alphabet = Array(" :\r\n\t,-0123456789aAzZ/\u{0}\u{7F}".utf8) + [0x80, 0xFF]
+        for _ in 0..<3000 {
+            let count = Int.random(in: 1...3, using: &random)
+            var bytes = (0..<count).flatMap { _ in corpus.randomElement(using: &random)! }
+            for _ in 0..<Int.random(in: 1...4, using: &random) {
+                let at = Int.random(in: 0..<bytes.count, using: &random)
+                switch Int.random(in: 0..<4, using: &random) {
+                case 0: bytes[at] = alphabet.randomElement(using: &random)!
+                case 1: bytes.insert(alphabet.randomElement(using: &random)!, at: at)
+                case 2: if bytes.count > 1 { bytes.remove(at: at) }
+                default: bytes = Array(bytes[..<max(1, at)])
+                }
+            }
+            var framer = RequestFramer(limits: .init(maxRequestLineBytes: 48, maxHeaderBytes: 160))
+            var offset = 0
+            while offset < bytes.count {
+                let end = min(bytes.count, offset + Int.random(in: 1...64, using: &random))
+                let (consumed, event) = bytes[offset..<end].withUnsafeBytes { framer.consume($0) }
+                try #require(consumed > 0 && consumed <= end - offset)
+                offset += consumed
+                if case .head(let head) = event {
+                    #expect(head.method.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F })
+                    #expect(!head.target.isEmpty && head.minorVersion <= 9)
+                    _ = (head.isKeepAlive, head.contentLength, head.joined("Range"), head.allFields)
+                }
+            }
+        }
     }
 
     @Test func headsBuiltFromFieldsAnswerTheSameQuestions() {
