@@ -68,8 +68,8 @@ struct FileReplies: Sendable {
         let isHead = head.method == "HEAD"
         if let known = recent, known.target == head.target {
             if let now = try? FileSystem.stamp(known.file.path), now == known.stamp {
-                return serve(known.file, stamp: known.stamp, representation: known.representation, path: known.path,
-                    head: head, isHead: isHead, allocator: allocator)
+                return serve(known.file, representation: known.representation, path: known.path, head: head,
+                    isHead: isHead, allocator: allocator)
             }
             recent = nil
         }
@@ -97,7 +97,7 @@ struct FileReplies: Sendable {
                 recent = RecentFile(target: head.target, path: path, file: file, stamp: stamp,
                     representation: representation)
             }
-            return serve(file, stamp: stamp, representation: representation, path: path, head: head, isHead: isHead,
+            return serve(file, representation: representation, path: path, head: head, isHead: isHead,
                 allocator: allocator)
         }
     }
@@ -125,8 +125,8 @@ struct FileReplies: Sendable {
             body: isHead ? .none : .buffer(allocator.buffer(bytes: body)))
     }
 
-    private func serve(_ opened: SystemFile, stamp openedStamp: FileStamp, representation known: FileRepresentation,
-        path: RequestPath, head: RequestHead, isHead: Bool, allocator: ByteBufferAllocator) -> PlannedReply {
+    private func serve(_ opened: SystemFile, representation known: FileRepresentation, path: RequestPath,
+        head: RequestHead, isHead: Bool, allocator: ByteBufferAllocator) -> PlannedReply {
         let preconditions = RequestPreconditions(
             ifMatch: head.joined("If-Match"),
             ifNoneMatch: head.joined("If-None-Match"),

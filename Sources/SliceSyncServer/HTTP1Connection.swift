@@ -40,7 +40,7 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
     /// the connection closes (HTTP/1.0).
     private var feedChunked: Bool?
     /// A streamed body or the feed is being written.
-    private var responding = false
+    private var responding: Bool { stream != nil || feedChunked != nil }
     /// No further request is answered: the last reply said `Connection: close`, or a stop was asked for.
     private var ending = false
     /// A read was asked for while requests were waiting for the client to take replies.
@@ -186,7 +186,6 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
             finish(context: context, keepAlive: keepAlive)
         case .file(let file, let segments):
             stream = (BodyStream(file: file, segments: segments, budget: replies.budget), keepAlive)
-            responding = true
             pump(context: context)
         }
     }
@@ -227,11 +226,9 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
             case .chunk(let buffer):
                 context.write(wrapOutboundOut(buffer), promise: nil)
             case .fileShrank:
-                responding = false
                 context.close(promise: nil)
                 return
             case .end:
-                responding = false
                 finish(context: context, keepAlive: current.keepAlive)
                 answerPending(context: context)
                 return
@@ -242,10 +239,9 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func finish(context: ChannelHandlerContext, keepAlive: Bool) {
-        guard keepAlive && !ending else {
+        if !keepAlive || ending {
             ending = true
             closeAfterWrites(context: context, last: nil)
-            return
         }
     }
 
@@ -308,7 +304,6 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
         let chunked = head.minorVersion >= 1
         var headers = ChangeFeed.headers
         if chunked { headers.append(("Transfer-Encoding", "chunked")) }
-        responding = true
         if !chunked { ending = true }
         context.write(wrapOutboundOut(replyHead(.ok, headers, minorVersion: head.minorVersion, keepAlive: chunked,
             allocator: context.channel.allocator)), promise: nil)

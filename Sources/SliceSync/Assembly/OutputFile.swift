@@ -43,7 +43,8 @@ final class OutputFile: @unchecked Sendable {
             try? FileSystem.removeFile(temporaryPath)
             throw error
         }
-        if ftruncate(file.descriptor, off_t(length)) != 0 {
+        // A reservation sets the length too.
+        if reserved != 0, ftruncate(file.descriptor, off_t(length)) != 0 {
             let error = FileSystemError(errno: errno, operation: "size", path: temporaryPath)
             try? FileSystem.removeFile(temporaryPath)
             throw error

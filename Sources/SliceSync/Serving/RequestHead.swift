@@ -48,6 +48,15 @@ public struct RequestHead: Sendable {
         self.fields = ranges
     }
 
+    private init(method: String, target: String, minorVersion: Int, bytes: [UInt8],
+        fields: [(name: Range<Int>, value: Range<Int>)]) {
+        self.method = method
+        self.target = target
+        self.minorVersion = minorVersion
+        self.bytes = bytes
+        self.fields = fields
+    }
+
     /// Parses a complete head: the request line, the field lines and the empty line that ends them.
     /// Lines end with CRLF or a bare LF (RFC 9112 §2.2 lets a server accept either).
     public static func parse(_ all: [UInt8]) throws(Rejection) -> RequestHead {
@@ -62,9 +71,7 @@ public struct RequestHead: Sendable {
         while let field = lines.next(), !field.isEmpty {
             fields.append(try parseField(all, field))
         }
-        var parsed = RequestHead(method: method, target: target, minorVersion: minor, fields: [])
-        parsed.bytes = all
-        parsed.fields = fields
+        let parsed = RequestHead(method: method, target: target, minorVersion: minor, bytes: all, fields: fields)
         try parsed.checkFields()
         return parsed
     }
@@ -103,10 +110,12 @@ public struct RequestHead: Sendable {
         return minorVersion >= 1 ? !options.contains("close") : options.contains("keep-alive")
     }
 
-    /// The body's length from `Content-Length` (0 when absent).
-    public var contentLength: Int {
-        guard let value = first("Content-Length") else { return 0 }
-        return Int(value.split(separator: ",").first.map { $0.trimmingSpaces } ?? "") ?? 0
+    /// The body's length from `Content-Length` (0 when absent; `parse` refuses lengths that disagree).
+    public var contentLength: Int { contentLengths.first.flatMap { Int($0) } ?? 0 }
+
+    /// Every `Content-Length` value, lists split (`5, 5` is two values).
+    private var contentLengths: [String] {
+        values("Content-Length").flatMap { $0.split(separator: ",") }.map { $0.trimmingSpaces }
     }
 
     /// Whether the body is sent with `Transfer-Encoding` (and so cannot be skipped by length).
@@ -136,7 +145,7 @@ public struct RequestHead: Sendable {
         if hosts.count > 1 || (hosts.isEmpty && minorVersion >= 1) {
             throw .badRequest(hosts.isEmpty ? "no Host field in an HTTP/1.1 request" : "more than one Host field")
         }
-        let lengths = values("Content-Length").flatMap { $0.split(separator: ",") }.map { $0.trimmingSpaces }
+        let lengths = contentLengths
         if let firstLength = lengths.first {
             guard lengths.allSatisfy({ $0 == firstLength }),
                   !firstLength.isEmpty, firstLength.utf8.count <= 18,
