@@ -24,7 +24,8 @@ void slicesync_md4_blocks(int level, const uint8_t *data, size_t block_size, siz
 
 /* SHA-256 digests (32 bytes each, in order, to `digests`) of the leading blocks among `count` consecutive
  * blocks of `block_size` bytes at `data`, with the same limits as above. Returns how many it hashed: a
- * multiple of 16 at the AVX-512 level, none below it; the caller hashes the rest. */
+ * multiple of 16 at the AVX-512 level then a multiple of 2 with the SHA extensions at the AVX2 level and
+ * above, none otherwise; the caller hashes the rest. */
 size_t slicesync_sha256_blocks(int level, const uint8_t *data, size_t block_size, size_t count, uint8_t *digests);
 
 /* zsync's rolling sums, packed as a << 16 | b, of `count` consecutive blocks of `block_size` bytes (the

@@ -120,7 +120,7 @@ final class WholeFileDigests: @unchecked Sendable {
     }
 
     /// Whether this machine runs the paired SHA-1 and SHA-256.
-    static let pairedAvailable = slicesync_has_sha_extensions() != 0
+    static var pairedAvailable: Bool { VectorKernels.shaExtensions }
 
     deinit {
         switch engine {

@@ -4,6 +4,10 @@ import CSliceSyncKernels
 enum VectorKernels {
     /// The instruction set the kernels use: 0 portable C, 1 AVX2, 2 AVX-512.
     static let level = slicesync_kernel_level()
+    /// Whether this machine has the SHA extensions (SHA-1 and SHA-256 round instructions).
+    static let shaExtensions = slicesync_has_sha_extensions() != 0
+    /// The AVX2 level.
+    static let avx2 = Int32(SLICESYNC_LEVEL_AVX2)
     /// The AVX-512 level.
     static let avx512 = Int32(SLICESYNC_LEVEL_AVX512)
 
@@ -14,7 +18,8 @@ enum VectorKernels {
     }
 
     /// SHA-256 digests, 32 bytes each, of the leading blocks among `count` consecutive blocks of
-    /// `blockSize` bytes (a multiple of 64); returns how many it hashed (none without AVX-512).
+    /// `blockSize` bytes (a multiple of 64); returns how many it hashed (16 at a time with AVX-512, then two
+    /// at a time with the SHA extensions; none without either).
     static func sha256(blocks pointer: UnsafeRawPointer, blockSize: Int, count: Int,
                        into digests: UnsafeMutablePointer<UInt8>, level: Int32 = level) -> Int {
         slicesync_sha256_blocks(level, pointer.assumingMemoryBound(to: UInt8.self), blockSize, count, digests)

@@ -16,7 +16,7 @@ struct ZsyncWindowHasher: WindowHasher {
         self.blockSize = blockSize
         pairs = sequenceMatches == 2
         mask = ZsyncRollingSum.mask(bytes: rsumBytes)
-        scanKernel = ScanKernel.level(kernelLevel).map { [pairs, mask] in
+        scanKernel = ScanKernel.zsyncLevel(kernelLevel, widePairs: pairs && mask > 0xFFFF).map { [pairs, mask] in
             .zsync(level: $0, blockSize: blockSize, pairs: pairs, mask: mask)
         }
     }
