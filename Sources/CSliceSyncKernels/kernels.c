@@ -92,20 +92,45 @@ static void md4_blocks_plain(const uint8_t *data, size_t block_size, size_t coun
 typedef uint32_t u32x8 __attribute__((ext_vector_type(8)));
 typedef uint32_t u32x16 __attribute__((ext_vector_type(16)));
 
-/* AVX2: word w of each of the 8 lanes' chunks comes in by one gather at the lanes' offsets. */
+/* AVX2: each lane's 64-byte chunk is loaded as two rows of 8 words and the two 8 x 8 blocks transposed, so
+ * that X[w] holds word w of every lane. A gather per word did the same at 1.9 GB/s for 4 KiB blocks on a
+ * Zen machine without AVX-512, the transposes at 4.2 GB/s. */
+__attribute__((target("avx2"))) static inline void transpose8(const uint8_t *chunk, size_t block_size, u32x8 X[16]) {
+    for (int half = 0; half < 2; half++) {
+        __m256i r[8], a[8], b[8];
+        for (int lane = 0; lane < 8; lane++) {
+            r[lane] = _mm256_loadu_si256((const __m256i *)(chunk + lane * block_size + 32 * half));
+        }
+        /* As in `transpose16`: b[4g + j] holds, in 128-bit half k, word 4k + j of rows 4g ... 4g + 3. */
+        for (int g = 0; g < 2; g++) {
+            __m256i *row = r + 4 * g, *out = a + 4 * g;
+            out[0] = _mm256_unpacklo_epi32(row[0], row[1]);
+            out[1] = _mm256_unpackhi_epi32(row[0], row[1]);
+            out[2] = _mm256_unpacklo_epi32(row[2], row[3]);
+            out[3] = _mm256_unpackhi_epi32(row[2], row[3]);
+            b[4 * g] = _mm256_unpacklo_epi64(out[0], out[2]);
+            b[4 * g + 1] = _mm256_unpackhi_epi64(out[0], out[2]);
+            b[4 * g + 2] = _mm256_unpacklo_epi64(out[1], out[3]);
+            b[4 * g + 3] = _mm256_unpackhi_epi64(out[1], out[3]);
+        }
+        for (int j = 0; j < 4; j++) {
+            X[8 * half + j] = (u32x8)_mm256_permute2x128_si256(b[j], b[4 + j], 0x20);
+            X[8 * half + 4 + j] = (u32x8)_mm256_permute2x128_si256(b[j], b[4 + j], 0x31);
+        }
+    }
+}
+
 __attribute__((target("avx2"))) static void md4_group_avx2(const uint8_t *data, size_t block_size,
                                                             uint8_t *digests) {
-    u32x8 offsets;
-    for (int lane = 0; lane < 8; lane++) offsets[lane] = (uint32_t)(lane * block_size);
     u32x8 a = 0x67452301u, b = 0xEFCDAB89u, c = 0x98BADCFEu, d = 0x10325476u;
     u32x8 X[16];
     uint32_t padding[16];
     md4_padding_words(block_size, padding);
     for (size_t offset = 0; offset <= block_size; offset += 64) {
-        for (int w = 0; w < 16; w++) {
-            X[w] = offset < block_size
-                ? (u32x8)_mm256_i32gather_epi32((const int *)(data + offset + 4 * w), (__m256i)offsets, 1)
-                : padding[w];
+        if (offset < block_size) {
+            transpose8(data + offset, block_size, X);
+        } else {
+            for (int w = 0; w < 16; w++) X[w] = padding[w];
         }
         u32x8 aa = a, bb = b, cc = c, dd = d;
         MD4_CHUNK(X, a, b, c, d);
