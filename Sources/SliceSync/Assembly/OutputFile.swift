@@ -119,6 +119,7 @@ final class OutputFile: @unchecked Sendable {
         }
         var bufferStart = 0
         var flushed = 0
+        let flushAhead = FlushAhead(descriptor: file.descriptor, path: temporaryPath)
         var slot = 0
         // Bytes of the current buffer filled so far: consecutive segments share a buffer, so a file
         // made of thousands of small pieces (a tar's headers between its members) is still handed to
@@ -179,6 +180,7 @@ final class OutputFile: @unchecked Sendable {
                     if position - flushed >= 32 << 20 {
                         startWriteback(flushed..<position)
                         flushed = position
+                        flushAhead.start()
                     }
                 }
             }
@@ -187,10 +189,12 @@ final class OutputFile: @unchecked Sendable {
         } catch {
             handoff.close()
             _ = handoff.results()
+            _ = try? flushAhead.finish()
             throw error
         }
         handoff.close()
         let results = handoff.results()
+        try flushAhead.finish()
         switch check {
         case .digest:
             return AssembledDigest(digest: results.first ?? [], sliceDigests: nil)
@@ -255,6 +259,59 @@ final class OutputFile: @unchecked Sendable {
     func discard() {
         if inPlace { return }
         try? FileSystem.removeFile(temporaryPath)
+    }
+}
+
+/// Flushes a file to the disk on another thread while it is still being written, one flush at a time.
+///
+/// A disk with a volatile write cache (this project's virtual disk takes writes into its host's cache)
+/// pays for the data at the flush: a bare copy of 256 MiB spent 0.32-0.35 s in its final `fsync` however
+/// long the copy had run (`bench/disk-floor.sh`). Flushes asked for during the assembly overlap that cost
+/// with the copy and the hash instead of following them: medians of 7 alternating runs, (a) 0.70 -> 0.62 s,
+/// (b) 0.75 -> 0.66, (c) 0.73 -> 0.63, (a) from its zsync file 0.78 -> 0.68; the tarball's update, whose
+/// assembly is short, 0.92 -> 0.91 s, and from its zsync file 0.52 -> 0.55 s (flushing only once the
+/// downloads were over was no better there: 0.57).
+///
+/// A flush that fails is reported by `finish`: Linux reports a writeback error to one `fsync` of an open
+/// file, so the final `fsync` would not see an error that an early one took.
+///
+/// `@unchecked Sendable`: `running` and `failure` are read and written only with `condition` held; the
+/// owner keeps the descriptor open until `finish` has returned.
+final class FlushAhead: @unchecked Sendable {
+    private let condition = ThreadCondition()
+    private let descriptor: Int32
+    private let path: String
+    private var running = false
+    private var failure: Int32 = 0
+
+    init(descriptor: Int32, path: String) {
+        self.descriptor = descriptor
+        self.path = path
+    }
+
+    /// Starts flushing what has been written so far, unless a flush is still running.
+    func start() {
+        condition.lock()
+        defer { condition.unlock() }
+        guard !running, failure == 0 else { return }
+        running = true
+        BlockingPool.shared.run { [self] in
+            let failed = fdatasync(descriptor) != 0 ? errno : 0
+            condition.lock()
+            running = false
+            if failed != 0 { failure = failed }
+            condition.broadcast()
+            condition.unlock()
+        }
+    }
+
+    /// Waits for the flush in progress; throws when any flush failed.
+    func finish() throws(FileSystemError) {
+        condition.lock()
+        while running { condition.wait() }
+        let failed = failure
+        condition.unlock()
+        if failed != 0 { throw FileSystemError(errno: failed, operation: "sync", path: path) }
     }
 }
 

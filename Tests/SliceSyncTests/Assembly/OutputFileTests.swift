@@ -39,4 +39,40 @@ struct OutputFileTests {
         #expect(try output.file.stamp().size == 0)
         #expect(allocatedBytes(output.temporaryPath) == 0)
     }
+
+    /// An assembly long enough to flush ahead (every 32 MiB) writes and hashes every byte as before.
+    @Test func aLongAssemblyFlushesAheadAndKeepsEveryByte() throws {
+        let directory = try TemporaryDirectory()
+        let length = 40 << 20 + 777
+        let bytes = randomBytes(length, seed: 41)
+        let sourcePath = directory.path + "/old.bin"
+        let source = try SystemFile.createExclusive(sourcePath, mode: 0o600)
+        try source.write(bytes, at: 0)
+        let output = try OutputFile(destination: directory.path + "/new.bin", length: length)
+        defer { output.discard() }
+        // The output is the source with its two halves swapped.
+        let half = length / 2
+        let segments: [PieceMap.Segment] = [
+            .local(LocalSource(file: 0, offset: half), 0..<(length - half)),
+            .local(LocalSource(file: 0, offset: 0), (length - half)..<length),
+        ]
+        let assembled = try output.assemble(segments, sources: [source], check: .digest(.sha256))
+        let expected = Array(bytes[half...] + bytes[..<half])
+        #expect(assembled.digest == StreamingDigest.hash(.sha256, expected))
+        #expect(try output.read(length, at: 0) == expected)
+    }
+
+    /// Linux reports a writeback error to one fsync only, so a flush ahead that fails must fail the
+    /// assembly rather than leave the final fsync to succeed (fdatasync refuses a pipe: EINVAL).
+    @Test func aFlushAheadThatFailsIsReported() throws {
+        var ends: [Int32] = [0, 0]
+        #expect(pipe(&ends) == 0)
+        defer { close(ends[0]); close(ends[1]) }
+        let flush = FlushAhead(descriptor: ends[1], path: "a pipe")
+        flush.start()
+        #expect(throws: FileSystemError.self) { try flush.finish() }
+        // Once failed, it starts no more flushes and keeps reporting the failure.
+        flush.start()
+        #expect(throws: FileSystemError.self) { try flush.finish() }
+    }
 }
