@@ -92,6 +92,20 @@ static void md4_blocks_plain(const uint8_t *data, size_t block_size, size_t coun
 typedef uint32_t u32x8 __attribute__((ext_vector_type(8)));
 typedef uint32_t u32x16 __attribute__((ext_vector_type(16)));
 
+/* Rows `row[0..3]` interleaved by word into `out`, then by pairs of words into `b`: in each 128-bit lane k,
+ * b[j] holds word 4k + j of the four rows. P is the intrinsics' prefix (_mm256 or _mm512). */
+#define INTERLEAVE_FOUR_ROWS(P, row, out, b)                                                              \
+    do {                                                                                                  \
+        (out)[0] = P##_unpacklo_epi32((row)[0], (row)[1]);                                                \
+        (out)[1] = P##_unpackhi_epi32((row)[0], (row)[1]);                                                \
+        (out)[2] = P##_unpacklo_epi32((row)[2], (row)[3]);                                                \
+        (out)[3] = P##_unpackhi_epi32((row)[2], (row)[3]);                                                \
+        (b)[0] = P##_unpacklo_epi64((out)[0], (out)[2]);                                                  \
+        (b)[1] = P##_unpackhi_epi64((out)[0], (out)[2]);                                                  \
+        (b)[2] = P##_unpacklo_epi64((out)[1], (out)[3]);                                                  \
+        (b)[3] = P##_unpackhi_epi64((out)[1], (out)[3]);                                                  \
+    } while (0)
+
 /* AVX2: each lane's 64-byte chunk is loaded as two rows of 8 words and the two 8 x 8 blocks transposed, so
  * that X[w] holds word w of every lane. A gather per word did the same at 1.9 GB/s for 4 KiB blocks on a
  * Zen machine without AVX-512, the transposes at 4.2 GB/s. */
@@ -102,17 +116,7 @@ __attribute__((target("avx2"))) static inline void transpose8(const uint8_t *chu
             r[lane] = _mm256_loadu_si256((const __m256i *)(chunk + lane * block_size + 32 * half));
         }
         /* As in `transpose16`: b[4g + j] holds, in 128-bit half k, word 4k + j of rows 4g ... 4g + 3. */
-        for (int g = 0; g < 2; g++) {
-            __m256i *row = r + 4 * g, *out = a + 4 * g;
-            out[0] = _mm256_unpacklo_epi32(row[0], row[1]);
-            out[1] = _mm256_unpackhi_epi32(row[0], row[1]);
-            out[2] = _mm256_unpacklo_epi32(row[2], row[3]);
-            out[3] = _mm256_unpackhi_epi32(row[2], row[3]);
-            b[4 * g] = _mm256_unpacklo_epi64(out[0], out[2]);
-            b[4 * g + 1] = _mm256_unpackhi_epi64(out[0], out[2]);
-            b[4 * g + 2] = _mm256_unpacklo_epi64(out[1], out[3]);
-            b[4 * g + 3] = _mm256_unpackhi_epi64(out[1], out[3]);
-        }
+        for (int g = 0; g < 2; g++) INTERLEAVE_FOUR_ROWS(_mm256, r + 4 * g, a + 4 * g, b + 4 * g);
         for (int j = 0; j < 4; j++) {
             X[8 * half + j] = (u32x8)_mm256_permute2x128_si256(b[j], b[4 + j], 0x20);
             X[8 * half + 4 + j] = (u32x8)_mm256_permute2x128_si256(b[j], b[4 + j], 0x31);
@@ -156,17 +160,7 @@ __attribute__((target("avx512f,avx512bw"))) static void transpose16(const uint8_
     }
     /* In each 128-bit quarter k: pairs of rows interleaved by word, then groups of four rows by pairs of
      * words, so that b[4g + j] holds, in quarter k, word 4k + j of rows 4g ... 4g + 3. */
-    for (int g = 0; g < 4; g++) {
-        __m512i *row = r + 4 * g, *out = a + 4 * g;
-        out[0] = _mm512_unpacklo_epi32(row[0], row[1]);
-        out[1] = _mm512_unpackhi_epi32(row[0], row[1]);
-        out[2] = _mm512_unpacklo_epi32(row[2], row[3]);
-        out[3] = _mm512_unpackhi_epi32(row[2], row[3]);
-        b[4 * g] = _mm512_unpacklo_epi64(out[0], out[2]);
-        b[4 * g + 1] = _mm512_unpackhi_epi64(out[0], out[2]);
-        b[4 * g + 2] = _mm512_unpacklo_epi64(out[1], out[3]);
-        b[4 * g + 3] = _mm512_unpackhi_epi64(out[1], out[3]);
-    }
+    for (int g = 0; g < 4; g++) INTERLEAVE_FOUR_ROWS(_mm512, r + 4 * g, a + 4 * g, b + 4 * g);
     /* Then quarter k of the four groups' b[.. + j] side by side is word 4k + j of all 16 rows. */
     for (int j = 0; j < 4; j++) {
         __m512i c0 = _mm512_shuffle_i32x4(b[j], b[4 + j], 0x44);
@@ -589,22 +583,27 @@ typedef uint8_t u8x16 __attribute__((ext_vector_type(16)));
         x += __builtin_shufflevector(zero, x, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);       \
     } while (0)
 
-/* The packed sums after 1 ... 16 steps of the window whose sum is `packed` (lane j: after j + 1). */
-__attribute__((target("avx512f,avx512bw,avx512dq"))) static inline u32x16
-zsync_steps(uint32_t packed, const uint8_t *outgoing, const uint8_t *incoming, uint32_t window) {
-    static const u32x16 steps = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
-    u8x16 out8, in8;
-    memcpy(&out8, outgoing, 16);
-    memcpy(&in8, incoming, 16);
-    u32x16 out = __builtin_convertvector(out8, u32x16), in = __builtin_convertvector(in8, u32x16);
-    u32x16 p = in - out;
-    PREFIX16(p);
-    u32x16 e = p - window * out;
-    PREFIX16(e);
-    uint32_t a = packed >> 16, b = packed & 0xFFFF;
-    u32x16 as = a + p, bs = b + steps * a + e;
-    return (as & 0xFFFF) << 16 | (bs & 0xFFFF);
-}
+/* The packed sums after 1 ... LANES steps of the window whose sum is `packed` (lane j: after j + 1), in
+ * VECTOR, from LANES bytes (BYTES) leaving and entering, with PREFIX; the rest are the steps 1 ... LANES. */
+#define ZSYNC_STEPS(NAME, VECTOR, BYTES, LANES, TARGET, PREFIX, ...)                                      \
+    __attribute__((target(TARGET))) static inline VECTOR NAME(uint32_t packed, const uint8_t *outgoing,   \
+                                                              const uint8_t *incoming, uint32_t window) { \
+        static const VECTOR steps = {__VA_ARGS__};                                                        \
+        BYTES out8, in8;                                                                                  \
+        memcpy(&out8, outgoing, LANES);                                                                   \
+        memcpy(&in8, incoming, LANES);                                                                    \
+        VECTOR out = __builtin_convertvector(out8, VECTOR), in = __builtin_convertvector(in8, VECTOR);    \
+        VECTOR p = in - out;                                                                              \
+        PREFIX(p);                                                                                        \
+        VECTOR e = p - window * out;                                                                      \
+        PREFIX(e);                                                                                        \
+        uint32_t a = packed >> 16, b = packed & 0xFFFF;                                                   \
+        VECTOR as = a + p, bs = b + steps * a + e;                                                        \
+        return (as & 0xFFFF) << 16 | (bs & 0xFFFF);                                                       \
+    }
+
+ZSYNC_STEPS(zsync_steps, u32x16, u8x16, 16, "avx512f,avx512bw,avx512dq", PREFIX16,
+            1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16)
 
 /* `zsync_key` of 16 pairs of masked sums; `wide` when a masked sum may exceed 16 bits. */
 __attribute__((target("avx512f,avx512bw,avx512dq"))) static inline u32x16 zsync_pair_keys(u32x16 f, u32x16 g,
@@ -622,41 +621,53 @@ __attribute__((target("avx512f,avx512bw,avx512dq"))) static inline u32x16 zsync_
     return (keys & ~large) | (mixed & large);
 }
 
-__attribute__((target("avx512f,avx512bw,avx512dq"))) static size_t
-zsync_scan_avx512(const uint8_t *bytes, size_t from, size_t end, size_t block, int pairs, uint32_t mask,
-                  const uint64_t *filter, uint32_t shift, uint64_t *state) {
-    uint64_t s = *state;
-    size_t i = from;
-    if (i >= end || weak_passes(zsync_key(s, pairs, mask), filter, shift)) return i;
-    uint32_t n = (uint32_t)block;
-    /* Position i was tested; each turn tests i + 1 ... i + 16. */
-    while (end - i >= 16) {
-        u32x16 keys, first, second = 0;
-        if (pairs) {
-            first = zsync_steps((uint32_t)(s >> 32), bytes + i, bytes + i + block, n);
-            second = zsync_steps((uint32_t)s, bytes + i + block, bytes + i + 2 * block, n);
-            keys = zsync_pair_keys(first & mask, second & mask, mask > 0xFFFF);
-        } else {
-            first = zsync_steps((uint32_t)s, bytes + i, bytes + i + block, n);
-            keys = first & mask;
-        }
-        u32x16 slots = (keys * 0x9E3779B1u ^ (keys >> 15)) >> shift;
-        /* The filter's bits as 32-bit words, bit k of word w being bit 32 * w + k on this little-endian
-         * machine: one gather of the 16 words is faster here than 16 loads (1.95 against 3.1 ns a byte). */
-        __m512i words = _mm512_i32gather_epi32((__m512i)(slots >> 5), (const void *)filter, 4);
-        __m512i bits = _mm512_srlv_epi32(words, (__m512i)(slots & 31));
-        uint32_t hits = _mm512_test_epi32_mask(bits, _mm512_set1_epi32(1));
-        if (hits) {
-            int lane = __builtin_ctz(hits);
-            *state = pairs ? (uint64_t)first[lane] << 32 | second[lane] : first[lane];
-            return i + (size_t)lane + 1;
-        }
-        s = pairs ? (uint64_t)first[15] << 32 | second[15] : first[15];
-        i += 16;
-    }
-    *state = s;
-    return zsync_scan_plain(bytes, i, end, block, pairs, mask, filter, shift, state);
+/* Bit k set when the filter has the bit of lane k's slot. The filter's bits as 32-bit words, bit k of word w
+ * being bit 32 * w + k on this little-endian machine: one gather of the 16 words is faster here than 16
+ * loads (1.95 against 3.1 ns a byte). */
+__attribute__((target("avx512f,avx512bw,avx512dq"))) static inline uint32_t filter_hits16(u32x16 slots,
+                                                                                         const uint64_t *filter) {
+    __m512i words = _mm512_i32gather_epi32((__m512i)(slots >> 5), (const void *)filter, 4);
+    __m512i bits = _mm512_srlv_epi32(words, (__m512i)(slots & 31));
+    return _mm512_test_epi32_mask(bits, _mm512_set1_epi32(1));
 }
+
+/* Rolls zsync's sums LANES positions per turn with STEPS, keys pairs with PAIR_KEYS and tests the keys with
+ * HITS; position i was tested, each turn tests i + 1 ... i + LANES. */
+#define ZSYNC_SCAN_LANES(NAME, VECTOR, LANES, TARGET, STEPS, PAIR_KEYS, HITS)                              \
+    __attribute__((target(TARGET))) static size_t NAME(const uint8_t *bytes, size_t from, size_t end,     \
+                                                       size_t block, int pairs, uint32_t mask,            \
+                                                       const uint64_t *filter, uint32_t shift,            \
+                                                       uint64_t *state) {                                 \
+        uint64_t s = *state;                                                                              \
+        size_t i = from;                                                                                  \
+        if (i >= end || weak_passes(zsync_key(s, pairs, mask), filter, shift)) return i;                  \
+        uint32_t n = (uint32_t)block;                                                                     \
+        while (end - i >= LANES) {                                                                        \
+            VECTOR keys, first, second = 0;                                                               \
+            if (pairs) {                                                                                  \
+                first = STEPS((uint32_t)(s >> 32), bytes + i, bytes + i + block, n);                      \
+                second = STEPS((uint32_t)s, bytes + i + block, bytes + i + 2 * block, n);                 \
+                keys = PAIR_KEYS(first & mask, second & mask, mask > 0xFFFF);                             \
+            } else {                                                                                      \
+                first = STEPS((uint32_t)s, bytes + i, bytes + i + block, n);                              \
+                keys = first & mask;                                                                      \
+            }                                                                                             \
+            VECTOR slots = (keys * 0x9E3779B1u ^ (keys >> 15)) >> shift;                                  \
+            uint32_t hits = HITS(slots, filter);                                                          \
+            if (hits) {                                                                                   \
+                int lane = __builtin_ctz(hits);                                                           \
+                *state = pairs ? (uint64_t)first[lane] << 32 | second[lane] : first[lane];                \
+                return i + (size_t)lane + 1;                                                              \
+            }                                                                                             \
+            s = pairs ? (uint64_t)first[LANES - 1] << 32 | second[LANES - 1] : first[LANES - 1];          \
+            i += LANES;                                                                                   \
+        }                                                                                                 \
+        *state = s;                                                                                       \
+        return zsync_scan_plain(bytes, i, end, block, pairs, mask, filter, shift, state);                 \
+    }
+
+ZSYNC_SCAN_LANES(zsync_scan_avx512, u32x16, 16, "avx512f,avx512bw,avx512dq", zsync_steps, zsync_pair_keys,
+                 filter_hits16)
 
 /* Lane j: x[0] + ... + x[j], for 8 lanes. */
 #define PREFIX8(x)                                                                                        \
@@ -667,58 +678,20 @@ zsync_scan_avx512(const uint8_t *bytes, size_t from, size_t end, size_t block, i
         x += __builtin_shufflevector(zero, x, 0, 1, 2, 3, 8, 9, 10, 11);                                  \
     } while (0)
 
-/* `zsync_steps` for 8 steps. */
-__attribute__((target("avx2"))) static inline u32x8 zsync_steps8(uint32_t packed, const uint8_t *outgoing,
-                                                                 const uint8_t *incoming, uint32_t window) {
-    static const u32x8 steps = {1, 2, 3, 4, 5, 6, 7, 8};
-    u8x8 out8, in8;
-    memcpy(&out8, outgoing, 8);
-    memcpy(&in8, incoming, 8);
-    u32x8 out = __builtin_convertvector(out8, u32x8), in = __builtin_convertvector(in8, u32x8);
-    u32x8 p = in - out;
-    PREFIX8(p);
-    u32x8 e = p - window * out;
-    PREFIX8(e);
-    uint32_t a = packed >> 16, b = packed & 0xFFFF;
-    u32x8 as = a + p, bs = b + steps * a + e;
-    return (as & 0xFFFF) << 16 | (bs & 0xFFFF);
-}
+ZSYNC_STEPS(zsync_steps8, u32x8, u8x8, 8, "avx2", PREFIX8, 1, 2, 3, 4, 5, 6, 7, 8)
 
 /* The AVX-512 search in 8 lanes, for machines without AVX-512. Pairs of masked sums wider than 16 bits
  * need 64-bit multiplies for their keys, which AVX2 lacks, so those stay plain; zsyncmake keeps 2 bytes of
  * each sum of a pair for files of 64 MiB or more, the usual case. On a Zen machine without AVX-512, 64 MiB
  * of random bytes, pairs of 4 KiB blocks, a filter of 512 KiB: 4.2-4.9 ns a position against 7.0-8.2 plain
  * (a gather of the filter's words, or 8 loads, measured the same). */
-__attribute__((target("avx2"))) static size_t
-zsync_scan_avx2(const uint8_t *bytes, size_t from, size_t end, size_t block, int pairs, uint32_t mask,
-                const uint64_t *filter, uint32_t shift, uint64_t *state) {
-    uint64_t s = *state;
-    size_t i = from;
-    if (i >= end || weak_passes(zsync_key(s, pairs, mask), filter, shift)) return i;
-    uint32_t n = (uint32_t)block;
-    while (end - i >= 8) {
-        u32x8 keys, first, second = 0;
-        if (pairs) {
-            first = zsync_steps8((uint32_t)(s >> 32), bytes + i, bytes + i + block, n);
-            second = zsync_steps8((uint32_t)s, bytes + i + block, bytes + i + 2 * block, n);
-            keys = (first & mask) << 16 | (second & mask);
-        } else {
-            first = zsync_steps8((uint32_t)s, bytes + i, bytes + i + block, n);
-            keys = first & mask;
-        }
-        u32x8 slots = (keys * 0x9E3779B1u ^ (keys >> 15)) >> shift;
-        uint32_t hits = filter_hits8(slots, filter);
-        if (hits) {
-            int lane = __builtin_ctz(hits);
-            *state = pairs ? (uint64_t)first[lane] << 32 | second[lane] : first[lane];
-            return i + (size_t)lane + 1;
-        }
-        s = pairs ? (uint64_t)first[7] << 32 | second[7] : first[7];
-        i += 8;
-    }
-    *state = s;
-    return zsync_scan_plain(bytes, i, end, block, pairs, mask, filter, shift, state);
+/* Pairs whose sums fit 16 bits each, side by side: the only pairs this version is given. */
+__attribute__((target("avx2"))) static inline u32x8 zsync_pair_keys8(u32x8 f, u32x8 g, int wide) {
+    (void)wide;
+    return f << 16 | g;
 }
+
+ZSYNC_SCAN_LANES(zsync_scan_avx2, u32x8, 8, "avx2", zsync_steps8, zsync_pair_keys8, filter_hits8)
 #endif
 
 size_t slicesync_zsync_scan(int level, const uint8_t *bytes, size_t from, size_t end, size_t block, int pairs,
