@@ -680,17 +680,17 @@ ZSYNC_SCAN_LANES(zsync_scan_avx512, u32x16, 16, "avx512f,avx512bw,avx512dq", zsy
 
 ZSYNC_STEPS(zsync_steps8, u32x8, u8x8, 8, "avx2", PREFIX8, 1, 2, 3, 4, 5, 6, 7, 8)
 
-/* The AVX-512 search in 8 lanes, for machines without AVX-512. Pairs of masked sums wider than 16 bits
- * need 64-bit multiplies for their keys, which AVX2 lacks, so those stay plain; zsyncmake keeps 2 bytes of
- * each sum of a pair for files of 64 MiB or more, the usual case. On a Zen machine without AVX-512, 64 MiB
- * of random bytes, pairs of 4 KiB blocks, a filter of 512 KiB: 4.2-4.9 ns a position against 7.0-8.2 plain
- * (a gather of the filter's words, or 8 loads, measured the same). */
-/* Pairs whose sums fit 16 bits each, side by side: the only pairs this version is given. */
+/* Pairs whose sums fit 16 bits each, side by side: the only pairs the AVX2 version is given. */
 __attribute__((target("avx2"))) static inline u32x8 zsync_pair_keys8(u32x8 f, u32x8 g, int wide) {
     (void)wide;
     return f << 16 | g;
 }
 
+/* The AVX-512 search in 8 lanes, for machines without AVX-512. Pairs of masked sums wider than 16 bits
+ * need 64-bit multiplies for their keys, which AVX2 lacks, so those stay plain; zsyncmake keeps 2 bytes of
+ * each sum of a pair for files of 64 MiB or more, the usual case. On a Zen machine without AVX-512, 64 MiB
+ * of random bytes, pairs of 4 KiB blocks, a filter of 512 KiB: 4.2-4.9 ns a position against 7.0-8.2 plain
+ * (a gather of the filter's words, or 8 loads, measured the same). */
 ZSYNC_SCAN_LANES(zsync_scan_avx2, u32x8, 8, "avx2", zsync_steps8, zsync_pair_keys8, filter_hits8)
 #endif
 

@@ -104,7 +104,7 @@ final class WholeFileDigests: @unchecked Sendable {
     let hasSHA256: Bool
 
     /// Nil when neither digest is wanted. `paired: false` keeps to libcrypto (for tests of both paths).
-    init?(sha1: Bool, sha256: Bool, paired: Bool = WholeFileDigests.pairedAvailable) {
+    init?(sha1: Bool, sha256: Bool, paired: Bool = VectorKernels.shaExtensions) {
         guard sha1 || sha256 else { return nil }
         hasSHA1 = sha1
         hasSHA256 = sha256
@@ -118,9 +118,6 @@ final class WholeFileDigests: @unchecked Sendable {
             engine = .library(state)
         }
     }
-
-    /// Whether this machine runs the paired SHA-1 and SHA-256.
-    static var pairedAvailable: Bool { VectorKernels.shaExtensions }
 
     deinit {
         switch engine {

@@ -113,7 +113,7 @@ struct WholeFileDigestsTests {
         let (sha1, sha256) = wanted
         let data = randomBytes(300_001, seed: 3)
         let whole = try #require(WholeFileDigests(sha1: sha1, sha256: sha256,
-                                                  paired: paired && WholeFileDigests.pairedAvailable))
+                                                  paired: paired && VectorKernels.shaExtensions))
         // Pieces of odd lengths, so the alternating 64-byte steps meet every partial-block case.
         let lengths = [0, 1, 63, 64, 65, 127, 4096, 100_003]
         var offset = 0
@@ -132,7 +132,7 @@ struct WholeFileDigestsTests {
 
     @Test func emptyInputAndNothingWanted() throws {
         #expect(WholeFileDigests(sha1: false, sha256: false) == nil)
-        for paired in [false, WholeFileDigests.pairedAvailable] {
+        for paired in [false, VectorKernels.shaExtensions] {
             let (one, two) = try #require(WholeFileDigests(sha1: true, sha256: true, paired: paired)).finalize()
             #expect(one == StreamingDigest.hash(.sha1, []))
             #expect(two == StreamingDigest.hash(.sha256, []))
@@ -140,7 +140,7 @@ struct WholeFileDigestsTests {
     }
 
     /// Every length around the padding's two cases (one final block or two), fed in uneven pieces.
-    @Test(.enabled(if: WholeFileDigests.pairedAvailable, "the paired engine runs only with the SHA extensions"))
+    @Test(.enabled(if: VectorKernels.shaExtensions, "the paired engine runs only with the SHA extensions"))
     func thePairedEngineEqualsLibcryptoAtEveryTailLength() throws {
         let data = randomBytes(400, seed: 11)
         for length in 0...data.count {
