@@ -1,3 +1,4 @@
+#include <stdlib.h>
 #include <string.h>
 #include "cslicesynckernels.h"
 #if defined(__x86_64__)
@@ -930,7 +931,7 @@ void slicesync_sha_pair_final(slicesync_sha_pair *pair, uint8_t sha1[20], uint8_
     for (int i = 0; i < 8; i++) store_be32(sha256 + 4 * i, pair->sha256[i]);
 }
 
-int slicesync_kernel_level(void) {
+static int machine_kernel_level(void) {
 #if defined(__x86_64__)
     /* __builtin_cpu_supports also checks that the operating system saves the wider registers. */
     __builtin_cpu_init();
@@ -940,4 +941,17 @@ int slicesync_kernel_level(void) {
     if (__builtin_cpu_supports("avx2")) return SLICESYNC_LEVEL_AVX2;
 #endif
     return SLICESYNC_LEVEL_PLAIN;
+}
+
+int slicesync_kernel_level(void) {
+    int level = machine_kernel_level();
+    /* SLICESYNC_KERNELS=plain or avx2 keeps to a lower level than the machine's, as OPENSSL_ia32cap does for
+       libcrypto: to measure or test what machines without the wider units run, or to step around a fault in
+       one kernel. It never raises the level. */
+    const char *asked = getenv("SLICESYNC_KERNELS");
+    if (asked != NULL) {
+        if (strcmp(asked, "plain") == 0 && level > SLICESYNC_LEVEL_PLAIN) level = SLICESYNC_LEVEL_PLAIN;
+        if (strcmp(asked, "avx2") == 0 && level > SLICESYNC_LEVEL_AVX2) level = SLICESYNC_LEVEL_AVX2;
+    }
+    return level;
 }

@@ -14,7 +14,8 @@ enum {
     SLICESYNC_LEVEL_AVX512 = 2, /* x86-64 AVX-512 F, DQ and BW */
 };
 
-/* The highest level this machine and its operating system run. */
+/* The highest level this machine and its operating system run, or the lower one SLICESYNC_KERNELS names
+   (plain or avx2). */
 int slicesync_kernel_level(void);
 
 /* MD4 digests (16 bytes each, in order, to `digests`) of `count` consecutive blocks of `block_size`

@@ -295,6 +295,27 @@ struct SyncMatchingTests {
         #expect(report.bytesFromServer <= 23 * 2048)
     }
 
+    /// Three slices in four changed (a tarball whose members all have new times): whole slices are
+    /// looked for in a sample only, then every block is found by the fine tables.
+    @Test func aFileChangedEverywhereIsRebuiltFromItsBlocks() async throws {
+        let harness = try SyncHarness()
+        let slice = 8192
+        let old = randomBytes(400 * slice, seed: 17)
+        var new = old
+        var edits = 0
+        for index in 0..<400 where index % 4 != 0 {
+            new[index * slice + 1000] ^= 0xFF
+            edits += 1
+        }
+        new.insert(contentsOf: randomBytes(300, seed: 18), at: 200 * slice + 5)
+        let url = try harness.publish("f.bin", new, slice: slice, block: 512)
+        try harness.dir.write("old", old)
+        let report = try await harness.sync(url, alikes: ["old"])
+        #expect(try harness.read("out.bin") == new)
+        // The changed block of each edit, and the inserted bytes with the blocks they touch.
+        #expect(report.bytesFromServer <= (edits + 2) * 512 + 300, "fetched \(report.bytesFromServer) bytes")
+    }
+
     @Test func updatesInPlaceAndReportsUnchangedFiles() async throws {
         let harness = try SyncHarness()
         let old = randomBytes(1_500_000, seed: 16)

@@ -156,6 +156,100 @@ struct ScannerTests {
         #expect(limited.map(\.block) == [3])
     }
 
+    /// A run of matches is checked in batches (one hash call for up to 16 blocks): it stops at the first
+    /// block that differs, at one that is not looked for, and at its limit.
+    @Test func aRunOfBlocksIsCheckedTogetherAndStopsWhereABlockDiffers() throws {
+        let target = randomBytes(64 * 512, seed: 80)
+        let signature = try sign(target, slice: 8192, block: 512)
+        var records = FineRecords(blocksPerSlice: 16)
+        for slice in 0..<4 { records.add(Array(signature.fine[(slice * 16)..<(slice * 16 + 16)]), slice: slice) }
+        var local = target
+        local[37 * 512 + 100] ^= 1
+        let verifier = V2BlockVerifier(blocks: records, wanted: { $0 != 50 })
+        local.withUnsafeBytes { raw in
+            let base = raw.baseAddress!
+            #expect(verifier.followingRun(from: 0, at: base, length: 512, limit: 64) == 37)
+            #expect(verifier.followingRun(from: 3, at: base + 3 * 512, length: 512, limit: 20) == 20)
+            // Block 50 is not looked for.
+            #expect(verifier.followingRun(from: 38, at: base + 38 * 512, length: 512, limit: 26) == 12)
+            #expect(verifier.followingRun(from: 51, at: base + 51 * 512, length: 512, limit: 13) == 13)
+            // Blocks out of place.
+            #expect(verifier.followingRun(from: 1, at: base, length: 512, limit: 10) == 0)
+        }
+    }
+
+    @Test func foundPiecesTakeRunsUnderOneLock() {
+        let found = FoundPieces(count: 10)
+        found.record([4], at: LocalSource(file: 0, offset: 999))
+        #expect(found.missingRun(from: 1, limit: 10) == 3)
+        #expect(found.missingRun(from: 5, limit: 3) == 3)
+        #expect(found.missingRun(from: 8, limit: 5) == 2)
+        found.recordRun(from: 2, count: 4, at: LocalSource(file: 1, offset: 100), pieceLength: 50)
+        let all = Dictionary(uniqueKeysWithValues: found.all)
+        #expect(all[2] == LocalSource(file: 1, offset: 100))
+        #expect(all[3] == LocalSource(file: 1, offset: 150))
+        // The first source recorded wins.
+        #expect(all[4] == LocalSource(file: 0, offset: 999))
+        #expect(all[5] == LocalSource(file: 1, offset: 250))
+        #expect(all.count == 4)
+    }
+
+    /// Blocks changed in place break a run of matches, which goes on from the block after each (tested
+    /// there first); two changed in a row, and content that moved, are rolled through as before.
+    @Test func runsGoOnPastBlocksChangedInPlace() throws {
+        let dir = try TemporaryDirectory()
+        let target = randomBytes(256 * 512, seed: 81)
+        let signature = try sign(target, slice: 8192, block: 512)
+        var old = Array(target[..<(150 * 512)]) + [7, 8, 9] + Array(target[(150 * 512)...])
+        let changed = [5, 6, 40, 100, 149, 200, 255]
+        for block in changed { old[block * 512 + (block < 150 ? 0 : 3) + 7] ^= 0x40 }
+        try dir.write("old", old)
+        let matcher = Matcher(paths: [dir.file("old")], threads: 2, progress: ScanProgress(), logger: logger)
+        var records = FineRecords(blocksPerSlice: 16)
+        for slice in 0..<16 { records.add(Array(signature.fine[(slice * 16)..<(slice * 16 + 16)]), slice: slice) }
+        let found = Dictionary(uniqueKeysWithValues: try matcher.matchBlocks(signature.header, blocks: records)
+            .map { ($0.block, $0.source) })
+        for block in 0..<256 {
+            let expected = changed.contains(block) ? nil
+                : LocalSource(file: 0, offset: block * 512 + (block < 150 ? 0 : 3))
+            #expect(found[block] == expected, "block \(block)")
+        }
+    }
+
+    /// The scan for whole slices stops at a sample of the local file when the file changed everywhere;
+    /// a few edits, unrelated content and a small file are scanned whole.
+    @Test func aFileChangedEverywhereIsScannedForWholeSlicesOnlyInASample() throws {
+        let dir = try TemporaryDirectory()
+        let slice = 4096
+        let count = 4 * LoadedSignature.samplePieces * (LoadedSignature.slicesPerSamplePiece + 1) + 10
+        let target = randomBytes(count * slice, seed: 82)
+        let signature = try sign(target, slice: slice, block: 512)
+        var everywhere = target
+        for index in 0..<count where index % 4 != 0 { everywhere[index * slice + 100] ^= 1 }
+        var fewEdits = target
+        for index in [3, 77, 150] { fewEdits[index * slice + 9] ^= 1 }
+        try dir.write("everywhere", everywhere)
+        try dir.write("few", fewEdits)
+        try dir.write("unrelated", randomBytes(count * slice, seed: 83))
+        try dir.write("small", Array(everywhere.prefix(100 * slice)))
+        func whole(_ name: String) throws -> (found: [LocalSource?], changedEverywhere: Bool) {
+            let matcher = Matcher(paths: [dir.file(name)], threads: 2, progress: ScanProgress(), logger: logger)
+            return try LoadedSignature.wholeSlices(signature.header, coarse: signature.coarse, matcher: matcher,
+                logger: logger)
+        }
+        let sampled = try whole("everywhere")
+        #expect(sampled.changedEverywhere)
+        let inSample = sampled.found.indices.filter { sampled.found[$0] != nil }
+        #expect(!inSample.isEmpty && inSample.allSatisfy { $0 % 4 == 0 })
+        #expect(inSample.count <= LoadedSignature.samplePieces * LoadedSignature.slicesPerSamplePiece / 2)
+        let few = try whole("few")
+        #expect(!few.changedEverywhere && few.found.indices.filter { few.found[$0] == nil } == [3, 77, 150])
+        let unrelated = try whole("unrelated")
+        #expect(!unrelated.changedEverywhere && unrelated.found.allSatisfy { $0 == nil })
+        let small = try whole("small")
+        #expect(!small.changedEverywhere && small.found.compactMap { $0 }.count == 25)
+    }
+
     @Test func holesAreNotScannedButDataNextToThemIs() throws {
         let dir = try TemporaryDirectory()
         let target = randomBytes(16 * 1024, seed: 74)
