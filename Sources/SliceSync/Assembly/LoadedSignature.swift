@@ -391,7 +391,7 @@ final class LoadedSignature: Sendable {
                     map.verifyBySlice = true
                     return map
                 }
-                for (block, source) in found { map.sources[block] = source }
+                map.take(found)
             }
         }
 
@@ -434,11 +434,14 @@ final class LoadedSignature: Sendable {
         let records = map.fineRecords
         // What the sketch placed is taken too: the blocks still missing are looked for in what is left.
         let regions = Self.unusedRegions(of: map, alikes: matcher.alikes, margin: header.blockSize)
-        let before = map.sources
-        let nearby = try await context.runBlocking {
-            try matcher.matchBlocks(header, blocks: records, wanted: { before[$0] == nil }, within: regions)
+        do {
+            // Scoped: the finds and the copy of the map's sources go as soon as the map has them.
+            let before = map.sources
+            let nearby = try await context.runBlocking {
+                try matcher.matchBlocks(header, blocks: records, wanted: { before[$0] == nil }, within: regions)
+            }
+            map.take(nearby)
         }
-        for (block, source) in nearby { map.sources[block] = source }
         let stillMissing = records.reduce(0) { map.sources[$1.block] == nil ? $0 + map.unitRange($1.block).count : $0 }
         // The first pass was already everywhere when no whole slice was taken from any local file.
         let searchedEverything = matcher.alikes.enumerated().allSatisfy { index, alike in
@@ -449,7 +452,7 @@ final class LoadedSignature: Sendable {
             let anywhere = try await context.runBlocking {
                 try matcher.matchBlocks(header, blocks: records, wanted: { after[$0] == nil })
             }
-            for (block, source) in anywhere { map.sources[block] = source }
+            map.take(anywhere)
         }
         return map
     }

@@ -78,14 +78,13 @@ public final class ScanProgress: Sendable {
     func add(_ bytes: Int) { scanned.add(bytes, ordering: .relaxed) }
 }
 
-/// The pieces found so far, shared by the threads of one scan: 8 bytes per piece, or per block whose
-/// fine record is held (a few changed slices' blocks of a file of millions).
+/// The pieces found so far, shared by the threads of one scan: 8 bytes per piece, or the finds among
+/// the blocks whose fine records are held (see `HeldFinds`).
 final class FoundPieces: Sendable {
     private enum Table {
         case dense([UInt64])
-        /// One word per record `records` holds, by its position there: the pieces are the blocks whose
-        /// fine records were fetched, a fraction of a large file's.
-        case held(FineRecords, [UInt64])
+        /// The pieces are the blocks whose fine records were fetched.
+        case held(HeldFinds)
     }
     private let found: Mutex<Table>
 
@@ -94,9 +93,9 @@ final class FoundPieces: Sendable {
         found = Mutex(.dense([UInt64](repeating: PackedSource.none, count: count)))
     }
 
-    /// For the blocks whose fine records `records` holds.
-    init(records: FineRecords) {
-        found = Mutex(.held(records, [UInt64](repeating: PackedSource.none, count: records.count)))
+    /// For the blocks (of `blockSize` bytes) whose fine records `records` holds.
+    init(records: FineRecords, blockSize: Int) {
+        found = Mutex(.held(HeldFinds(records: records, blockSize: blockSize)))
     }
 
     /// Records matches. The first source recorded for a piece wins.
@@ -122,14 +121,10 @@ final class FoundPieces: Sendable {
                     entries[Int(piece)] = packed
                 }
                 table = .dense(entries)
-            case .held(let records, var entries):
+            case .held(var finds):
                 table = .dense([])
-                for (piece, packed) in pairs {
-                    guard let position = records.position(of: Int(piece)), entries[position] == PackedSource.none
-                    else { continue }
-                    entries[position] = packed
-                }
-                table = .held(records, entries)
+                for (piece, packed) in pairs { finds.record(piece, packed) }
+                table = .held(finds)
             }
         }
     }
@@ -156,8 +151,16 @@ final class FoundPieces: Sendable {
         switch table {
         case .dense(let entries):
             entries.indices.contains(Int(piece)) && entries[Int(piece)] == PackedSource.none
-        case .held(let records, let entries):
-            records.position(of: Int(piece)).map { entries[$0] == PackedSource.none } ?? false
+        case .held(let finds):
+            finds.isMissing(piece)
+        }
+    }
+
+    /// What a scan for the blocks of held fine records found (nil for pieces counted by index).
+    var blocks: FoundBlocks? {
+        found.withLock { table in
+            guard case .held(let finds) = table else { return nil }
+            return finds.blocks
         }
     }
 
@@ -167,10 +170,8 @@ final class FoundPieces: Sendable {
             switch table {
             case .dense(let entries):
                 entries.indices.compactMap { index in PackedSource.unpack(entries[index]).map { (index, $0) } }
-            case .held(let records, let entries):
-                records.compactMap { block, _ in
-                    records.position(of: block).flatMap { PackedSource.unpack(entries[$0]) }.map { (block, $0) }
-                }
+            case .held(let finds):
+                finds.blocks.map { ($0.block, $0.source) }
             }
         }
     }

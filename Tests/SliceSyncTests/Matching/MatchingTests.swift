@@ -194,6 +194,49 @@ struct ScannerTests {
         #expect(all.count == 4)
     }
 
+    @Test func heldFindsKeepRunsAndSwitchToAWordPerRecordWhenRunsWouldTakeMore() {
+        var records = FineRecords(blocksPerSlice: 8)
+        let record = HashRecord(weak: 1, strong: 2)
+        records.add([HashRecord](repeating: record, count: 8), slice: 0)
+        records.add([HashRecord](repeating: record, count: 8), slice: 2)
+        var finds = HeldFinds(records: records, blockSize: 100)
+        func at(_ offset: Int) -> UInt64 { PackedSource.pack(LocalSource(file: 1, offset: offset)) }
+        for block in 16..<20 { finds.record(Int32(block), at(5000 + (block - 16) * 100)) }
+        finds.record(3, at(77))
+        // The first source recorded wins; blocks not held are not recorded.
+        finds.record(3, at(999))
+        finds.record(9, at(0))
+        #expect(!finds.isMissing(3) && finds.isMissing(4) && !finds.isMissing(9))
+        var found = Array(finds.blocks)
+        #expect(found.map(\.block) == [3, 16, 17, 18, 19])
+        #expect(found.first?.source == LocalSource(file: 1, offset: 77))
+        #expect(found.last?.source == LocalSource(file: 1, offset: 5300))
+        // Nine runs take more than a word for each of the 16 records: the finds switch, keeping all.
+        for block in [0, 2, 4, 6, 21, 23, 1] { finds.record(Int32(block), at(block * 1000)) }
+        found = Array(finds.blocks)
+        #expect(found.map(\.block) == [0, 1, 2, 3, 4, 6, 16, 17, 18, 19, 21, 23])
+        #expect(found.first { $0.block == 18 }?.source == LocalSource(file: 1, offset: 5200))
+        #expect(found.first { $0.block == 23 }?.source == LocalSource(file: 1, offset: 23000))
+        #expect(finds.blocks.count == 12 && finds.isMissing(5) && !finds.isMissing(1))
+    }
+
+    /// A run of found blocks goes into the map as a run, and the map's segments merge as before.
+    @Test func foundBlocksGoIntoTheMapAsRuns() {
+        var records = FineRecords(blocksPerSlice: 200)
+        records.add([HashRecord](repeating: HashRecord(weak: 1, strong: 2), count: 200), slice: 0)
+        var finds = HeldFinds(records: records, blockSize: 10)
+        for block in 0..<200 where block != 150 {
+            let offset = block < 150 ? 7 + block * 10 : 3000 + block * 10
+            finds.record(Int32(block), PackedSource.pack(LocalSource(file: 0, offset: offset)))
+        }
+        var map = PieceMap(unitSize: 10, length: 1995, sources: PackedSources(count: 200, unitSize: 10))
+        map.take(finds.blocks)
+        #expect(map.sources[149] == LocalSource(file: 0, offset: 1497) && map.sources[150] == nil)
+        #expect(map.sources[199] == LocalSource(file: 0, offset: 4990))
+        #expect(map.segments == [.local(LocalSource(file: 0, offset: 7), 0..<1500), .output(1500..<1510),
+                                 .local(LocalSource(file: 0, offset: 4510), 1510..<1995)])
+    }
+
     /// Blocks changed in place break a run of matches, which goes on from the block after each (tested
     /// there first); two changed in a row, and content that moved, are rolled through as before.
     @Test func runsGoOnPastBlocksChangedInPlace() throws {
@@ -266,7 +309,7 @@ struct ScannerTests {
         let matcher = Matcher(paths: [path], threads: 2, progress: ScanProgress(), logger: logger)
         var records = FineRecords(blocksPerSlice: 4)
         records.add(Array(signature.fine[4..<8]), slice: 1)
-        let found = try matcher.matchBlocks(signature.header, blocks: records, wanted: { $0 == 5 })
+        let found = Array(try matcher.matchBlocks(signature.header, blocks: records, wanted: { $0 == 5 }))
         #expect(found.map(\.block) == [5] && found.first?.source == LocalSource(file: 0, offset: 8 << 20))
     }
 
