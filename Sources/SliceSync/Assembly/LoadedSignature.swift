@@ -170,14 +170,13 @@ final class LoadedSignature: Sendable {
     static let sampleReach = 16 << 20
 
 
-    /// 16 pieces of 1 MiB spread evenly over each scanned local file (`sampleReach` bytes of each);
-    /// nil when the files are too small for a sample to save anything.
-    static func spreadSample(_ alikes: [AlikeFile]) -> [Int: [Range<Int>]]? {
-        let pieces = 16
-        let piece = sampleReach / pieces
+    /// `pieces` pieces of `piece` bytes (by default 16 of 1 MiB, `sampleReach` bytes) spread evenly over
+    /// each scanned local file; a file under twice that is taken whole; nil when there is no file.
+    static func spreadSample(_ alikes: [AlikeFile], pieces: Int = 16,
+        piece: Int = sampleReach / 16) -> [Int: [Range<Int>]]? {
         var sample: [Int: [Range<Int>]] = [:]
         for (index, alike) in alikes.enumerated() where alike.scanned && alike.length > 0 {
-            guard alike.length > 2 * sampleReach else {
+            guard alike.length > 2 * pieces * piece else {
                 sample[index] = [0..<alike.length]
                 continue
             }
@@ -201,14 +200,10 @@ final class LoadedSignature: Sendable {
         logger: Logger) throws(FileSystemError) -> (found: [LocalSource?], changedEverywhere: Bool) {
         let everything = { () throws(FileSystemError) in (try matcher.matchSlices(header, coarse: coarse), false) }
         let piece = (slicesPerSamplePiece + 1) * header.sliceSize
-        var sample: [Int: [Range<Int>]] = [:]
-        for (index, alike) in matcher.alikes.enumerated() where alike.scanned && alike.length > 0 {
-            // A small file is scanned whole: the sample would be much of it.
-            guard alike.length >= 4 * samplePieces * piece else { return try everything() }
-            let step = (alike.length - piece) / (samplePieces - 1)
-            sample[index] = (0..<samplePieces).map { ($0 * step)..<($0 * step + piece) }
-        }
-        guard !sample.isEmpty else { return try everything() }
+        // Small files are scanned whole: the sample would be much of them.
+        guard matcher.alikes.allSatisfy({ !$0.scanned || $0.length == 0 || $0.length >= 4 * samplePieces * piece }),
+              let sample = spreadSample(matcher.alikes, pieces: samplePieces, piece: piece)
+        else { return try everything() }
         let sampled = try matcher.matchSlices(header, coarse: coarse, within: sample)
         // An unchanged copy has `slicesPerSamplePiece` slices starting in each piece.
         let expected = samplePieces * slicesPerSamplePiece

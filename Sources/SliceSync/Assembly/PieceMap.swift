@@ -31,32 +31,12 @@ struct PieceMap: Sendable {
 
     /// The byte ranges to download, sorted, adjacent units merged.
     var missingRanges: [Range<Int>] {
-        var result: [Range<Int>] = []
-        for index in sources.indices where sources[index] == nil {
-            let range = unitRange(index)
-            if let last = result.last, last.upperBound == range.lowerBound {
-                result[result.count - 1] = last.lowerBound..<range.upperBound
-            } else {
-                result.append(range)
-            }
-        }
-        return result
+        segments.compactMap { if case .output(let range) = $0 { range } else { nil } }
     }
 
     /// Local copies to make, with units that are contiguous in both files merged into one run.
     var localRuns: [(source: LocalSource, target: Range<Int>)] {
-        var runs: [(source: LocalSource, target: Range<Int>)] = []
-        for index in sources.indices {
-            guard let source = sources[index] else { continue }
-            let target = unitRange(index)
-            if let last = runs.last, last.source.file == source.file, last.target.upperBound == target.lowerBound,
-               last.source.offset + last.target.count == source.offset {
-                runs[runs.count - 1].target = last.target.lowerBound..<target.upperBound
-            } else {
-                runs.append((source, target))
-            }
-        }
-        return runs
+        segments.compactMap { if case .local(let source, let range) = $0 { (source, range) } else { nil } }
     }
 
     /// Where each part of the output comes from, in file order.
@@ -90,10 +70,10 @@ struct PieceMap: Sendable {
         if let current = run { sources.setRun(current.blocks, from: current.source) }
     }
 
-    /// The output's parts in order: local runs (merged as in `localRuns`) and downloaded ranges (as in
-    /// `missingRanges`), in one pass over the units. The runs, the ranges, their concatenation and its
-    /// sorted copy were 3.4 MB at once for a tarball whose blocks were all found by the block scan,
-    /// the peak of its run.
+    /// The output's parts in order, in one pass over the units: local runs (units contiguous in both
+    /// files merged) and downloaded ranges (adjacent units merged). Made from the runs and the ranges,
+    /// concatenated and sorted, they were 3.4 MB at once for a tarball whose blocks were all found by the
+    /// block scan, the peak of its run.
     var segments: [Segment] {
         var result: [Segment] = []
         for index in sources.indices {
