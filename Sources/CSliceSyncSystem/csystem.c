@@ -16,10 +16,6 @@ int slicesync_preallocate(int fd, off_t length) {
     return result == 0 ? 0 : errno;
 }
 
-int slicesync_start_writeback(int fd, off_t offset, off_t length) {
-    return sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE);
-}
-
 #include <linux/openat2.h>
 #include <sys/syscall.h>
 #include <unistd.h>

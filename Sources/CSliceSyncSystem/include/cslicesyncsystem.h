@@ -9,10 +9,6 @@ ssize_t slicesync_copy_file_range(int fd_in, off_t *off_in, int fd_out, off_t *o
  * Returns 0, or the errno (EOPNOTSUPP on file systems without it, ENOSPC, EDQUOT). */
 int slicesync_preallocate(int fd, off_t length);
 
-/* sync_file_range(2) with SYNC_FILE_RANGE_WRITE: start writing a range back to disk without waiting,
- * so a final fsync has little left to do. Returns 0 or -1 with errno. */
-int slicesync_start_writeback(int fd, off_t offset, off_t length);
-
 /* openat2(2) with RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS, read-only, close-on-exec, non-blocking:
  * opens `path` relative to `dirfd` only if resolving it (symbolic links included) never leaves the
  * directory. Returns a descriptor, or -1 with errno (EXDEV: it would leave; ENOSYS: kernel before 5.6). */

@@ -23,6 +23,8 @@ final class OutputFile: @unchecked Sendable {
     let length: Int
     /// Writes go into the destination itself: nothing to rename, nothing to keep or discard.
     let inPlace: Bool
+    /// Flushes what was written while the writing goes on; `commit` reports its failures.
+    let flushAhead: FlushAhead
 
     /// The partial-work path of a destination.
     static func partialPath(of destination: String) -> String { destination + TreeNaming.partialSuffix }
@@ -33,6 +35,7 @@ final class OutputFile: @unchecked Sendable {
         temporaryPath = TreeNaming.temporaryPath(for: destination)
         inPlace = false
         file = try SystemFile.createExclusive(temporaryPath, mode: 0o600)
+        flushAhead = FlushAhead(file: file)
         // The blocks are reserved up front: a disk without room for the file fails here, before any
         // work, and writes into reserved blocks cost less than delayed allocation does at writeback
         // (the tarball's update: median 0.286 -> 0.256 s over 7 alternating runs on ext4). Where the
@@ -58,6 +61,7 @@ final class OutputFile: @unchecked Sendable {
         file = destination
         self.length = length
         inPlace = true
+        flushAhead = FlushAhead(file: destination)
     }
 
     /// Copies `count` bytes from `source` at `from` to `to`, in the kernel where it can.
@@ -70,7 +74,7 @@ final class OutputFile: @unchecked Sendable {
     /// The calling thread reads and writes chunk n+1 while other threads hash chunk n, so the copy
     /// hides behind the hash: one thread for a plain digest, which must see the bytes in order; one
     /// per core for the tree hash, whose slices are independent (chunks then hold whole slices).
-    /// Writeback to disk starts as it goes, so the final fsync has little left to do.
+    /// The file is flushed as it goes (`FlushAhead`), so the final fsync has little left to do.
     ///
     /// With `arrivals`, the downloads are still coming: a downloaded range is read back once it has
     /// arrived, and the assembly ends with `.cancelled` if they are abandoned first.
@@ -119,7 +123,6 @@ final class OutputFile: @unchecked Sendable {
         }
         var bufferStart = 0
         var flushed = 0
-        let flushAhead = FlushAhead(descriptor: file.descriptor, path: temporaryPath)
         var slot = 0
         // Bytes of the current buffer filled so far: consecutive segments share a buffer, so a file
         // made of thousands of small pieces (a tar's headers between its members) is still handed to
@@ -178,9 +181,8 @@ final class OutputFile: @unchecked Sendable {
                         handoff.acquire(slot)
                     }
                     if position - flushed >= 32 << 20 {
-                        startWriteback(flushed..<position)
                         flushed = position
-                        flushAhead.start()
+                        flushAhead.request()
                     }
                 }
             }
@@ -189,7 +191,6 @@ final class OutputFile: @unchecked Sendable {
         } catch {
             handoff.close()
             _ = handoff.results()
-            _ = try? flushAhead.finish()
             throw error
         }
         handoff.close()
@@ -202,11 +203,6 @@ final class OutputFile: @unchecked Sendable {
             let digests = sliceDigests.withLock { $0 }
             return AssembledDigest(digest: TreeHash.combine(digests), sliceDigests: digests)
         }
-    }
-
-    /// Starts writing `range` back to disk without waiting for it.
-    func startWriteback(_ range: Range<Int>) {
-        _ = slicesync_start_writeback(file.descriptor, off_t(range.lowerBound), off_t(range.count))
     }
 
     /// Returns once `range` has been downloaded into the output (at once without `arrivals`).
@@ -235,6 +231,7 @@ final class OutputFile: @unchecked Sendable {
     /// `modified`, when given, becomes the file's modification time (a zsync control file's `MTime`).
     func commit(mode: mode_t, modified: Int? = nil) throws(FileSystemError) {
         if let modified { try file.setModificationTime(seconds: modified, nanoseconds: 0) }
+        try flushAhead.finish()
         try file.sync()
         if inPlace { return }
         if fchmod(file.descriptor,
@@ -262,56 +259,70 @@ final class OutputFile: @unchecked Sendable {
     }
 }
 
-/// Flushes a file to the disk on another thread while it is still being written, one flush at a time.
+/// Flushes a file to the disk on another thread while it is still being written.
 ///
 /// A disk with a volatile write cache (this project's virtual disk takes writes into its host's cache)
 /// pays for the data at the flush: a bare copy of 256 MiB spent 0.32-0.35 s in its final `fsync` however
 /// long the copy had run (`bench/disk-floor.sh`). Flushes asked for during the assembly overlap that cost
 /// with the copy and the hash instead of following them: medians of 7 alternating runs, (a) 0.70 -> 0.62 s,
-/// (b) 0.75 -> 0.66, (c) 0.73 -> 0.63, (a) from its zsync file 0.78 -> 0.68; the tarball's update, whose
-/// assembly is short, 0.92 -> 0.91 s, and from its zsync file 0.52 -> 0.55 s (flushing only once the
-/// downloads were over was no better there: 0.57).
+/// (b) 0.75 -> 0.66, (c) 0.73 -> 0.63, (a) from its zsync file 0.78 -> 0.68.
+///
+/// The writer only asks (`request`), which never waits: whoever starts writeback can be held by the
+/// block layer's write throttling (`wbt_wait`), which cost the copying thread 48 ms of the tarball's
+/// 0.18 s assembly when it started writeback itself every 32 MiB (`perf sched timehist`). A request made
+/// while a flush runs is served by one more flush right after it.
 ///
 /// A flush that fails is reported by `finish`: Linux reports a writeback error to one `fsync` of an open
-/// file, so the final `fsync` would not see an error that an early one took.
+/// file, so the final `fsync` would not see an error that an early one took. The flushing thread holds
+/// the file, so a flush still running when its owner gives up never meets a closed or reused descriptor.
 ///
-/// `@unchecked Sendable`: `running` and `failure` are read and written only with `condition` held; the
-/// owner keeps the descriptor open until `finish` has returned.
+/// `@unchecked Sendable`: `running`, `pending` and `failure` are read and written only with `condition`
+/// held.
 final class FlushAhead: @unchecked Sendable {
     private let condition = ThreadCondition()
-    private let descriptor: Int32
-    private let path: String
+    private let file: SystemFile
     private var running = false
+    private var pending = false
     private var failure: Int32 = 0
 
-    init(descriptor: Int32, path: String) {
-        self.descriptor = descriptor
-        self.path = path
+    init(file: SystemFile) {
+        self.file = file
     }
 
-    /// Starts flushing what has been written so far, unless a flush is still running.
-    func start() {
+    /// More was written: flushes it on the blocking pool, after the flush in progress if one is.
+    func request() {
         condition.lock()
         defer { condition.unlock() }
-        guard !running, failure == 0 else { return }
-        running = true
-        BlockingPool.shared.run { [self] in
-            let failed = fdatasync(descriptor) != 0 ? errno : 0
-            condition.lock()
-            running = false
-            if failed != 0 { failure = failed }
-            condition.broadcast()
-            condition.unlock()
+        guard failure == 0 else { return }
+        if running {
+            pending = true
+            return
         }
+        running = true
+        BlockingPool.shared.run { [self] in flushWhileRequested() }
     }
 
-    /// Waits for the flush in progress; throws when any flush failed.
+    private func flushWhileRequested() {
+        condition.lock()
+        repeat {
+            pending = false
+            condition.unlock()
+            let failed = fdatasync(file.descriptor) != 0 ? errno : 0
+            condition.lock()
+            if failed != 0 { failure = failed }
+        } while pending && failure == 0
+        running = false
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Waits for the flushes asked for so far; throws when any of them failed.
     func finish() throws(FileSystemError) {
         condition.lock()
         while running { condition.wait() }
         let failed = failure
         condition.unlock()
-        if failed != 0 { throw FileSystemError(errno: failed, operation: "sync", path: path) }
+        if failed != 0 { throw FileSystemError(errno: failed, operation: "sync", path: file.path) }
     }
 }
 

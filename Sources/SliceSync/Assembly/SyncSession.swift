@@ -599,9 +599,9 @@ public final class SyncSession: Sendable, LocatingContext {
                 }
                 try output.file.write(from: chunk.baseAddress!, count: chunk.count, at: offset)
                 check.add(chunk)
-                // Writeback starts as the data comes, so the fsync before the rename has little left.
+                // Flushed as the data comes, so the fsync before the rename has little left.
                 if check.position - flushed >= 32 << 20 {
-                    output.startWriteback(flushed..<check.position)
+                    output.flushAhead.request()
                     flushed = check.position
                 }
                 self.observer?.downloaded(check.position, of: length)

@@ -67,12 +67,12 @@ struct OutputFileTests {
     @Test func aFlushAheadThatFailsIsReported() throws {
         var ends: [Int32] = [0, 0]
         #expect(pipe(&ends) == 0)
-        defer { close(ends[0]); close(ends[1]) }
-        let flush = FlushAhead(descriptor: ends[1], path: "a pipe")
-        flush.start()
+        defer { close(ends[0]) }
+        let flush = FlushAhead(file: SystemFile.adopting(descriptor: ends[1], path: "a pipe"))
+        flush.request()
         #expect(throws: FileSystemError.self) { try flush.finish() }
         // Once failed, it starts no more flushes and keeps reporting the failure.
-        flush.start()
+        flush.request()
         #expect(throws: FileSystemError.self) { try flush.finish() }
     }
 }
