@@ -281,20 +281,6 @@ struct Layout: Sendable {
     private static let placeholderHash = [UInt8](repeating: 0, count: 32)
 }
 
-/// A ring of page-aligned read buffers.
-final class BufferRing: @unchecked Sendable {
-    private let pointers: [UnsafeMutableRawPointer]
-    var count: Int { pointers.count }
-
-    init(count: Int, size: Int) {
-        pointers = (0..<count).map { _ in UnsafeMutableRawPointer.allocate(byteCount: max(size, 1), alignment: 4096) }
-    }
-
-    deinit { pointers.forEach { $0.deallocate() } }
-
-    subscript(index: Int) -> UnsafeMutableRawPointer { pointers[index] }
-}
-
 /// Per-piece hashing results, filled by a pool thread and read by the driver.
 final class PieceResults: @unchecked Sendable {
     /// Format 2: full RK64 per block.
