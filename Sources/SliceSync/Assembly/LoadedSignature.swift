@@ -513,6 +513,34 @@ final class LoadedSignature: Sendable {
     /// The unit downloads are verified in: slices when the map says so, else the map's unit.
     func downloadUnit(_ map: PieceMap) -> Int { map.verifyBySlice ? sliceSize : map.unitSize }
 
+    /// The first of units `first`, `first + 1`, … that `bytes` (whole units of `downloadUnit(map)` bytes,
+    /// the last one possibly the file's short end) are not; nil when they are all right. zsync blocks are
+    /// hashed all at once, in vector lanes: one at a time, their MD4 was 17 ms of the tarball's update.
+    func firstMismatch(units first: Int, _ bytes: UnsafeRawBufferPointer, map: PieceMap) -> Int? {
+        let unit = downloadUnit(map)
+        let count = (bytes.count + unit - 1) / unit
+        let last = first + count - 1
+        // Exactly blocks `first...last`, as `blockMatches` would take them one by one.
+        if case .zsync(let control) = held, unit == control.blockSize, first >= 0, last < control.blockCount,
+           let base = bytes.baseAddress, first * unit + bytes.count == control.blockRange(last).upperBound {
+            let computed = control.geometry.records(of: base, count: bytes.count)
+            let size = control.recordSize
+            return computed.withUnsafeBytes { computed in
+                control.records.withUnsafeBytes { records in
+                    (0..<count).first {
+                        memcmp(computed.baseAddress! + $0 * size, records.baseAddress! + (first + $0) * size, size) != 0
+                    }.map { first + $0 }
+                }
+            }
+        }
+        for k in 0..<count {
+            let start = k * unit
+            let piece = UnsafeRawBufferPointer(rebasing: bytes[start..<min(start + unit, bytes.count)])
+            if !verifyUnit(first + k, piece, map: map) { return first + k }
+        }
+        return nil
+    }
+
     /// Whether downloaded bytes are unit `index` of `downloadUnit(map)` bytes.
     func verifyUnit(_ index: Int, _ bytes: UnsafeRawBufferPointer, map: PieceMap) -> Bool {
         guard let base = bytes.baseAddress else { return bytes.isEmpty }

@@ -559,17 +559,14 @@ public final class SyncSession: Sendable, LocatingContext {
                 ? (output.length + unit - 1) / unit : range.upperBound / unit
             guard first < endUnit else { return range.lowerBound..<range.lowerBound }
             let accepted = (first * unit)..<min(endUnit * unit, output.length)
-            for index in first..<endUnit {
-                let piece = (index * unit)..<min((index + 1) * unit, output.length)
-                let start = piece.lowerBound - range.lowerBound
-                let slice = UnsafeRawBufferPointer(rebasing: bytes[start..<(start + piece.count)])
-                guard signature.verifyUnit(index, slice, map: map) else {
-                    throw TransportError(.protocolViolation,
-                        "downloaded bytes \(piece.lowerBound)-\(piece.upperBound - 1) do not match the signature: " +
-                            "the file on the server may have changed since it was signed (re-run shash on the server)")
-                }
-            }
             let start = accepted.lowerBound - range.lowerBound
+            let units = UnsafeRawBufferPointer(rebasing: bytes[start..<(start + accepted.count)])
+            if let index = signature.firstMismatch(units: first, units, map: map) {
+                let piece = (index * unit)..<min((index + 1) * unit, output.length)
+                throw TransportError(.protocolViolation,
+                    "downloaded bytes \(piece.lowerBound)-\(piece.upperBound - 1) do not match the signature: " +
+                        "the file on the server may have changed since it was signed (re-run shash on the server)")
+            }
             try output.file.write(from: bytes.baseAddress! + start, count: accepted.count, at: accepted.lowerBound)
             arrivals?.add(accepted)
             let now = done.add(accepted.count, ordering: .relaxed).newValue

@@ -46,6 +46,11 @@ extension PieceVerifier {
     }
 
     func followingRun(from first: Int32, at pointer: UnsafeRawPointer, length: Int, limit: Int) -> Int {
+        followingRunOneByOne(from: first, at: pointer, length: length, limit: limit)
+    }
+
+    /// `followingRun` by `follows`, for verifiers that check some runs their own way.
+    func followingRunOneByOne(from first: Int32, at pointer: UnsafeRawPointer, length: Int, limit: Int) -> Int {
         var count = 0
         while count < limit && follows(first + Int32(count), window: pointer + count * length, length: length) {
             count += 1

@@ -126,6 +126,40 @@ struct ZsyncBlockVerifier: PieceVerifier {
         let sum = ZsyncRollingSum.paddedSum(pointer, count: size, window: control.blockSize)
         return sum & ZsyncRollingSum.mask(bytes: control.rsumBytes) == control.rsum(index)
     }
+
+    /// A run's whole blocks are summed several at a time by the vector kernel (22 GB/s), not one by one in
+    /// `follows` (3.5 GB/s here: 27 ms of the tarball's matching, whose runs cover 96 MiB). Batches grow
+    /// from 4 blocks, so a run that ends at once costs little more than one block.
+    func followingRun(from first: Int32, at pointer: UnsafeRawPointer, length: Int, limit: Int) -> Int {
+        let blockSize = control.blockSize
+        let start = Int(first)
+        guard length == blockSize, start >= 0, VectorKernels.handles(blockSize: blockSize) else {
+            return followingRunOneByOne(from: first, at: pointer, length: length, limit: limit)
+        }
+        // The file's short last block is summed zero-padded, by `follows`.
+        let wholeBlocks = control.length / blockSize
+        let mask = ZsyncRollingSum.mask(bytes: control.rsumBytes)
+        var count = 0
+        var batch = 4
+        let stopped: Bool = withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { sums in
+            while count < limit {
+                let take = min(batch, limit - count, wholeBlocks - (start + count))
+                guard take > 0 else { return false }
+                VectorKernels.rsum(blocks: pointer + count * blockSize, blockSize: blockSize, count: take,
+                                   into: sums.baseAddress!)
+                for k in 0..<take where sums[k] & mask != control.rsum(start + count + k) {
+                    count += k
+                    return true
+                }
+                count += take
+                batch = min(64, 2 * batch)
+            }
+            return true
+        }
+        if stopped { return count }
+        return count + followingRunOneByOne(from: first + Int32(count), at: pointer + count * blockSize,
+                                            length: length, limit: limit - count)
+    }
 }
 
 extension ZsyncControl {

@@ -159,8 +159,8 @@ public final class RemoteFile: Sendable {
     /// them to `deliver` as they arrive, cut into pieces of whole `unit`s (see `UnitCollector`);
     /// `deliver` returns the part it accepted. Returns the parts of `ranges` not accepted.
     ///
-    /// Nothing of the reply is held beyond one unit: whatever was accepted before the connection broke
-    /// or the reply turned out malformed stays accepted, and the caller asks again only for the rest.
+    /// Nothing of the reply is held beyond 64 KiB or one unit: whatever arrived whole before the connection
+    /// broke or the reply turned out malformed is accepted, and the caller asks again only for the rest.
     func fetchOnce(_ ranges: [Range<Int>], unit: Int, deliver: (Range<Int>,
         UnsafeRawBufferPointer) throws -> Range<Int>) async throws -> [Range<Int>] {
         let expected = ranges.reduce(0) { $0 + $1.count }
@@ -196,6 +196,10 @@ public final class RemoteFile: Sendable {
             try collector.flush(deliver)
         } catch is BodyNotNeeded {
             // Handled below, from the status.
+        } catch {
+            // What arrived whole before the reply broke off is kept: only the rest is asked for again.
+            try? collector.flushWholeUnits(deliver)
+            throw error
         }
         guard let response else { throw TransportError(.protocolViolation, "no response") }
         switch response.status {

@@ -116,4 +116,34 @@ struct ZsyncMatchingTests {
         #expect(found.enumerated().allSatisfy { $0.element == LocalSource(file: 0, offset: 5 + $0.offset * 2048) },
                 "\(found)")
     }
+
+    /// Runs of blocks are summed in batches; they must end exactly where checking one block at a time
+    /// ends: at a changed block anywhere in a batch, at the limit, and at the file's short last block.
+    @Test(arguments: [-1, 0, 3, 4, 11, 40, 70])
+    func aBatchedRunEndsWhereOneByOneEnds(changed: Int) {
+        let blockSize = 1024
+        let data = randomBytes(blockSize * 80 + 300, seed: 12)
+        let verifier = ZsyncBlockVerifier(control: Self.control(data, blockSize: blockSize, seq: 1, rsum: 4))
+        var local = data
+        if changed >= 0 { local[changed * blockSize + 7] ^= 0x5A }
+        local.withUnsafeBytes { raw in
+            for first in [0, 2, 37, 75, 80] {
+                for limit in [0, 1, 5, 33, 200] {
+                    let room = min(limit, 81 - first)
+                    let pointer = raw.baseAddress! + first * blockSize
+                    let batched = verifier.followingRun(from: Int32(first), at: pointer, length: blockSize,
+                                                        limit: room)
+                    let single = verifier.followingRunOneByOne(from: Int32(first), at: pointer,
+                                                               length: blockSize, limit: room)
+                    #expect(batched == single, "first \(first), limit \(limit)")
+                }
+            }
+        }
+        // Unchanged: the run reaches the padded last block.
+        if changed < 0 {
+            data.withUnsafeBytes {
+                #expect(verifier.followingRun(from: 0, at: $0.baseAddress!, length: blockSize, limit: 81) == 81)
+            }
+        }
+    }
 }

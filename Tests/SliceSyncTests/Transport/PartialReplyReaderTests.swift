@@ -113,6 +113,71 @@ struct PartialReplyReaderTests {
             #expect(collector.accepted.gaps(in: 0..<203) == [0..<32, 100..<160])
         }
     }
+
+    /// Small network reads of one long range are handed on in pieces of the batch size, not read by read.
+    @Test func theCollectorGathersSmallReads() throws {
+        let unit = 512
+        let file = randomBytes(40_000, seed: 7)
+        let collector = UnitCollector(unit: unit, wanted: [0..<40_000], batch: 8192)
+        var handed: [Range<Int>] = []
+        for offset in stride(from: 0, to: file.count, by: 1000) {
+            let end = min(file.count, offset + 1000)
+            try file[offset..<end].withUnsafeBytes { raw in
+                try collector.add(offset: offset, bytes: raw) { range, bytes in
+                    #expect(Array(bytes) == Array(file[range]))
+                    handed.append(range)
+                    return range
+                }
+            }
+        }
+        #expect(handed.count == 5)
+        #expect(handed.dropLast().allSatisfy { $0.count == 8192 })
+        #expect(collector.accepted.gaps(in: 0..<40_000).isEmpty)
+    }
+
+    /// When a reply breaks off, the whole units that arrived are handed on; the unit cut short is not.
+    @Test func aBrokenReplyKeepsItsWholeUnits() throws {
+        let unit = 512
+        let file = randomBytes(10_000, seed: 8)
+        let collector = UnitCollector(unit: unit, wanted: [0..<10_000], batch: 8192)
+        var handed: [Range<Int>] = []
+        let deliver: UnitCollector.Deliver = { range, bytes in
+            #expect(Array(bytes) == Array(file[range]))
+            handed.append(range)
+            return range
+        }
+        try file[0..<3000].withUnsafeBytes { try collector.add(offset: 0, bytes: $0, deliver: deliver) }
+        #expect(handed.isEmpty)
+        try collector.flushWholeUnits(deliver)
+        #expect(handed == [0..<2560])
+        // The rest of the unit cut short stays buffered and continues if more comes.
+        try file[3000..<10_000].withUnsafeBytes { try collector.add(offset: 3000, bytes: $0, deliver: deliver) }
+        #expect(collector.accepted.gaps(in: 0..<10_000).isEmpty)
+    }
+
+    /// A piece the receiver refuses leaves nothing buffered that could be handed on at the wrong place.
+    @Test func aRefusedPieceLeavesNothingBehind() throws {
+        let unit = 512
+        let file = randomBytes(9000, seed: 9)
+        let collector = UnitCollector(unit: unit, wanted: [0..<9000], batch: 4096)
+        struct Refused: Error {}
+        var refuse = true
+        var handed: [Range<Int>] = []
+        let deliver: UnitCollector.Deliver = { range, bytes in
+            if refuse { throw Refused() }
+            #expect(Array(bytes) == Array(file[range]))
+            handed.append(range)
+            return range
+        }
+        // 4100 bytes fill the buffer: its 4096 go to the receiver, which refuses them.
+        #expect(throws: Refused.self) {
+            try file[0..<4100].withUnsafeBytes { try collector.add(offset: 0, bytes: $0, deliver: deliver) }
+        }
+        refuse = false
+        try collector.flushWholeUnits(deliver)
+        try collector.flush(deliver)
+        #expect(handed.isEmpty)
+    }
 }
 
 @Suite("The download rate cap")
