@@ -27,14 +27,19 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 
 # ---- writing: zsyncmake against shash --zsync, alternated ------------------------------------------
 rm -rf "$work/zresults"; mkdir -p "$work/zresults"
+# Wall-clock seconds from the shell's clock (time's %e has 10 ms steps, a third of the .tar.gz's run),
+# peak RSS from time: "seconds rss_kib" appended to zresults/NAME.
+timed() {
+  local name=$1 start; shift
+  sync
+  start=$(date +%s.%N)
+  /usr/bin/time -f "%M" -o "$work/.time" "$@" 2>/dev/null
+  echo "$(echo "$(date +%s.%N) - $start" | bc) $(cat "$work/.time")" >>"$work/zresults/$name"
+}
 for ((i = 0; i < runs; i++)); do
   for c in $cases; do
-    sync
-    /usr/bin/time -f "%e %M" -o "$work/.time" zsyncmake -Z -u new.bin -o "$work/pub/$c/new.bin.zsync" "$work/pub/$c/new.bin" 2>/dev/null
-    cat "$work/.time" >>"$work/zresults/zsyncmake.$c"
-    sync
-    /usr/bin/time -f "%e %M" -o "$work/.time" "$shash" -q --force --zsync "$work/pub/$c/new.bin"
-    cat "$work/.time" >>"$work/zresults/shash.$c"
+    timed "zsyncmake.$c" zsyncmake -Z -u new.bin -o "$work/pub/$c/new.bin.zsync" "$work/pub/$c/new.bin"
+    timed "shash.$c" "$shash" -q --force --zsync "$work/pub/$c/new.bin"
   done
 done
 
@@ -98,5 +103,5 @@ printf '| case | size MB | zsyncmake s | shash --zsync s | speed-up | zsyncmake 
 for c in $cases; do
   awk -v n="${names[$c]}" -v size="$(stat -c %s "$work/pub/$c/new.bin")" -v z="$(col zsyncmake.$c 1)" -v s="$(col shash.$c 1)" \
     -v zm="$(col zsyncmake.$c 2)" -v sm="$(col shash.$c 2)" \
-    'BEGIN {printf "| %s | %.0f | %.2f | %.2f | %.2f× | %.1f | %.1f |\n", n, size / 1e6, z, s, z / s, zm / 1024, sm / 1024}'
+    'BEGIN {printf "| %s | %.0f | %.3f | %.3f | %.2f× | %.1f | %.1f |\n", n, size / 1e6, z, s, z / s, zm / 1024, sm / 1024}'
 done
