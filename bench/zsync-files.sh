@@ -28,18 +28,24 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 # ---- writing: zsyncmake against shash --zsync, alternated ------------------------------------------
 rm -rf "$work/zresults"; mkdir -p "$work/zresults"
 # Wall-clock seconds from the shell's clock (time's %e has 10 ms steps, a third of the .tar.gz's run),
-# peak RSS from time: "seconds rss_kib" appended to zresults/NAME.
+# peak RSS from time, and the durable time (the run plus `sync -d` of what it wrote: zsyncmake never
+# fsyncs, shash fsyncs before it renames): "seconds rss_kib durable_seconds" appended to zresults/NAME.
 timed() {
-  local name=$1 start; shift
+  local name=$1 outputs=$2 start end; shift 2
   sync
   start=$(date +%s.%N)
   /usr/bin/time -f "%M" -o "$work/.time" "$@" 2>/dev/null
-  echo "$(echo "$(date +%s.%N) - $start" | bc) $(cat "$work/.time")" >>"$work/zresults/$name"
+  end=$(date +%s.%N)
+  # shellcheck disable=SC2086 # several outputs, none with spaces
+  sync -d $outputs
+  echo "$(echo "$end - $start" | bc) $(cat "$work/.time") $(echo "$(date +%s.%N) - $start" | bc)" >>"$work/zresults/$name"
 }
 for ((i = 0; i < runs; i++)); do
   for c in $cases; do
-    timed "zsyncmake.$c" zsyncmake -Z -u new.bin -o "$work/pub/$c/new.bin.zsync" "$work/pub/$c/new.bin"
-    timed "shash.$c" "$shash" -q --force --zsync "$work/pub/$c/new.bin"
+    timed "zsyncmake.$c" "$work/pub/$c/new.bin.zsync" \
+      zsyncmake -Z -u new.bin -o "$work/pub/$c/new.bin.zsync" "$work/pub/$c/new.bin"
+    timed "shash.$c" "$work/pub/$c/.slicesync/new.bin.slicesync $work/pub/$c/.slicesync/new.bin.zsync" \
+      "$shash" -q --force --zsync "$work/pub/$c/new.bin"
   done
 done
 
@@ -98,10 +104,12 @@ for c in $cases; do
       'BEGIN {printf "| %s | %s | %d | %d | %.2f | %.2f | %.1f | %.3f | %.2f× faster |\n", n, tool, w, r, t, d, m / 1024, w / zw, zd / d}'
   done
 done
-printf '\nWriting control files: zsyncmake -Z against shash --zsync (which also writes the slicesync signature)\n\n'
-printf '| case | size MB | zsyncmake s | shash --zsync s | speed-up | zsyncmake RSS MiB | shash RSS MiB |\n|---|---|---|---|---|---|---|\n'
+printf '\nWriting control files: zsyncmake -Z against shash --zsync (which also writes the slicesync signature);'
+printf ' durable adds `sync -d` of the files written\n\n'
+printf '| case | size MB | zsyncmake raw s | zsyncmake durable s | shash --zsync raw s | shash durable s |'
+printf ' speed-up raw | speed-up durable | zsyncmake RSS MiB | shash RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|\n'
 for c in $cases; do
   awk -v n="${names[$c]}" -v size="$(stat -c %s "$work/pub/$c/new.bin")" -v z="$(col zsyncmake.$c 1)" -v s="$(col shash.$c 1)" \
-    -v zm="$(col zsyncmake.$c 2)" -v sm="$(col shash.$c 2)" \
-    'BEGIN {printf "| %s | %.0f | %.3f | %.3f | %.2f× | %.1f | %.1f |\n", n, size / 1e6, z, s, z / s, zm / 1024, sm / 1024}'
+    -v zd="$(col zsyncmake.$c 3)" -v sd="$(col shash.$c 3)" -v zm="$(col zsyncmake.$c 2)" -v sm="$(col shash.$c 2)" \
+    'BEGIN {printf "| %s | %.0f | %.3f | %.3f | %.3f | %.3f | %.2f× | %.2f× | %.1f | %.1f |\n", n, size / 1e6, z, zd, s, sd, z / s, zd / sd, zm / 1024, sm / 1024}'
 done

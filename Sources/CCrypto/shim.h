@@ -2,7 +2,6 @@
 #define SLICESYNC_CCRYPTO_SHIM_H
 #include <stddef.h>
 #include <openssl/sha.h>
-#include <openssl/evp.h>
 #include <openssl/md4.h>
 #include <openssl/md5.h>
 
@@ -61,6 +60,46 @@ static inline void slicesync_whole_update(slicesync_whole_digests *digests, cons
     } else if (digests->has_sha256) {
         SHA256_Update(&digests->sha256, bytes, length);
     }
+}
+
+/* A streaming digest of one algorithm through the direct routines. The first EVP digest a process makes
+ * initialises OpenSSL 3's providers and reads openssl.cnf: 1.25 ms here (0.7 ms without the file), a
+ * seventh of signing a small file; the direct routines need no initialisation (0.01 ms). */
+enum { SLICESYNC_DIGEST_SHA256 = 0, SLICESYNC_DIGEST_SHA1 = 1, SLICESYNC_DIGEST_MD5 = 2 };
+typedef struct {
+    union {
+        SHA256_CTX sha256;
+        SHA_CTX sha1;
+        MD5_CTX md5;
+    } context;
+    int algorithm;
+} slicesync_digest;
+
+static inline void slicesync_digest_init(slicesync_digest *digest, int algorithm) {
+    digest->algorithm = algorithm;
+    switch (algorithm) {
+    case SLICESYNC_DIGEST_SHA1: SHA1_Init(&digest->context.sha1); break;
+    case SLICESYNC_DIGEST_MD5: MD5_Init(&digest->context.md5); break;
+    default: SHA256_Init(&digest->context.sha256); break;
+    }
+}
+
+static inline void slicesync_digest_update(slicesync_digest *digest, const void *data, size_t length) {
+    switch (digest->algorithm) {
+    case SLICESYNC_DIGEST_SHA1: SHA1_Update(&digest->context.sha1, data, length); break;
+    case SLICESYNC_DIGEST_MD5: MD5_Update(&digest->context.md5, data, length); break;
+    default: SHA256_Update(&digest->context.sha256, data, length); break;
+    }
+}
+
+/* Writes the digest (32, 20 or 16 bytes) and starts over. */
+static inline void slicesync_digest_final(slicesync_digest *digest, unsigned char *output) {
+    switch (digest->algorithm) {
+    case SLICESYNC_DIGEST_SHA1: SHA1_Final(output, &digest->context.sha1); break;
+    case SLICESYNC_DIGEST_MD5: MD5_Final(output, &digest->context.md5); break;
+    default: SHA256_Final(output, &digest->context.sha256); break;
+    }
+    slicesync_digest_init(digest, digest->algorithm);
 }
 
 /* Writes 20 bytes to `sha1` and 32 to `sha256`, for the digests that were asked for. */

@@ -2,7 +2,8 @@ import CCrypto
 import CSliceSyncKernels
 import Synchronization
 
-/// A streaming cryptographic digest backed by the system's OpenSSL libcrypto.
+/// A streaming cryptographic digest backed by the system's OpenSSL libcrypto (its direct routines, which
+/// need none of the provider set-up of its EVP interface; see `slicesync_digest` in CCrypto).
 ///
 /// Not thread-safe: one instance belongs to one thread at a time.
 public final class StreamingDigest {
@@ -24,39 +25,36 @@ public final class StreamingDigest {
             }
         }
 
-        fileprivate var evp: OpaquePointer? {
+        fileprivate var code: Int32 {
             switch self {
-            case .sha256: EVP_sha256()
-            case .sha1: EVP_sha1()
-            case .md5: EVP_md5()
+            case .sha256: Int32(SLICESYNC_DIGEST_SHA256)
+            case .sha1: Int32(SLICESYNC_DIGEST_SHA1)
+            case .md5: Int32(SLICESYNC_DIGEST_MD5)
             }
         }
     }
 
-    private let context: OpaquePointer
+    private let state: UnsafeMutablePointer<slicesync_digest>
     /// The algorithm this digest computes.
     public let algorithm: Algorithm
 
     /// Starts a new digest.
     public init(_ algorithm: Algorithm) {
-        guard let context = EVP_MD_CTX_new() else { fatalError("libcrypto could not allocate a digest context") }
-        self.context = context
+        state = .allocate(capacity: 1)
         self.algorithm = algorithm
-        reset()
+        slicesync_digest_init(state, algorithm.code)
     }
 
-    deinit { EVP_MD_CTX_free(context) }
+    deinit { state.deallocate() }
 
     /// Starts over, forgetting everything hashed so far.
     public func reset() {
-        guard EVP_DigestInit_ex(context, algorithm.evp, nil) == 1 else {
-            fatalError("libcrypto could not initialise \(algorithm)")
-        }
+        slicesync_digest_init(state, algorithm.code)
     }
 
     /// Adds bytes to the digest.
     public func update(_ pointer: UnsafeRawPointer, count: Int) {
-        if count > 0 { EVP_DigestUpdate(context, pointer, count) }
+        if count > 0 { slicesync_digest_update(state, pointer, count) }
     }
 
     /// Adds the bytes of a buffer to the digest.
@@ -71,11 +69,10 @@ public final class StreamingDigest {
 
     /// Finishes the digest, returns it and starts over.
     public func finalize() -> [UInt8] {
-        var output = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var length: UInt32 = 0
-        output.withUnsafeMutableBufferPointer { _ = EVP_DigestFinal_ex(context, $0.baseAddress, &length) }
-        reset()
-        return Array(output.prefix(Int(length)))
+        [UInt8](unsafeUninitializedCapacity: algorithm.length) { buffer, count in
+            slicesync_digest_final(state, buffer.baseAddress)
+            count = algorithm.length
+        }
     }
 
     /// The digest of one buffer.

@@ -91,8 +91,9 @@ public struct SignatureBuilder: Sendable {
     public var parameters: SigningParameters
     /// The threads that hash pieces; nil hashes everything on the calling thread.
     public var pool: HashingPool?
-    /// Target bytes per piece.
-    public var targetPieceSize = 4 << 20
+    /// Target bytes per piece. 2 MiB (one huge page a buffer): the ring of four held 16 MiB at 4 MiB,
+    /// half of shash's 34 MiB peak on the tarball (25 MiB now), at the same speed.
+    public var targetPieceSize = 2 << 20
     /// When set, signing stops between pieces with a `cancelled` error.
     public var cancellation: CancellationFlag?
 

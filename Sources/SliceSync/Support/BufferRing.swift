@@ -5,7 +5,7 @@ import Glibc
 /// A ring of page-aligned read buffers, in one mapping.
 ///
 /// Every page of a buffer is new at its first `pread`, which faults and clears it: signing a 13 MB file
-/// (four 4 MiB buffers) spent 6 ms of its 33 ms there, on the one thread that reads. Rings of 2 MiB
+/// (four buffers of 4 MiB then) spent 6 ms of its 33 ms there, on the one thread that reads. Rings of 2 MiB
 /// buffers or more are asked for huge pages (`MADV_HUGEPAGE`, which Linux's default THP mode requires),
 /// one fault per 2 MiB; where the kernel has none to give, they are ordinary pages.
 final class BufferRing: @unchecked Sendable {
