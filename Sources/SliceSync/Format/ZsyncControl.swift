@@ -193,8 +193,14 @@ public struct ZsyncControl: Sendable, Equatable {
 
     /// Parses a whole control file from raw memory.
     public static func parse(_ bytes: UnsafeRawBufferPointer) throws(SignatureError) -> ZsyncControl {
-        let (fields, offset) = try parseFields(bytes)
-        return try build(fields: fields, records: UnsafeRawBufferPointer(rebasing: bytes[offset...]))
+        do {
+            let (fields, offset) = try parseFields(bytes)
+            return try build(fields: fields, records: UnsafeRawBufferPointer(rebasing: bytes[offset...]))
+        } catch {
+            var named = error
+            named.document = .zsyncControl
+            throw named
+        }
     }
 
     /// The `Filename` and `Length` of a control file from its first bytes (the whole header), for

@@ -27,10 +27,18 @@ public struct SignatureError: Error, Sendable, Equatable, CustomStringConvertibl
         case notFound = "not-found"
     }
 
+    /// The kinds of file this error can be about.
+    public enum Document: String, Sendable {
+        case signature = "signature"
+        case zsyncControl = "zsync control file"
+    }
+
     /// The stable code of the problem.
     public var code: Code
     /// A sentence naming the problem, for people.
     public var message: String
+    /// What was read: a user who fetched a `.zsync` file is told about a control file.
+    public var document = Document.signature
 
     /// Creates an error with a code and a message.
     public init(_ code: Code, _ message: String) {
@@ -39,7 +47,7 @@ public struct SignatureError: Error, Sendable, Equatable, CustomStringConvertibl
     }
 
     /// The message prefixed with a short context.
-    public var description: String { "malformed signature: \(message)" }
+    public var description: String { "malformed \(document.rawValue): \(message)" }
 
 }
 

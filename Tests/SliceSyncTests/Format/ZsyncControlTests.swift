@@ -168,7 +168,9 @@ struct ZsyncControlTests {
         #expect {
             try ZsyncControl.parse(bytes)
         } throws: { error in
-            (error as? SignatureError)?.code == code
+            guard let error = error as? SignatureError else { return false }
+            return error.code == code && error.document == .zsyncControl
+                && error.description.hasPrefix("malformed zsync control file: ")
         }
     }
 
