@@ -16,6 +16,10 @@ int slicesync_preallocate(int fd, off_t length) {
     return result == 0 ? 0 : errno;
 }
 
+int slicesync_open_direct(const char *path) {
+    return open(path, O_WRONLY | O_DIRECT | O_CLOEXEC);
+}
+
 #include <linux/openat2.h>
 #include <sys/syscall.h>
 #include <unistd.h>

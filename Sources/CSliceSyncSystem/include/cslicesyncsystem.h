@@ -9,6 +9,10 @@ ssize_t slicesync_copy_file_range(int fd_in, off_t *off_in, int fd_out, off_t *o
  * Returns 0, or the errno (EOPNOTSUPP on file systems without it, ENOSPC, EDQUOT). */
 int slicesync_preallocate(int fd, off_t length);
 
+/* Opens an existing file for writing that bypasses the page cache (O_DIRECT); -1 with errno where the
+ * file system refuses it. */
+int slicesync_open_direct(const char *path);
+
 /* openat2(2) with RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS, read-only, close-on-exec, non-blocking:
  * opens `path` relative to `dirfd` only if resolving it (symbolic links included) never leaves the
  * directory. Returns a descriptor, or -1 with errno (EXDEV: it would leave; ENOSYS: kernel before 5.6). */

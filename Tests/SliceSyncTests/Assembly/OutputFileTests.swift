@@ -62,6 +62,54 @@ struct OutputFileTests {
         #expect(try output.read(length, at: 0) == expected)
     }
 
+    /// Long local runs go to the disk directly (whole pages) and their edges, short runs and downloaded
+    /// ranges through the page cache; every byte ends up where it belongs, whatever its alignment.
+    @Test(arguments: [SHA256Check.digest, .tree])
+    func directAndBufferedWritesMakeOneFile(check: SHA256Check) throws {
+        let directory = try TemporaryDirectory()
+        let length = 5 << 20 + 1234
+        let bytes = randomBytes(length, seed: 43)
+        let sourcePath = directory.path + "/old.bin"
+        let source = try SystemFile.createExclusive(sourcePath, mode: 0o600)
+        // The source holds the wanted bytes 1000 bytes further on, so no run is page-aligned in both.
+        try source.write(randomBytes(1000, seed: 44) + bytes, at: 0)
+        let output = try OutputFile(destination: directory.path + "/new.bin", length: length, directFrom: 0)
+        defer { output.discard() }
+        let probe = slicesync_open_direct(sourcePath)
+        if probe >= 0 { close(probe) }
+        #expect(output.writesDirect == (probe >= 0))
+        // Downloaded: an odd range in the middle of what would be a long run, written before.
+        let downloaded = 1_500_001..<1_505_003
+        try output.file.write(Array(bytes[downloaded]), at: downloaded.lowerBound)
+        func local(_ range: Range<Int>) -> PieceMap.Segment {
+            .local(LocalSource(file: 0, offset: range.lowerBound + 1000), range)
+        }
+        let segments: [PieceMap.Segment] = [
+            local(0..<downloaded.lowerBound), .output(downloaded), local(downloaded.upperBound..<3_000_000),
+            local(3_000_000..<3_010_000), local(3_010_000..<length),
+        ]
+        let assembled = try output.assemble(segments, sources: [source], check: check.whole)
+        #expect(try output.read(length, at: 0) == bytes)
+        if case .digest = check.whole { #expect(assembled.digest == StreamingDigest.hash(.sha256, bytes)) }
+        // The tree hash is computed from the bytes the hashers saw: the same as a fresh one of the file.
+        if case .tree = check.whole {
+            let again = try OutputFile(destination: directory.path + "/again.bin", length: length)
+            defer { again.discard() }
+            let copied = try again.assemble([local(0..<length)], sources: [source], check: check.whole)
+            #expect(assembled.digest == copied.digest)
+        }
+    }
+
+    enum SHA256Check: Sendable {
+        case digest, tree
+        var whole: WholeFileCheck {
+            switch self {
+            case .digest: .digest(.sha256)
+            case .tree: .tree(sliceSize: 1 << 20, blockSize: 4096)
+            }
+        }
+    }
+
     /// Linux reports a writeback error to one fsync only, so a flush ahead that fails must fail the
     /// assembly rather than leave the final fsync to succeed (fdatasync refuses a pipe: EINVAL).
     @Test func aFlushAheadThatFailsIsReported() throws {
