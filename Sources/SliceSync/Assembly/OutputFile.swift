@@ -231,7 +231,8 @@ final class OutputFile: @unchecked Sendable {
     /// run, its output compared and deleted, then slicesync), medians of 5 alternating runs, durable:
     /// (a) 0.77 -> 0.28 s, (b) 0.70 -> 0.29, (c) 0.68 -> 0.32 against zsync's 1.32-1.34 s; when the copies
     /// were fast, the same within noise ((a) 0.319 against 0.322 s, (c) 0.341 against 0.343).
-    private func writeRun(_ ring: BufferRing, slot: Int, from: Int, count: Int, at offset: Int) throws(FileSystemError) {
+    private func writeRun(_ ring: BufferRing, slot: Int, from: Int, count: Int,
+                          at offset: Int) throws(FileSystemError) {
         let buffer = ring[slot] + from
         let page = DirectWrites.alignment
         let start = (offset + page - 1) / page * page
