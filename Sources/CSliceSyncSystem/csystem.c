@@ -1,5 +1,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdio.h>
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include "cslicesyncsystem.h"
@@ -16,8 +18,19 @@ int slicesync_preallocate(int fd, off_t length) {
     return result == 0 ? 0 : errno;
 }
 
-int slicesync_open_direct(const char *path) {
-    return open(path, O_WRONLY | O_DIRECT | O_CLOEXEC);
+int slicesync_reopen_direct(int fd) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    int direct = open(path, O_WRONLY | O_DIRECT | O_CLOEXEC);
+    if (direct < 0) return -1;
+    struct stat first, second;
+    if (fstat(fd, &first) != 0 || fstat(direct, &second) != 0
+        || first.st_dev != second.st_dev || first.st_ino != second.st_ino) {
+        close(direct);
+        errno = EXDEV;
+        return -1;
+    }
+    return direct;
 }
 
 #include <linux/openat2.h>

@@ -9,9 +9,10 @@ ssize_t slicesync_copy_file_range(int fd_in, off_t *off_in, int fd_out, off_t *o
  * Returns 0, or the errno (EOPNOTSUPP on file systems without it, ENOSPC, EDQUOT). */
 int slicesync_preallocate(int fd, off_t length);
 
-/* Opens an existing file for writing that bypasses the page cache (O_DIRECT); -1 with errno where the
- * file system refuses it. */
-int slicesync_open_direct(const char *path);
+/* Opens the file behind `fd` again, for writing that bypasses the page cache (O_DIRECT), through
+ * /proc/self/fd: the same inode whatever has happened to its name since. -1 with errno where the file
+ * system refuses O_DIRECT (or /proc is missing); -1 with EXDEV if what opened is another file. */
+int slicesync_reopen_direct(int fd);
 
 /* openat2(2) with RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS, read-only, close-on-exec, non-blocking:
  * opens `path` relative to `dirfd` only if resolving it (symbolic links included) never leaves the

@@ -75,7 +75,7 @@ struct OutputFileTests {
         try source.write(randomBytes(1000, seed: 44) + bytes, at: 0)
         let output = try OutputFile(destination: directory.path + "/new.bin", length: length, directFrom: 0)
         defer { output.discard() }
-        let probe = slicesync_open_direct(sourcePath)
+        let probe = slicesync_reopen_direct(source.descriptor)
         if probe >= 0 { close(probe) }
         #expect(output.writesDirect == (probe >= 0))
         // Downloaded: an odd range in the middle of what would be a long run, written before.
