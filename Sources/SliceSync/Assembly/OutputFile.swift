@@ -30,21 +30,24 @@ final class OutputFile: @unchecked Sendable {
     /// or where the file system refuses it.
     private let direct: DirectWrites?
 
-    /// Whether long local runs go past the page cache.
+    /// Whether long local runs may go past the page cache, and whether they now do.
     var writesDirect: Bool { direct != nil }
+    var directEngaged: Bool { direct?.engaged ?? false }
 
     /// The partial-work path of a destination.
     static func partialPath(of destination: String) -> String { destination + TreeNaming.partialSuffix }
 
-    /// `directFrom`: the length from which long local runs are written past the page cache.
-    init(destination: String, length: Int, directFrom: Int = DirectWrites.minimumFile) throws(FileSystemError) {
+    /// `directFrom`: the length from which long local runs may go past the page cache; `directAtOnce`
+    /// sends them there from the start instead of once the page cache is slow (for tests).
+    init(destination: String, length: Int, directFrom: Int = DirectWrites.minimumFile,
+         directAtOnce: Bool = false) throws(FileSystemError) {
         self.destination = destination
         self.length = length
         temporaryPath = TreeNaming.temporaryPath(for: destination)
         inPlace = false
         file = try SystemFile.createExclusive(temporaryPath, mode: 0o600)
         flushAhead = FlushAhead(file: file)
-        direct = length >= directFrom ? DirectWrites(file) : nil
+        direct = length >= directFrom ? DirectWrites(file, engaged: directAtOnce) : nil
         // The blocks are reserved up front: a disk without room for the file fails here, before any
         // work, and writes into reserved blocks cost less than delayed allocation does at writeback
         // (the tarball's update: median 0.286 -> 0.256 s over 7 alternating runs on ext4). Where the
@@ -221,7 +224,8 @@ final class OutputFile: @unchecked Sendable {
         }
     }
 
-    /// Writes a run of local bytes: the whole pages of a long run straight to the disk, the rest (its
+    /// Writes a run of local bytes: through the page cache, or, once the page cache has been slow to take
+    /// them (`DirectWrites.observe`), the whole pages of a long run straight to the disk and the rest (its
     /// edges, short runs, downloads elsewhere) through the page cache. No page is written both ways: a
     /// direct page lies wholly inside the run, and every other byte of the output is written once.
     ///
@@ -229,8 +233,10 @@ final class OutputFile: @unchecked Sendable {
     /// after another program's large file was written and deleted, copying into new page-cache pages
     /// (`copy_folio_from_iter_atomic`) ran at a fraction of its speed. In the benchmark's order (zsync's
     /// run, its output compared and deleted, then slicesync), medians of 5 alternating runs, durable:
-    /// (a) 0.77 -> 0.28 s, (b) 0.70 -> 0.29, (c) 0.68 -> 0.32 against zsync's 1.32-1.34 s; when the copies
-    /// were fast, the same within noise ((a) 0.319 against 0.322 s, (c) 0.341 against 0.343).
+    /// (a) 0.77 -> 0.28 s, (b) 0.70 -> 0.29, (c) 0.68 -> 0.32 against zsync's 1.32-1.34 s with every long
+    /// run direct; when the copies were fast, the same within noise ((a) 0.319 against 0.322 s). Another
+    /// day's disk here took direct writes slower than buffered ones (0.60-1.12 s against 0.45-0.62 s for a
+    /// bare 256 MiB copy), hence direct writes only where the page cache is the slow part.
     private func writeRun(_ ring: BufferRing, slot: Int, from: Int, count: Int,
                           at offset: Int) throws(FileSystemError) {
         let buffer = ring[slot] + from
@@ -240,6 +246,12 @@ final class OutputFile: @unchecked Sendable {
         guard let direct, end - start >= DirectWrites.minimumRun,
               Int(bitPattern: buffer + (start - offset)) % page == 0
         else { return try file.write(from: buffer, count: count, at: offset) }
+        guard direct.engaged else {
+            let began = ContinuousClock.now
+            try file.write(from: buffer, count: count, at: offset)
+            direct.observe(bytes: count, took: ContinuousClock.now - began)
+            return
+        }
         if start > offset { try file.write(from: buffer, count: start - offset, at: offset) }
         direct.start(ring, slot: slot, from: from + start - offset, count: end - start, at: start, fallback: file)
         if offset + count > end { try file.write(from: buffer + (end - offset), count: offset + count - end, at: end) }
@@ -476,8 +488,8 @@ private final class ChunkHandoff: @unchecked Sendable {
 /// thread waiting for the device at a time took (c)'s assembly from 0.19 to 0.27-0.45 s, as the copy
 /// waited for every write; with the writes of the ring's buffers in flight together, the copy goes on.
 ///
-/// `@unchecked Sendable`: `inFlight`, `failure` and `refused` are read and written only with
-/// `condition` held; the descriptor is only written through (`pwrite` needs no lock).
+/// `@unchecked Sendable`: `inFlight`, `failure`, `refused`, `directNow` and the window are read and
+/// written only with `condition` held; the descriptor is only written through (`pwrite` needs no lock).
 final class DirectWrites: @unchecked Sendable {
     /// Offsets, lengths and buffer addresses are multiples of this (the page size covers every common
     /// device's logical block).
@@ -489,19 +501,46 @@ final class DirectWrites: @unchecked Sendable {
     /// outputs, never with the 110 MiB tarball's, whose update direct writes made 6-10 % slower (medians
     /// of 5 alternating runs: 0.245 -> 0.260 s from its zsync file, 0.398 -> 0.439 s from its signature).
     static let minimumFile = 128 << 20
+    /// Buffered writes of long runs are timed in windows of this many bytes; a window slower than
+    /// `slowRate` bytes a second turns direct writes on for the rest of the file. Writing 256 MiB in
+    /// 512 KiB pieces into new page-cache pages ran at 1.7-3.8 GB/s here, and at 0.24-0.6 GB/s in the
+    /// state described at `OutputFile.writeRun` (its first 16 MiB still at 2.1-4.9 GB/s); direct writes
+    /// of the assembly's runs went at 1.3-2 GB/s in both.
+    static let window = 16 << 20
+    static let slowRate = 800_000_000
     private let file: SystemFile
     private let condition = ThreadCondition()
+    private var windowBytes = 0
+    private var windowTime = Duration.zero
+    private var directNow = false
     /// Writes started and not yet done, by ring buffer.
     private var inFlight: [Int: Int] = [:]
     private var failure: FileSystemError?
     /// The device refused the alignment (`EINVAL`): the rest goes through the page cache.
     private var refused = false
 
-    /// Nil where the file system refuses `O_DIRECT`.
-    init?(_ buffered: SystemFile) {
+    /// Nil where the file system refuses `O_DIRECT`. `engaged`: direct writes from the start.
+    init?(_ buffered: SystemFile, engaged: Bool = false) {
         let descriptor = slicesync_reopen_direct(buffered.descriptor)
         guard descriptor >= 0 else { return nil }
         file = SystemFile.adopting(descriptor: descriptor, path: buffered.path)
+        directNow = engaged
+    }
+
+    /// Whether long runs now go straight to the disk.
+    var engaged: Bool { condition.withLock { directNow && !refused } }
+
+    /// Records a buffered write of a long run; a slow window turns direct writes on.
+    func observe(bytes: Int, took: Duration) {
+        condition.withLock {
+            windowBytes += bytes
+            windowTime += took
+            guard windowBytes >= Self.window else { return }
+            let seconds = Double(windowTime.components.seconds) + Double(windowTime.components.attoseconds) * 1e-18
+            if Double(windowBytes) < Double(Self.slowRate) * seconds { directNow = true }
+            windowBytes = 0
+            windowTime = .zero
+        }
     }
 
     /// Starts writing `count` bytes of ring buffer `slot` at `offset`. `ring` is held until the write

@@ -73,11 +73,13 @@ struct OutputFileTests {
         let source = try SystemFile.createExclusive(sourcePath, mode: 0o600)
         // The source holds the wanted bytes 1000 bytes further on, so no run is page-aligned in both.
         try source.write(randomBytes(1000, seed: 44) + bytes, at: 0)
-        let output = try OutputFile(destination: directory.path + "/new.bin", length: length, directFrom: 0)
+        let output = try OutputFile(destination: directory.path + "/new.bin", length: length, directFrom: 0,
+                                    directAtOnce: true)
         defer { output.discard() }
         let probe = slicesync_reopen_direct(source.descriptor)
         if probe >= 0 { close(probe) }
         #expect(output.writesDirect == (probe >= 0))
+        #expect(output.directEngaged == (probe >= 0))
         // Downloaded: an odd range in the middle of what would be a long run, written before.
         let downloaded = 1_500_001..<1_505_003
         try output.file.write(Array(bytes[downloaded]), at: downloaded.lowerBound)
@@ -98,6 +100,26 @@ struct OutputFileTests {
             let copied = try again.assemble([local(0..<length)], sources: [source], check: check.whole)
             #expect(assembled.digest == copied.digest)
         }
+    }
+
+    /// Long runs go direct only after a window of buffered writes ran slower than the page cache
+    /// normally takes them, and then for the rest of the file.
+    @Test func directWritesEngageWhenThePageCacheIsSlow() throws {
+        let directory = try TemporaryDirectory()
+        let file = try SystemFile.createExclusive(directory.path + "/out.bin", mode: 0o600)
+        guard let direct = DirectWrites(file) else { return }  // a file system without O_DIRECT
+        #expect(!direct.engaged)
+        // 16 MiB in 5 ms: 3.4 GB/s, as new page-cache pages normally go.
+        direct.observe(bytes: DirectWrites.window, took: .milliseconds(5))
+        #expect(!direct.engaged)
+        // Half a window at any speed decides nothing yet.
+        direct.observe(bytes: DirectWrites.window / 2, took: .milliseconds(200))
+        #expect(!direct.engaged)
+        // The rest of that window: 16 MiB in 205 ms, 82 MB/s.
+        direct.observe(bytes: DirectWrites.window / 2, took: .milliseconds(5))
+        #expect(direct.engaged)
+        direct.observe(bytes: DirectWrites.window, took: .milliseconds(1))
+        #expect(direct.engaged)
     }
 
     enum SHA256Check: Sendable {
