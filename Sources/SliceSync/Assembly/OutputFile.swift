@@ -536,8 +536,7 @@ final class DirectWrites: @unchecked Sendable {
             windowBytes += bytes
             windowTime += took
             guard windowBytes >= Self.window else { return }
-            let seconds = Double(windowTime.components.seconds) + Double(windowTime.components.attoseconds) * 1e-18
-            if Double(windowBytes) < Double(Self.slowRate) * seconds { directNow = true }
+            if windowTime > .seconds(Double(windowBytes) / Double(Self.slowRate)) { directNow = true }
             windowBytes = 0
             windowTime = .zero
         }
@@ -564,7 +563,8 @@ final class DirectWrites: @unchecked Sendable {
         }
     }
 
-    /// Writes what the device takes; the rest is the caller's (after `EINVAL`, or a failure it records).
+    /// Returns the bytes the device took: short only after `EINVAL`, leaving the rest to the caller's
+    /// buffered write; after any other failure, which it records for `wait`, `count` (nothing to redo).
     private func write(from buffer: UnsafeRawPointer, count: Int, at offset: Int) -> Int {
         if condition.withLock({ refused || failure != nil }) { return 0 }
         var done = 0

@@ -3,10 +3,6 @@ import Testing
 
 @Suite("Streaming digests")
 struct StreamingDigestTests {
-    private static func hex(_ bytes: [UInt8]) -> String {
-        bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
-    }
-
     /// The published test vectors of each algorithm (FIPS 180 for SHA, RFC 1321 for MD5).
     @Test(arguments: [
         (StreamingDigest.Algorithm.sha256, "abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
@@ -17,7 +13,7 @@ struct StreamingDigestTests {
         (.md5, "", "d41d8cd98f00b204e9800998ecf8427e"),
     ])
     func knownAnswers(algorithm: StreamingDigest.Algorithm, input: String, expected: String) {
-        #expect(Self.hex(StreamingDigest.hash(algorithm, Array(input.utf8))) == expected)
+        #expect(Encoding.hex(StreamingDigest.hash(algorithm, Array(input.utf8))) == expected)
     }
 
     /// Pieces of any size give the digest of the whole; finalizing starts over, as does reset.
